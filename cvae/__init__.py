@@ -1,0 +1,1 @@
+"""Conditional VAE on three MedMNIST datasets."""

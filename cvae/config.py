@@ -1,0 +1,194 @@
+"""One dataclass holding every setting of a run, named profiles, `key=value` overrides and a stable hash."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, fields
+
+DATA_SOURCES = ("medmnist", "synthetic")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A configuration value or profile name the user gave is not valid."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a training run; the defaults are the original report's values (see the method chapter)."""
+
+    # --- data ---------------------------------------------------------------------------------------------
+    data_source: str = "medmnist"  # "medmnist" (real files) or "synthetic" (the labelled offline stand-in)
+    train_per_class: int = 0  # stratified subset: at most this many training images per global class (0 = all)
+    eval_per_class: int = 0  # the same for the validation and test splits (0 = all)
+    synthetic_per_class: int = 300  # stand-in images per class and split (0 = the official split sizes)
+    data_dir: str = ""  # data folder; "" = $CVAE_DATA_DIR, else ~/.medmnist (real) or data/synthetic-* (stand-in)
+
+    # --- model (the original's architecture; only these knobs change it) ------------------------------------
+    latent_dim: int = 128
+    class_embed_dim: int = 128
+    modality_embed_dim: int = 64
+    encoder_channels: tuple[int, ...] = (32, 64, 128)
+    extra_convs_per_stage: int = 0  # 3x3 stride-1 conv blocks after each down/up-sampling conv ("deep" variant)
+    hidden_dim: int = 256
+    perceptual_seed: int = 1234  # seeds the frozen, untrained perceptual CNN
+
+    # --- loss (the original's weight table is missing; these are this reproduction's choices) --------------
+    a_mse: float = 1.0  # per-sample sum over 784 pixels: the Gaussian log-likelihood up to a constant
+    a_l1: float = 0.5  # per-sample sum; sharper edges, half weight so MSE stays the main likelihood term
+    a_perc: float = 0.5  # per-sample sum over 32x7x7 frozen-CNN features
+    beta_max: float = 0.1  # < 1: unit-weight pixel sums imply a very broad likelihood (sigma^2 = 0.5)
+    beta_warmup_epochs: int = 20  # beta = 0 before this epoch
+    beta_ramp_epochs: int = 100  # then linear to beta_max over this many epochs
+    gamma: float = 1.0  # weight of class + modality cross-entropy (nats per sample, like KL)
+
+    # --- training -------------------------------------------------------------------------------------------
+    epochs: int = 150
+    batch_size: int = 256
+    lr: float = 5e-4
+    weight_decay: float = 1e-5
+    plateau_patience: int = 8
+    plateau_factor: float = 0.5
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"  # auto picks cuda, then mps, then cpu
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready dict (tuples become lists)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """Inverse of `to_dict`; unknown keys are an error."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+        converted = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+        return cls(**converted)
+
+    def replace(self, **changes) -> "Config":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def config_hash(self) -> str:
+        """Stable 10-hex-digit hash of every field but `device` and `data_dir` (where a run trains or finds its files
+        does not change what it is; the data's MD5s are checked and recorded separately)."""
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("device", "data_dir")}
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+PROFILES: dict[str, dict] = {
+    # tests, CI and the offline demo: the synthetic stand-in, a few hundred images per class, 3 epochs
+    "smoke": dict(
+        data_source="synthetic", synthetic_per_class=300, train_per_class=0, eval_per_class=0,
+        epochs=3, beta_warmup_epochs=1, beta_ramp_epochs=1,
+    ),
+    # a student laptop: real data, 1,000 training images per class, the beta schedule scaled to 30 epochs
+    "quick": dict(
+        data_source="medmnist", train_per_class=1000, eval_per_class=200,
+        epochs=30, beta_warmup_epochs=4, beta_ramp_epochs=20,
+    ),
+    # the paper's run: all 352,939 training images, 150 epochs
+    "full": dict(data_source="medmnist"),
+}
+
+
+def _validate(cfg: Config) -> None:
+    hints = typing.get_type_hints(Config)
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        expected = hints[f.name]
+        if expected is int and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"{f.name} must be an integer, got {value!r}")
+        if expected is float and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise ConfigError(f"{f.name} must be a number, got {value!r}")
+        if expected is str and not isinstance(value, str):
+            raise ConfigError(f"{f.name} must be a string, got {value!r}")
+    if cfg.data_source not in DATA_SOURCES:
+        raise ConfigError(f"data_source must be one of {', '.join(DATA_SOURCES)}, got {cfg.data_source!r}")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    if not cfg.encoder_channels or any((not isinstance(c, int)) or c <= 0 for c in cfg.encoder_channels):
+        raise ConfigError(f"encoder_channels must be positive integers, got {cfg.encoder_channels!r}")
+    if len(cfg.encoder_channels) != 3:
+        raise ConfigError("encoder_channels must have exactly 3 entries (28 -> 14 -> 7 -> 3)")
+    for name in ("latent_dim", "class_embed_dim", "modality_embed_dim", "hidden_dim", "epochs", "batch_size",
+                 "beta_ramp_epochs"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)!r}")
+    for name in ("a_mse", "a_l1", "a_perc", "beta_max", "gamma", "weight_decay", "train_per_class",
+                 "eval_per_class", "synthetic_per_class", "extra_convs_per_stage", "beta_warmup_epochs", "plateau_patience"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)!r}")
+    if not 0 < cfg.lr < 1:
+        raise ConfigError(f"lr must be in (0, 1), got {cfg.lr!r}")
+    if not 0 < cfg.plateau_factor < 1:
+        raise ConfigError(f"plateau_factor must be in (0, 1), got {cfg.plateau_factor!r}")
+    if cfg.grad_clip <= 0:
+        raise ConfigError(f"grad_clip must be positive, got {cfg.grad_clip!r}")
+
+
+def parse_value(key: str, text: str):
+    """Convert the text of a `key=value` override to the field's type, or raise ConfigError naming the key."""
+    hints = typing.get_type_hints(Config)
+    if key not in hints:
+        known = ", ".join(f.name for f in fields(Config))
+        raise ConfigError(f"unknown config key {key!r}; known keys: {known}")
+    expected = hints[key]
+    try:
+        if expected is int:
+            return int(text)
+        if expected is float:
+            return float(text)
+        if expected is str:
+            return text
+        # tuple[int, ...]: "32,64,128"
+        return tuple(int(part) for part in text.replace("(", "").replace(")", "").split(",") if part.strip())
+    except ValueError:
+        kind = {int: "an integer", float: "a number"}.get(expected, "comma-separated integers")
+        raise ConfigError(f"{key} must be {kind}, got {text!r}") from None
+
+
+def parse_overrides(items: typing.Iterable[str]) -> dict:
+    """Parse `["key=value", ...]` into a typed dict; every error names the offending item."""
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, text = item.split("=", 1)
+        overrides[key.strip()] = parse_value(key.strip(), text.strip())
+    return overrides
+
+
+def make_config(profile: str = "quick", overrides: dict | typing.Iterable[str] | None = None) -> Config:
+    """The profile's config with overrides applied (a dict of typed values or `key=value` strings)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    values = dict(PROFILES[profile])
+    if overrides:
+        if not isinstance(overrides, dict):
+            overrides = parse_overrides(overrides)
+        for key in overrides:
+            if key not in {f.name for f in fields(Config)}:
+                raise ConfigError(f"unknown config key {key!r}")
+        values.update(overrides)
+    try:
+        return Config(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()})
+    except TypeError as error:  # pragma: no cover - guarded by the key check above
+        raise ConfigError(str(error)) from None
+
+
+def config_diff(a: Config, b: Config) -> dict:
+    """Fields whose values differ: {name: (a_value, b_value)}."""
+    da, db = a.to_dict(), b.to_dict()
+    return {k: (da[k], db[k]) for k in da if da[k] != db[k]}
+
+
+__all__ = ["Config", "ConfigError", "PROFILES", "make_config", "parse_overrides", "config_diff"]

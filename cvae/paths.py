@@ -1,0 +1,31 @@
+"""Where things live: the data folder, the run folders; each movable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from medmnist.info import DEFAULT_ROOT as MEDMNIST_DEFAULT_ROOT
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR_ENV = "CVAE_DATA_DIR"  # overrides the data folder for every profile
+RUNS_DIR_ENV = "CVAE_RUNS_DIR"  # overrides where run folders are written
+
+
+def runs_dir() -> Path:
+    """Folder that holds one sub-folder per trained config (default: <project>/runs)."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or PROJECT_ROOT / "runs")
+
+
+def default_data_dir(data_source: str, synthetic_per_class: int = 300) -> Path:
+    """The data folder used when neither the config nor the caller names one.
+
+    Real MedMNIST goes where medmnist puts it (~/.medmnist); the synthetic stand-in never shares that folder,
+    so fake files can never be mistaken for downloaded ones.
+    """
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    if data_source == "synthetic":
+        size = "official" if synthetic_per_class == 0 else f"{synthetic_per_class}pc"
+        return PROJECT_ROOT / "data" / f"synthetic-{size}"
+    return Path(MEDMNIST_DEFAULT_ROOT).expanduser()
