@@ -34,6 +34,7 @@ class Config:
     encoder_channels: tuple[int, ...] = (32, 64, 128)
     extra_convs_per_stage: int = 0  # 3x3 stride-1 conv blocks after each down/up-sampling conv ("deep" variant)
     hidden_dim: int = 256
+    encoder_conditioned: bool = True  # the original feeds the class/modality embeddings to the encoder too
     perceptual_seed: int = 1234  # seeds the frozen, untrained perceptual CNN
 
     # --- loss (the original's weight table is missing; these are this reproduction's choices) --------------
@@ -105,6 +106,8 @@ def _validate(cfg: Config) -> None:
     for f in fields(cfg):
         value = getattr(cfg, f.name)
         expected = hints[f.name]
+        if expected is bool and not isinstance(value, bool):
+            raise ConfigError(f"{f.name} must be true or false, got {value!r}")
         if expected is int and (not isinstance(value, int) or isinstance(value, bool)):
             raise ConfigError(f"{f.name} must be an integer, got {value!r}")
         if expected is float and (not isinstance(value, (int, float)) or isinstance(value, bool)):
@@ -143,6 +146,11 @@ def parse_value(key: str, text: str):
         raise ConfigError(f"unknown config key {key!r}; known keys: {known}")
     expected = hints[key]
     try:
+        if expected is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return lowered in ("true", "1", "yes")
         if expected is int:
             return int(text)
         if expected is float:
@@ -152,7 +160,7 @@ def parse_value(key: str, text: str):
         # tuple[int, ...]: "32,64,128"
         return tuple(int(part) for part in text.replace("(", "").replace(")", "").split(",") if part.strip())
     except ValueError:
-        kind = {int: "an integer", float: "a number"}.get(expected, "comma-separated integers")
+        kind = {bool: "true or false", int: "an integer", float: "a number"}.get(expected, "comma-separated integers")
         raise ConfigError(f"{key} must be {kind}, got {text!r}") from None
 
 

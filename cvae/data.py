@@ -122,7 +122,9 @@ def _download(flags: list[str], folder: Path) -> None:
         except Exception as error:  # medmnist wraps every network failure in a RuntimeError
             failed.append((flag, error))
     if failed:
-        reason = "offline or the download failed: " + str(failed[0][1]).strip().splitlines()[0]
+        error = failed[0][1]
+        cause = error.__context__ or error  # medmnist re-raises without chaining; the network error is the context
+        reason = f"offline or the download failed: {type(cause).__name__}: {str(cause).strip().splitlines()[0][:200]}"
         raise DataError(_missing_files_message([flag for flag, _ in failed], folder, reason))
 
 

@@ -88,7 +88,9 @@ class CVAE(nn.Module):
         self.encoder_convs = nn.Sequential(
             *_conv_block(1, c1, extra), *_conv_block(c1, c2, extra), *_conv_block(c2, c3, extra), nn.Flatten()
         )
-        self.encoder_hidden = nn.Sequential(nn.Linear(flat_dim + condition_dim, config.hidden_dim), nn.LeakyReLU(0.2))
+        self.encoder_conditioned = config.encoder_conditioned
+        encoder_in = flat_dim + (condition_dim if config.encoder_conditioned else 0)
+        self.encoder_hidden = nn.Sequential(nn.Linear(encoder_in, config.hidden_dim), nn.LeakyReLU(0.2))
         self.to_mu = nn.Linear(config.hidden_dim, config.latent_dim)
         self.to_logvar = nn.Linear(config.hidden_dim, config.latent_dim)
 
@@ -116,7 +118,9 @@ class CVAE(nn.Module):
     def encode(self, images: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor):
         """(B,1,28,28) images in [0,1] -> (mu, logvar), each (B, latent_dim)."""
         features = self.encoder_convs(images)  # (B, c3*3*3)
-        hidden = self.encoder_hidden(torch.cat([features, self.condition(labels, modalities)], dim=1))
+        if self.encoder_conditioned:
+            features = torch.cat([features, self.condition(labels, modalities)], dim=1)  # (B, c3*3*3 + 192)
+        hidden = self.encoder_hidden(features)
         return self.to_mu(hidden), self.to_logvar(hidden)
 
     @staticmethod

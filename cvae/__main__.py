@@ -1,0 +1,210 @@
+"""Command line: `python -m cvae {info,data,synth,train,evaluate,ablate,bench,book}`; see `--help` of each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from .config import PROFILES, ConfigError, make_config
+
+
+def _add_profile(parser: argparse.ArgumentParser, default: str = "quick") -> None:
+    parser.add_argument("--profile", default=default, help=f"one of {', '.join(PROFILES)} (default: {default})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value (repeatable), e.g. --set latent_dim=64")
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="folder with the .npz files (default: see README)")
+
+
+def _config(args):
+    overrides = list(args.overrides)
+    if getattr(args, "data_dir", None):
+        overrides.append(f"data_dir={args.data_dir}")
+    return make_config(args.profile, overrides)
+
+
+def cmd_info(args) -> int:
+    from .model import CVAE, count_parameters
+
+    config = _config(args)
+    info = {"profile": args.profile, "config_hash": config.config_hash(),
+            "parameters": count_parameters(CVAE(config)), "config": config.to_dict()}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"profile {info['profile']}  config {info['config_hash']}  trainable parameters {info['parameters']:,}")
+        for key, value in info["config"].items():
+            print(f"  {key:22s} {value}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data import load_data, summary
+
+    config = _config(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_data(config, progress=not args.json)
+    result = summary(data)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        label = "SYNTHETIC stand-in (not medical data)" if data.synthetic else "MedMNIST"
+        print(f"{label} from {data.data_dir}")
+        for flag in ("pathmnist", "tissuemnist", "octmnist"):
+            r = result[flag]
+            print(f"  {flag:12s} train {r['train']:>7,}  val {r['val']:>6,}  test {r['test']:>6,}  "
+                  f"classes {r['classes']}  md5 {'ok' if r['md5_ok'] else 'differs from the official release'}")
+        print(f"  global classes: {result['global_classes']}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .synthetic import write_stand_in
+
+    per_class = None if args.official_sizes else args.per_class
+    folder = write_stand_in(args.out, per_class=per_class, seed=args.seed)
+    print(f"wrote the SYNTHETIC stand-in (not medical data) to {folder}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    config = _config(args)
+    run_dir = train(config, force=args.force, progress=True)
+    print(run_dir)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    config = _config(args)
+    result = evaluate_run(config, force=args.force, progress=not args.json)
+    print(json.dumps(result, indent=2) if args.json else _format_nested(result))
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from . import ablations
+
+    if args.list:
+        for name, overrides in ablations.STANDARD.items():
+            print(f"{name:16s} {' '.join(f'{k}={v}' for k, v in overrides.items()) or '(the base configuration)'}")
+        return 0
+    if not args.names and not args.overrides:
+        raise ConfigError("name an ablation (see --list), or give --set key=value overrides")
+    names = args.names or [None]
+    for name in names:
+        run_dir = ablations.run_ablation(name, profile=args.profile, extra=args.overrides, data_dir=args.data_dir)
+        print(run_dir)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import format_table, run_benchmark
+
+    result = run_benchmark(profile=args.profile, repeats=args.repeats)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def cmd_book(args) -> int:
+    from .book import build_book
+
+    html = build_book(profile=args.profile, data_dir=args.data_dir, overrides=args.overrides, force=args.force)
+    print(html)
+    return 0
+
+
+def _format_nested(value, indent: int = 0) -> str:
+    if isinstance(value, dict):
+        return "\n".join(f"{' ' * indent}{k}:" + ("\n" + _format_nested(v, indent + 2) if isinstance(v, dict)
+                                                   else f" {v:.4g}" if isinstance(v, float) else f" {v}")
+                         for k, v in value.items())
+    return f"{' ' * indent}{value}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python -m cvae`."""
+    parser = argparse.ArgumentParser(prog="python -m cvae", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="config and parameter count of a profile")
+    _add_profile(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("data", help="load (downloading if needed) and count the data")
+    _add_profile(p)
+    _add_data_dir(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("synth", help="write the synthetic MedMNIST-format stand-in (not medical data)")
+    p.add_argument("--out", required=True, help="folder to write pathmnist/tissuemnist/octmnist .npz into")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--per-class", type=int, default=300, help="images per class and split (default 300)")
+    size.add_argument("--official-sizes", action="store_true", help="the official MedMNIST split sizes")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("train", help="train a profile (or reuse its finished run); prints the run folder")
+    _add_profile(p)
+    _add_data_dir(p)
+    p.add_argument("--force", action="store_true", help="retrain even if a finished run exists")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="all evaluation metrics for the profile's run (cached)")
+    _add_profile(p)
+    _add_data_dir(p)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("ablate", help="train (or reuse) named ablations")
+    p.add_argument("names", nargs="*", help="standard ablation names (see --list)")
+    p.add_argument("--list", action="store_true", help="print the standard ablations and their overrides")
+    _add_profile(p)
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("bench", help="training throughput against the conventional MedMNIST pipeline")
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("book", help="get the data, run the notebooks with papermill, build the Jupyter Book")
+    _add_profile(p)
+    _add_data_dir(p)
+    p.add_argument("--force", action="store_true", help="re-execute every notebook")
+    p.set_defaults(func=cmd_book)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors end with one line on stderr and exit status 2 (1 for other failures)."""
+    from .data import DataError
+    from .runs import RunError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, RunError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished epochs are saved; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
