@@ -99,12 +99,14 @@ def cmd_ablate(args) -> int:
         for name, overrides in ablations.STANDARD.items():
             print(f"{name:16s} {' '.join(f'{k}={v}' for k, v in overrides.items()) or '(the base configuration)'}")
         return 0
+    if args.standard:
+        args.names = list(ablations.STANDARD)
     if not args.names and not args.overrides:
-        raise ConfigError("name an ablation (see --list), or give --set key=value overrides")
+        raise ConfigError("name an ablation (see --list), give --standard, or give --set key=value overrides")
     names = args.names or [None]
     for name in names:
         run_dir = ablations.run_ablation(name, profile=args.profile, extra=args.overrides, data_dir=args.data_dir)
-        print(run_dir)
+        print(f"{name or 'custom'}\t{run_dir}")
     return 0
 
 
@@ -172,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="train (or reuse) named ablations")
     p.add_argument("names", nargs="*", help="standard ablation names (see --list)")
     p.add_argument("--list", action="store_true", help="print the standard ablations and their overrides")
+    p.add_argument("--standard", action="store_true", help="train (or reuse) every standard ablation")
     _add_profile(p)
     _add_data_dir(p)
     p.set_defaults(func=cmd_ablate)
