@@ -67,12 +67,15 @@ def run_ablations(names: Iterable[str], profile: str, data_dir: str | None = Non
     return {name: run_ablation(name, profile, data_dir=data_dir, progress=progress) for name in names}
 
 
-def ablation_table(profile: str, names: Iterable[str] | None = None) -> pd.DataFrame:
-    """One row per finished ablation run of the profile: parameters, best epoch, final val loss per term, time."""
+def ablation_table(profile: str, names: Iterable[str] | None = None, extra: dict | Iterable[str] = ()) -> pd.DataFrame:
+    """One row per finished ablation run of the profile: parameters, best epoch, final val loss per term, time.
+
+    `extra` are overrides shared by every ablation (as given to `run_ablation`); missing runs are left out.
+    """
     rows = []
-    base = ablation_config("paper", profile)
+    base = ablation_config("paper", profile, extra)
     for name in (list(names) if names is not None else list(STANDARD)):
-        config = ablation_config(name, profile)
+        config = ablation_config(name, profile, extra)
         run_dir = run_dir_for(config)
         if not is_finished(run_dir):
             continue
