@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
-from .config import PROFILES, ConfigError, make_config
+from .config import PROFILES, ConfigError, make_config, parse_overrides
 
 
 def _add_profile(parser: argparse.ArgumentParser, default: str = "quick") -> None:
@@ -79,7 +80,8 @@ def cmd_train(args) -> int:
 
     config = _config(args)
     run_dir = train(config, force=args.force, progress=True)
-    print(run_dir)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports (it is the one that wrote)
+        print(run_dir)
     return 0
 
 
@@ -113,7 +115,7 @@ def cmd_ablate(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import format_table, run_benchmark
 
-    result = run_benchmark(profile=args.profile, repeats=args.repeats)
+    result = run_benchmark(profile=args.profile, repeats=args.repeats, overrides=parse_overrides(args.overrides))
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -180,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("bench", help="training throughput against the conventional MedMNIST pipeline")
-    p.add_argument("--profile", default="smoke")
+    _add_profile(p, default="smoke")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
