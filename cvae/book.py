@@ -1,0 +1,180 @@
+"""The one command: data -> notebooks (papermill, in order, same parameters) -> Jupyter Book HTML.
+
+`build_book(profile)` gets the data first (a missing real file stops here with the data layer's message),
+executes `notebooks/NN_*.py` (jupytext percent sources) into `report/NN_*.ipynb`, then runs
+`jupyter-book build . -W -n --keep-going --all`. Training is cached by config hash in the run folder, and a
+notebook whose source, parameters and package code are unchanged since its last successful execution is not
+re-executed, so a second build with nothing changed retrains and recomputes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+from .config import make_config
+from .paths import PROJECT_ROOT, runs_dir
+from .runs import RunError, atomic_write_text, is_finished, run_dir_for
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+STAMP_FILE = "executed.json"
+KERNEL_NAME = "python3"
+
+
+class BookError(RunError):
+    """A notebook failed or the HTML build reported warnings; the message says where to look."""
+
+
+def notebook_sources(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The chapter sources in execution order: notebooks/NN_name.py."""
+    return sorted(folder.glob("[0-9][0-9]_*.py"))
+
+
+def _package_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "cvae").glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _kernel_env() -> dict:
+    env = dict(os.environ)
+    env.pop("MPLBACKEND", None)  # Agg would silently drop every glued figure (toolchain notes 2.3)
+    env["JUPYTER_PREFER_ENV_PATH"] = "1"  # the venv's kernel, not a stale user-level one
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+    return env
+
+
+def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=print,
+                      on_done=None) -> dict[str, float]:
+    """Run every chapter source with papermill into out_dir; returns seconds per notebook (0 for reused ones)."""
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp_path = out_dir / STAMP_FILE
+    stamps = json.loads(stamp_path.read_text()) if stamp_path.exists() and not force else {}
+    package = _package_hash()
+    timings: dict[str, float] = {}
+    upstream_changed = False
+    saved_env = dict(os.environ)
+    kernel_env = _kernel_env()  # computed before os.environ is replaced: the kernel inherits the full environment
+    os.environ.clear()
+    os.environ.update(kernel_env)
+    try:
+        for source in notebook_sources():
+            target = out_dir / f"{source.stem}.ipynb"
+            key = hashlib.sha256(json.dumps({"source": source.read_text(), "parameters": parameters,
+                                             "package": package}, sort_keys=True).encode()).hexdigest()[:16]
+            if not upstream_changed and stamps.get(source.stem) == key and target.exists():
+                log(f"[book] {source.stem}: unchanged, reused")
+                timings[source.stem] = 0.0
+                if on_done:
+                    on_done(source.stem, 0.0)
+                continue
+            upstream_changed = True
+            stamps.pop(source.stem, None)
+            atomic_write_text(stamp_path, json.dumps(stamps, indent=2))
+            log(f"[book] {source.stem}: executing")
+            tick = time.perf_counter()
+            notebook = jupytext.read(source)
+            notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+            try:
+                result = pm.execute_notebook(notebook, str(target), parameters=parameters, kernel_name=KERNEL_NAME,
+                                             cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False)
+            except pm.PapermillExecutionError as error:
+                raise BookError(f"{source.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
+                                f"the executed notebook with the traceback is {target}") from None
+            for cell in result.cells:  # show the injected parameters collapsed, so the page says what made it
+                tags = cell.get("metadata", {}).get("tags", [])
+                if "injected-parameters" in tags and "hide-input" not in tags:
+                    tags.append("hide-input")
+            nbformat.write(result, str(target))
+            timings[source.stem] = time.perf_counter() - tick
+            stamps[source.stem] = key
+            atomic_write_text(stamp_path, json.dumps(stamps, indent=2))
+            log(f"[book] {source.stem}: {timings[source.stem]:.1f} s")
+            if on_done:
+                on_done(source.stem, timings[source.stem])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return timings
+
+
+def _jupyter_book_command() -> list[str]:
+    local = Path(sys.executable).parent / "jupyter-book"
+    exe = str(local) if local.exists() else shutil.which("jupyter-book")
+    if not exe:
+        raise BookError("jupyter-book is not installed; run `make env` (pip install -e '.[book]').")
+    return [exe]
+
+
+def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:
+    """`jupyter-book build . -W -n --keep-going --all`; BookError with the warnings if it fails."""
+    command = _jupyter_book_command() + ["build", str(root), "-W", "-n", "--keep-going", "--all"]
+    log("[book] " + " ".join(command[1:]))
+    env = _kernel_env()
+    completed = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    if completed.returncode != 0:
+        lines = [line for line in (completed.stdout + completed.stderr).splitlines()
+                 if "WARNING" in line or "ERROR" in line or "Error" in line]
+        raise BookError("jupyter-book build failed:\n" + "\n".join(lines[-40:] or completed.stderr.splitlines()[-40:]))
+    return root / "_build" / "html"
+
+
+def build_book(profile: str = "quick", data_dir: str | Path | None = None, overrides: Iterable[str] = (),
+               force: bool = False, html: bool = True, log=print) -> Path:
+    """Data, notebooks, HTML for one profile; returns the HTML folder (or the executed-notebook folder)."""
+    from .data import ensure_files
+
+    overrides = list(overrides or [])
+    if data_dir:
+        overrides.append(f"data_dir={data_dir}")
+    config = make_config(profile, overrides)  # ConfigError before anything runs
+    timings: dict[str, float] = {}
+    tick = time.perf_counter()
+    folder = ensure_files(config, progress=True)  # DataError (naming PROFILE=smoke) when offline without data
+    timings["data"] = time.perf_counter() - tick
+    parameters = {"profile": profile, "seed": int(config.seed), "data_source": config.data_source,
+                  "data_dir": str(folder), "overrides": [o for o in overrides if not o.startswith("data_dir=")]}
+    out_dir = PROJECT_ROOT / "report"
+    os.environ.setdefault("CVAE_RUNS_DIR", str(runs_dir()))
+    if not is_finished(run_dir_for(config)):
+        log(f"[book] no finished run for config {config.config_hash()}: the training chapter trains it")
+        force_notebooks = True
+    else:
+        force_notebooks = force
+    timings_path = out_dir / "timings.json"
+    previous = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    record = {"profile": profile, "config_hash": config.config_hash(), "stages": timings,
+              "previous_html_seconds": previous.get("html_seconds")}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(timings_path, json.dumps(record, indent=2))
+
+    def on_done(stem: str, seconds: float) -> None:  # written as it goes: the last chapter reports the others
+        timings[stem] = seconds
+        atomic_write_text(timings_path, json.dumps(record, indent=2))
+
+    execute_notebooks(parameters, out_dir, force=force_notebooks, log=log, on_done=on_done)
+    if not html:
+        return out_dir
+    tick = time.perf_counter()
+    result = build_html(log=log)
+    record["html_seconds"] = time.perf_counter() - tick
+    atomic_write_text(out_dir / "timings.json", json.dumps(record, indent=2))
+    log(f"[book] HTML in {result} ({record['html_seconds']:.1f} s); open {result / 'index.html'}")
+    return result
+
+
+__all__ = ["build_book", "execute_notebooks", "build_html", "notebook_sources", "BookError"]

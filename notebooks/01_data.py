@@ -1,0 +1,116 @@
+# %% [markdown]
+# # The data
+#
+# ## Overview
+#
+# This chapter loads the three MedMNIST subsets the model is trained on, merges them into one set of
+# 21 global classes and 3 modalities, and shows what the model sees:
+#
+# 1. the number of images per dataset and split, computed from the files;
+# 2. the class balance;
+# 3. the conversion of the RGB PathMNIST images to one gray channel;
+# 4. real images of every class of every modality ({numref}`fig-real`, the original's Figure 6).
+#
+# The later chapters read the same files and the run folder written by the training chapter; nothing
+# is passed between notebooks in memory.
+
+# %% tags=["parameters"]
+# profile: smoke, quick or full (see the reproducibility chapter)
+profile = "smoke"
+seed = 0
+# data source: empty for the profile's own (medmnist for quick and full, synthetic for smoke)
+data_source = ""
+# data folder: empty for the default (CVAE_DATA_DIR, ~/.medmnist, or data/synthetic-*)
+data_dir = ""
+# extra key=value config overrides, the same for every chapter
+overrides = []
+
+# %% tags=["hide-input"]
+from cvae import plots, report
+from cvae.data import load_data, summary
+
+report.setup_notebook()
+config = report.notebook_config(profile, seed, data_source, data_dir, overrides)
+data = load_data(config, progress=False)
+report.show_data_notice(data.synthetic, profile, config.config_hash())
+
+# %% [markdown]
+# ## The three datasets
+#
+# PathMNIST (colon pathology, RGB), TissueMNIST (kidney cortex microscopy, gray) and OCTMNIST (retinal OCT, gray)
+# come from MedMNIST v2 {cite:p}`yang2023medmnist`. Their labels are mapped to global classes: PathMNIST 0-8,
+# TissueMNIST 9-16, OCTMNIST 17-20. The table counts the images this run uses (after the profile's stratified
+# subset), the images in the files, and the official training size from `medmnist.INFO`.
+
+# %% tags=["hide-input"]
+counts = report.dataset_table(data)
+facts = summary(data)
+for flag, name in zip(("pathmnist", "tissuemnist", "octmnist"), ("path", "tissue", "oct")):
+    for split in ("train", "val", "test"):
+        report.glue(f"n_{split}_{name}", facts[flag][split])
+        report.glue(f"file_{split}_{name}", data.files[flag].sizes[split])
+for split in ("train", "val", "test"):
+    report.glue(f"n_{split}_total", sum(facts[f][split] for f in ("pathmnist", "tissuemnist", "octmnist")))
+    report.glue(f"file_{split}_total", sum(data.files[f].sizes[split] for f in data.files))
+report.glue("n_classes", facts["global_classes"])
+report.glue("data_kind", "the synthetic stand-in" if data.synthetic else "the real MedMNIST files")
+report.glue("dataset_table", counts)
+counts
+
+# %% [markdown]
+# This run trains on {glue:text}`n_train_total:,` images
+# ({glue:text}`n_train_path:,` PathMNIST, {glue:text}`n_train_tissue:,` TissueMNIST,
+# {glue:text}`n_train_oct:,` OCTMNIST) from files holding {glue:text}`file_train_total:,` training images.
+#
+# ## Class balance
+#
+# The subset keeps at most the profile's number of images per class, so small classes keep all their images.
+
+# %% tags=["hide-input"]
+per_class = report.class_count_table(data)
+report.glue("fig_class_counts", plots.class_counts(per_class))
+
+# %% [markdown]
+# ```{glue:figure} fig_class_counts
+# :name: fig-class-counts
+#
+# Images per global class and split, as used by this run.
+# ```
+#
+# ## From RGB to one gray channel
+#
+# The model takes one channel. PathMNIST's RGB images are converted with the ITU-R BT.601 luma weights,
+# $Y = 0.299 R + 0.587 G + 0.114 B$ (`cvae.data.rgb_to_gray`), once, when the files are read.
+# {numref}`fig-gray` shows one image of each PathMNIST class before and after.
+
+# %% tags=["hide-input"]
+from cvae.data import rgb_to_gray
+
+rgb = report.pathmnist_rgb_examples(data, n=9)
+report.glue("fig_gray", plots.gray_conversion(rgb, rgb_to_gray(rgb)))
+
+# %% [markdown]
+# ```{glue:figure} fig_gray
+# :name: fig-gray
+#
+# PathMNIST test images of the nine classes in colour (top) and as the gray images the model sees (bottom).
+# ```
+#
+# ## Real images per modality and class
+#
+# ```{glue:figure} fig_real
+# :name: fig-real
+#
+# Real test images: rows are modalities, columns that modality's classes (four images per class), labelled with
+# the `medmnist` class names (the original's Figure 6). Compare with the generated samples in {numref}`fig-samples`.
+# ```
+
+# %% tags=["hide-input"]
+report.glue("fig_real", plots.class_grid(report.real_by_class(data.test, per_class=4, seed=seed), per_cell=4))
+
+# %% [markdown]
+# ## Summary
+#
+# The merged data has {glue:text}`n_classes:d` global classes in three modalities; this run uses
+# {glue:text}`n_train_total:,` training, {glue:text}`n_val_total:,` validation and {glue:text}`n_test_total:,` test
+# images of {glue:text}`data_kind:s`. The next chapter trains the conditional VAE on them.

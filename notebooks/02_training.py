@@ -1,0 +1,105 @@
+# %% [markdown]
+# # Training
+#
+# ## Overview
+#
+# This chapter trains the conditional VAE of the {doc}`method chapter <../book/method>` on the data of the
+# previous chapter, or reuses the finished run of the same configuration: runs are folders keyed by a hash of
+# the configuration, so rebuilding the book does not retrain. It shows:
+#
+# 1. the configuration of this run and where each value comes from;
+# 2. the loss terms per epoch on the training and validation sets, with the best epoch marked
+#    ({numref}`fig-loss`, the original's Figure 1);
+# 3. the KL weight schedule and the validation accuracy of the auxiliary heads.
+
+# %% tags=["parameters"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["hide-input"]
+from cvae import plots, report
+from cvae.model import CVAE, count_parameters
+from cvae.runs import load_run
+from cvae.train import train
+
+report.setup_notebook()
+config = report.notebook_config(profile, seed, data_source, data_dir, overrides)
+run = load_run(train(config, progress=False))
+report.show_data_notice(run.summary["synthetic_data"], profile, config.config_hash())
+
+# %% [markdown]
+# ## Configuration
+#
+# Every setting of the run, its value, the original report's value and the reason for each choice the
+# reproduction had to make (the original's table of loss weights is empty).
+
+# %% tags=["hide-input"]
+hyper = report.hyperparameter_table(config, profile)
+architecture = report.architecture_table(CVAE(config))
+report.glue("hyperparameter_table", hyper)
+report.glue("architecture_table", architecture)
+report.glue("parameters", run.summary["parameters"])
+report.glue("parameters_original", report.ORIGINAL["parameters"])
+report.glue("config_hash", config.config_hash())
+report.glue("profile", profile)
+for key in ("a_mse", "a_l1", "a_perc", "beta_max", "gamma", "lr", "weight_decay", "grad_clip"):
+    report.glue(f"cfg_{key}", float(getattr(config, key)))
+for key in ("epochs", "batch_size", "beta_warmup_epochs", "beta_ramp_epochs", "latent_dim", "plateau_patience"):
+    report.glue(f"cfg_{key}", int(getattr(config, key)))
+hyper
+
+# %% [markdown]
+# ## Loss per epoch
+#
+# ```{glue:figure} fig_loss
+# :name: fig-loss
+#
+# Training and validation value of every loss term (per image, unweighted), of the weighted total, and the
+# validation accuracy of both auxiliary heads (eval mode) per epoch; the dashed line marks the best epoch by
+# validation loss (the original's Figure 1).
+# ```
+
+# %% tags=["hide-input"]
+metrics = run.metrics
+best = int(run.summary["best_epoch"])
+best_row = metrics.loc[metrics["epoch"] == best].iloc[0]
+report.glue("fig_loss", plots.loss_curves(metrics, best))
+report.glue("best_epoch", best + 1)  # 1-based, as the original counts ("after 79 epochs")
+report.glue("epochs_trained", len(metrics))
+report.glue("best_val_total", run.summary["best_val_total"])
+report.glue("best_val_class_acc", float(best_row["val_class_acc"]))
+report.glue("best_val_modality_acc", float(best_row["val_modality_acc"]))
+report.glue("train_seconds", run.summary["train_seconds"])
+report.glue("train_minutes", run.summary["train_seconds"] / 60)
+report.glue("samples_per_second", run.summary["median_train_samples_per_s"])
+report.glue("device", run.summary["device"])
+metrics.set_index("epoch").tail(5)
+
+# %% [markdown]
+# The best validation loss ({glue:text}`best_val_total:.1f` per image) was reached in epoch
+# {glue:text}`best_epoch:d` of {glue:text}`epochs_trained:d` (the original: epoch 79 of 150). At that epoch the
+# auxiliary heads classified {glue:text}`best_val_class_acc:.1%` of the validation images by class and
+# {glue:text}`best_val_modality_acc:.1%` by modality (the original: about 34% and 39%). Training took
+# {glue:text}`train_minutes:.1f` minutes on {glue:text}`device:s`, at {glue:text}`samples_per_second:,.0f`
+# training images per second.
+#
+# ## The KL weight
+#
+# ```{glue:figure} fig_beta
+# :name: fig-beta
+#
+# The KL weight $\beta(t)$ of {eq}`eq-beta` per epoch for this profile.
+# ```
+
+# %% tags=["hide-input"]
+report.glue("fig_beta", plots.beta_schedule(metrics["epoch"], metrics["beta"]))
+
+# %% [markdown]
+# ## Summary
+#
+# The model has {glue:text}`parameters:,` trainable parameters (the original: 1,155,993) and trained for
+# {glue:text}`epochs_trained:d` epochs; the best checkpoint (epoch {glue:text}`best_epoch:d`) is the one the
+# following chapters load from the run folder.

@@ -1,0 +1,72 @@
+"""The one command: the smoke book builds within budget, a rebuild retrains nothing, offline quick fails clearly."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from book_build import LOG, smoke_book, toc_pages
+from cvae.config import make_config
+from cvae.paths import PROJECT_ROOT
+from cvae.runs import SUMMARY_FILE, run_dir_for
+
+SMOKE_BUDGET_S = 600
+
+
+@pytest.mark.slow
+def test_smoke_book_builds_every_page_within_budget():
+    html, seconds = smoke_book()
+    assert seconds < SMOKE_BUDGET_S, f"smoke book took {seconds:.0f} s (budget {SMOKE_BUDGET_S} s)"
+    for page in toc_pages():
+        assert (html / f"{page}.html").exists(), page
+    for notebook in sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        executed = json.loads((PROJECT_ROOT / "report" / f"{notebook.stem}.ipynb").read_text())
+        assert executed["metadata"]["papermill"]["parameters"]["profile"] == "smoke"
+        tags = [cell["metadata"].get("tags", []) for cell in executed["cells"]]
+        assert sum("parameters" in t for t in tags) == 1 and sum("injected-parameters" in t for t in tags) == 1
+        for cell in executed["cells"]:
+            for output in cell.get("outputs", []):
+                assert output["output_type"] != "error", notebook.name
+                assert not (output["output_type"] == "stream" and output["name"] == "stderr"), (
+                    f"{notebook.name} wrote to stderr: {''.join(output['text'])[:300]}")
+    timings = json.loads((PROJECT_ROOT / "report" / "timings.json").read_text())
+    assert timings["profile"] == "smoke" and timings["html_seconds"] > 0
+    assert set(timings["stages"]) >= {"data", "01_data", "02_training"}
+
+
+@pytest.mark.slow
+def test_second_build_retrains_and_recomputes_nothing():
+    from cvae.book import build_book
+
+    smoke_book()
+    run_dir = run_dir_for(make_config("smoke"))
+    before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+    notebooks_before = {p.name: p.stat().st_mtime_ns for p in (PROJECT_ROOT / "report").glob("*.ipynb")}
+    messages: list[str] = []
+    build_book("smoke", html=False, log=messages.append)
+    assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+    assert (run_dir / SUMMARY_FILE).exists()
+    assert {p.name: p.stat().st_mtime_ns for p in (PROJECT_ROOT / "report").glob("*.ipynb")} == notebooks_before
+    reused = [m for m in messages if m.endswith("unchanged, reused")]
+    assert len(reused) == len(list((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.py"))), messages
+
+
+@pytest.mark.slow
+def test_offline_quick_profile_stops_with_the_data_message(tmp_path, monkeypatch, capsys):
+    import torchvision.datasets.utils
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable (simulated)")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_url", offline)
+    monkeypatch.setenv("CVAE_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("CVAE_RUNS_DIR", str(tmp_path / "runs"))
+    from cvae.__main__ import main
+
+    assert main(["book", "--profile", "quick"]) == 2
+    message = capsys.readouterr().err
+    assert "PROFILE=smoke" in message
+    assert re.search(r"pathmnist\.npz", message) and str(tmp_path / "empty") in message
+    assert not (tmp_path / "runs").exists()  # nothing trained, no notebook ran

@@ -1,0 +1,134 @@
+"""Fast tests of cvae.plots: every figure function returns a Figure with the expected axes and images."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)  # tests only; the book's kernels keep the inline backend
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from cvae import plots, report
+from cvae.config import make_config
+from cvae.labels import CLASS_NAMES, NUM_CLASSES, classes_of_modality
+from cvae.loss import TERMS
+from cvae.model import CVAE
+
+
+def _metrics(epochs: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for epoch in range(epochs):
+        row = {"epoch": epoch, "beta": 0.1 * epoch / epochs, "lr": 5e-4}
+        for term in (*TERMS, "total"):
+            row[f"train_{term}"] = float(rng.uniform(1, 10))
+            row[f"val_{term}"] = float(rng.uniform(1, 10))
+        row.update(val_class_acc=0.3, val_modality_acc=0.9)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _images_of(ax) -> list:
+    return ax.get_images()
+
+
+def test_loss_curves_has_a_panel_per_term_and_marks_the_best_epoch():
+    fig = plots.loss_curves(_metrics(5), best_epoch=2)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == len(TERMS) + 2  # six terms, the total, the aux accuracies
+    first = fig.axes[0]
+    assert len(first.get_lines()) == 3  # train, validation, best-epoch marker
+    marker = first.get_lines()[2]
+    assert list(marker.get_xdata()) == [3, 3]  # 0-based epoch 2 shown as epoch 3
+    assert fig.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+
+
+def test_reconstructions_one_mosaic_per_modality():
+    originals = {m: np.random.default_rng(m).random((6, 28, 28)) for m in range(3)}
+    fig = plots.reconstructions(originals, originals)
+    assert len(fig.axes) == 3
+    for ax in fig.axes:
+        (image,) = _images_of(ax)
+        assert image.get_array().shape == (2 * 29 - 1, 6 * 29 - 1)  # 2 rows (originals, recons) x 6
+
+
+def test_class_grid_rows_are_modalities_columns_are_classes_with_names():
+    images = {label: np.full((4, 28, 28), label * 10, dtype=np.uint8) for label in range(NUM_CLASSES)}
+    fig = plots.class_grid(images, per_cell=4)
+    assert len(fig.axes) == 3 * 9
+    shown = [ax for ax in fig.axes if ax.get_images()]
+    assert len(shown) == NUM_CLASSES  # 9 + 8 + 4 classes, the rest hidden
+    titles = [ax.get_title() for ax in shown]
+    assert titles[0].startswith("0: ") and "adipose" in titles[0].replace("\n", " ")
+    first_tissue = classes_of_modality(1)[0]
+    assert titles[9].startswith(f"{first_tissue}: ")
+    assert all(CLASS_NAMES[label][:8] in title.replace("\n", " ") for label, title in enumerate(titles))
+
+
+def test_latent_scatter_two_panels_with_legends():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, NUM_CLASSES, 200)
+    modalities = np.asarray([0 if l < 9 else 1 if l < 17 else 2 for l in labels])
+    fig = plots.latent_scatter(rng.normal(size=(200, 2)), modalities, labels, "PCA")
+    assert len(fig.axes) == 2
+    assert len(fig.axes[0].get_legend().get_texts()) == 3
+    assert len(fig.axes[1].get_legend().get_texts()) == len(np.unique(labels))
+
+
+def test_gray_conversion_and_small_figures():
+    rgb = np.random.default_rng(0).integers(0, 255, (5, 28, 28, 3), dtype=np.uint8)
+    from cvae.data import rgb_to_gray
+
+    fig = plots.gray_conversion(rgb, rgb_to_gray(rgb))
+    assert len(fig.axes) == 2 and all(len(ax.get_images()) == 1 for ax in fig.axes)
+    assert len(plots.beta_schedule(range(5), [0, 0, 0.05, 0.1, 0.1]).axes) == 1
+    assert len(plots.kl_per_dimension(np.linspace(0, 1, 16)).axes[0].patches) == 16
+    fig = plots.overlaid_curves({"a": _metrics(3), "b": _metrics(3)})
+    assert len(fig.axes[0].get_lines()) == 2
+    strips = {"a": np.zeros((21, 28, 28)), "b": np.ones((21, 28, 28))}
+    assert len(plots.variant_samples(strips).axes) == 2
+
+
+def test_mosaic_layout_and_scaling():
+    tiles = np.stack([np.full((28, 28), 255, np.uint8), np.zeros((28, 28), np.uint8)])
+    canvas = plots.mosaic(tiles, 1, 2)
+    assert canvas.shape == (28, 57)
+    assert canvas[0, 0] == pytest.approx(1.0) and canvas[0, 29] == pytest.approx(0.0)
+    assert canvas[0, 28] == pytest.approx(1.0)  # white padding
+
+
+def test_architecture_table_matches_the_model_count():
+    config = make_config("smoke")
+    model = CVAE(config)
+    table = report.architecture_table(model)
+    from cvae.model import count_parameters
+
+    assert int(table.loc["total", "trainable parameters"]) == count_parameters(model) == 1_155_993
+    assert table.loc["encoder_convs", "output shape"] == "1152"
+    assert table.loc["decoder_convs", "output shape"] == "1x28x28"
+    assert "frozen" in table.loc["perceptual", "note"]
+    # the hooks left the model's forward unchanged
+    out = model.eval()(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long))
+    assert out.recon.shape == (2, 1, 28, 28)
+
+
+def test_hyperparameter_table_lists_every_field_with_its_source():
+    from dataclasses import fields
+
+    from cvae.config import Config
+
+    table = report.hyperparameter_table(make_config("smoke"), "smoke")
+    assert list(table.index) == [f.name for f in fields(Config)]
+    assert table.loc["a_mse", "source"] == "reproduction" and table.loc["a_mse", "original"] == "missing"
+    assert table.loc["lr", "source"] == "original"
+    assert table.loc["epochs", "source"] == "profile smoke" and table.loc["epochs", "this run"] == "3"
+
+
+def test_data_notice_says_synthetic():
+    text = report.data_notice_markdown(True, "smoke", "abc")
+    assert text.startswith("```{warning}") and "not medical data" in text
+    assert report.data_notice_markdown(False, "quick", "abc").startswith("```{note}")
