@@ -247,6 +247,7 @@ def overlaid_curves(curves: Mapping[str, pd.DataFrame], column: str = "val_total
     ax = axes[0, 0]
     for name, metrics in curves.items():
         ax.plot(metrics["epoch"] + 1, metrics[column], marker="o", ms=3, lw=1.5, label=name)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -131,7 +131,8 @@ def plain(value):
 
 
 def glue(key: str, value, display: bool = False):
-    """myst_nb.glue with NumPy/torch scalars converted; figures are closed after glueing."""
+    """myst_nb.glue with NumPy/torch scalars converted; figures are closed after glueing. Returns None, so a glue
+    call as a cell's last line does not display the value a second time."""
     from myst_nb import glue as _glue
 
     value = plain(value)
@@ -140,7 +141,6 @@ def glue(key: str, value, display: bool = False):
         import matplotlib.pyplot as plt
 
         plt.close(value)
-    return value
 
 
 def percent(value: float | None, digits: int = 1) -> str:
@@ -558,6 +558,28 @@ def load_runs(run_dirs: dict) -> dict:
     return {name: load_run(path) for name, path in run_dirs.items()}
 
 
+ABLATION_COLUMNS = {  # ablation_table column -> heading of the chapter's table
+    "changes": "change", "parameters": "parameters", "best_epoch": "best epoch", "best_val_total": "best val loss",
+    "final_val_mse": "val MSE", "final_val_kl": "val KL", "recon_psnr": "PSNR (dB)", "recon_ssim": "SSIM",
+    "domain_fid": "domain FID", "conditional_class_accuracy": "cond. class acc", "conditional_modality_accuracy":
+    "cond. modality acc", "aux_class_accuracy": "aux class acc", "aux_modality_accuracy": "aux modality acc",
+    "probe_class_accuracy": "probe class acc", "probe_modality_accuracy": "probe modality acc",
+    "train_seconds": "train time (s)",
+}
+
+
+def ablation_display(table: pd.DataFrame):
+    """The ablations table for reading: the columns above, best epoch 1-based, numbers rounded; a pandas Styler."""
+    shown = table.set_index("ablation")[[c for c in ABLATION_COLUMNS if c in table.columns]].copy()
+    shown["best_epoch"] = shown["best_epoch"] + 1  # 1-based, as the original counts epochs
+    shown = shown.rename(columns=ABLATION_COLUMNS)
+    formats = {heading: "{:.3f}" for heading in shown.columns if "acc" in heading or heading == "SSIM"}
+    formats.update({"parameters": "{:,}", "best val loss": "{:.1f}", "val MSE": "{:.2f}", "val KL": "{:.1f}",
+                    "PSNR (dB)": "{:.1f}", "domain FID": "{:.1f}", "train time (s)": "{:.0f}"})
+    styler = shown.style.format({k: v for k, v in formats.items() if k in shown.columns})
+    return styler.set_table_attributes('class="dataframe"')  # the theme's table styling, like a plain DataFrame
+
+
 def ablation_numbers(table: pd.DataFrame) -> dict[str, str]:
     """Formatted numbers the prose quotes (best validation loss, validation MSE, parameters of each variant), from
     `cvae.ablations.ablation_table` (one row per variant, column `ablation`); 'n/a' for a variant not trained."""
@@ -665,6 +687,6 @@ __all__ = [
     "reconstruction_examples", "generated_by_class", "real_by_class", "pathmnist_rgb_examples", "evaluation",
     "lookup", "number", "reconstruction_table", "distance_table", "conditional_table", "latent_table",
     "diagnosis_markdown", "diagnosis_table", "augmentation_table", "tstr_table", "placeholder_figure", "run_overrides", "load_runs",
-    "ablation_numbers", "variant_strips", "book_command", "profile_table", "data_files_table",
+    "ablation_numbers", "ablation_display", "variant_strips", "book_command", "profile_table", "data_files_table",
     "environment_table", "timing_table", "benchmark_table",
 ]

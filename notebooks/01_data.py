@@ -71,17 +71,16 @@ per_class = report.class_count_table(data)
 report.glue("fig_class_counts", plots.class_counts(per_class))
 
 # %% [markdown]
-# ```{glue:figure} fig_class_counts
-# :name: fig-class-counts
-#
-# Images per global class and split, as used by this run.
+# ```{glue} fig_class_counts
 # ```
+#
+# *Images per global class and split, as used by this run.*
 #
 # ## From RGB to one gray channel
 #
 # The model takes one channel. PathMNIST's RGB images are converted with the ITU-R BT.601 luma weights,
 # $Y = 0.299 R + 0.587 G + 0.114 B$ (`cvae.data.rgb_to_gray`), once, when the files are read.
-# {numref}`fig-gray` shows one image of each PathMNIST class before and after.
+# The figure below shows one image of each PathMNIST class before and after.
 
 # %% tags=["hide-input"]
 from cvae.data import rgb_to_gray
@@ -90,11 +89,10 @@ rgb = report.pathmnist_rgb_examples(data, n=9)
 report.glue("fig_gray", plots.gray_conversion(rgb, rgb_to_gray(rgb)))
 
 # %% [markdown]
-# ```{glue:figure} fig_gray
-# :name: fig-gray
-#
-# PathMNIST test images of the nine classes in colour (top) and as the gray images the model sees (bottom).
+# ```{glue} fig_gray
 # ```
+#
+# *PathMNIST test images of the nine classes in colour (top) and as the gray images the model sees (bottom).*
 #
 # ## Real images per modality and class
 #

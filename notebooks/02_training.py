@@ -88,11 +88,10 @@ metrics.set_index("epoch").tail(5)
 #
 # ## The KL weight
 #
-# ```{glue:figure} fig_beta
-# :name: fig-beta
-#
-# The KL weight $\beta(t)$ of {eq}`eq-beta` per epoch for this profile.
+# ```{glue} fig_beta
 # ```
+#
+# *The KL weight $\beta(t)$ of {eq}`eq-beta` per epoch for this profile.*
 
 # %% tags=["hide-input"]
 report.glue("fig_beta", plots.beta_schedule(metrics["epoch"], metrics["beta"]))

@@ -49,6 +49,10 @@ report.glue("fig_samples", plots.class_grid(samples, per_cell=4))
 # FID and KID are computed in the 128-dimensional feature space of an in-project CNN trained on the real training
 # images (`cvae.evaluator`), not Inception: the numbers compare runs of this project, not published FIDs. The floor
 # is the distance between two disjoint halves of real images, the smallest value sampling noise allows.
+# KID is an unbiased estimate (cubic polynomial kernel on the same features, unitless), so a floor near or below
+# zero means "indistinguishable". The evaluator was trained with a random half of each batch blurred, so that it
+# still recognises the class of a blurry VAE sample; the price is that these distances are less sensitive to blur
+# than a classifier trained on sharp images only would be.
 
 # %% tags=["hide-input"]
 evaluation = report.evaluation(config)
@@ -69,11 +73,10 @@ report.glue("fig_conditional", plots.per_class_accuracy(conditional, "class_accu
 conditional
 
 # %% [markdown]
-# ```{glue:figure} fig_conditional
-# :name: fig-conditional
-#
-# Share of the samples of each class that the real-trained evaluator assigns to that class; colours are modalities.
+# ```{glue} fig_conditional
 # ```
+#
+# *Share of the samples of each class that the real-trained evaluator assigns to that class; colours are modalities.*
 #
 # ## Summary
 #

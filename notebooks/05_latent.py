@@ -96,12 +96,10 @@ report.diagnosis_table(evaluation)
 #
 # ## Which dimensions are used
 #
-# ```{glue:figure} fig_kl
-# :name: fig-kl
-#
-# Mean KL divergence per latent dimension on the test images, sorted; dimensions above the dashed line are
-# counted as active units.
+# ```{glue} fig_kl
 # ```
+#
+# *Mean KL divergence per latent dimension on the test images, sorted; dimensions above the dashed line are counted as active units.*
 
 # %% tags=["hide-input"]
 kl = report.lookup(evaluation, "kl_per_dimension")

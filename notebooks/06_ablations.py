@@ -10,8 +10,8 @@
 # chapter shows:
 #
 # 1. a table of every variant: parameters, best epoch, validation loss terms, aux-head accuracy, time;
-# 2. their validation loss per epoch ({numref}`fig-ablation-curves`);
-# 3. one generated sample per class from each variant ({numref}`fig-ablation-samples`).
+# 2. their validation loss per epoch;
+# 3. one generated sample per class from each variant.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -48,23 +48,22 @@ for key, value in report.ablation_numbers(table).items():
     report.glue(key, value)
 for key, sentence in ablations.claims(table).items():
     report.glue(f"claim_{key}", sentence)
-table.set_index("ablation")
+report.ablation_display(table)
 
 # %% [markdown]
 # **The original's two claims.** {glue:text}`claim_latent:s` {glue:text}`claim_deep:s`
 #
-# Columns: reconstruction PSNR (dB) and SSIM on the test split, domain FID (the evaluator's feature space, see the
+# Columns: best epoch counted from 1; losses of the last epoch on the validation split; reconstruction PSNR (dB)
+# and SSIM on the test split, domain FID (the evaluator's feature space, see the
 # sampling chapter) and conditional accuracy of 50 samples per class, aux-head and linear-probe accuracy on mu in
 # eval mode; losses are per image (sums over pixels, batch mean).
 #
 # ## Validation loss per epoch
 #
-# ```{glue:figure} fig_ablation_curves
-# :name: fig-ablation-curves
-#
-# Validation loss per epoch of every variant. Variants that change a loss weight change what the total measures,
-# so compare their reconstruction terms in the table rather than this curve.
+# ```{glue} fig_ablation_curves
 # ```
+#
+# *Validation loss per epoch of every variant. Variants that change a loss weight change what the total measures, so compare their reconstruction terms in the table rather than this curve.*
 
 # %% tags=["hide-input"]
 report.glue("fig_ablation_curves", plots.overlaid_curves({name: run.metrics for name, run in loaded.items()}))
@@ -72,11 +71,10 @@ report.glue("fig_ablation_curves", plots.overlaid_curves({name: run.metrics for 
 # %% [markdown]
 # ## Samples of every variant
 #
-# ```{glue:figure} fig_ablation_samples
-# :name: fig-ablation-samples
-#
-# One sample from the prior for each of the 21 classes (columns, global label order) from each variant (rows).
+# ```{glue} fig_ablation_samples
 # ```
+#
+# *One sample from the prior for each of the 21 classes (columns, global label order) from each variant (rows).*
 
 # %% tags=["hide-input"]
 strips = report.variant_strips(loaded, seed=seed)

@@ -38,11 +38,10 @@ report.glue("fig_augmentation", plots.grouped_bars(augmentation) if len(augmenta
 augmentation
 
 # %% [markdown]
-# ```{glue:figure} fig_augmentation
-# :name: fig-augmentation
-#
-# Test accuracy per modality of a classifier trained on real images only and on real plus generated images.
+# ```{glue} fig_augmentation
 # ```
+#
+# *Test accuracy per modality of a classifier trained on real images only and on real plus generated images.*
 #
 # ## Train on synthetic, test on real
 
