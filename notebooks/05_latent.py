@@ -79,6 +79,7 @@ for key in ("aux_class_accuracy", "aux_modality_accuracy", "probe_class_accuracy
     report.glue(key, report.percent(value) if "accuracy" in key else report.number(value, 3))
 report.glue("active_units", report.number(report.lookup(evaluation, "active_units"), 0))
 report.glue("diagnosis", report.diagnosis_markdown(evaluation))
+report.glue("diagnosis_verdict", (report.lookup(evaluation, "diagnosis") or {}).get("verdict", "not computed"))
 latent
 
 # %% [markdown]

@@ -93,6 +93,9 @@ def test_every_page_loads_with_images_math_glue_and_no_errors(site, browser):
             assert bad.count() == 0, f"{page_path}: {bad.first.inner_text()[:500]}"
             outputs = " ".join(page.locator(".cell_output").all_inner_texts())
             assert "Traceback" not in outputs, page_path
+            body = page.locator("main").inner_text()
+            # a glued object that could not be rendered shows its Python repr instead (e.g. cross-page Markdown)
+            assert not re.search(r"<[\w.]+ object( at 0x[0-9a-f]+)?>", body), f"{page_path}: unrendered object repr"
             if page.locator(".math").count():
                 page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
                                        timeout=20000)
