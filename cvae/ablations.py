@@ -66,12 +66,6 @@ def run_ablation(name: str | None, profile: str = "quick", extra: dict | Iterabl
     return train(config, progress=progress)
 
 
-def run_ablations(names: Iterable[str], profile: str, data_dir: str | None = None,
-                  progress: bool = True) -> dict[str, Path]:
-    """Train (or reuse) several standard ablations; {name: run folder}."""
-    return {name: run_ablation(name, profile, data_dir=data_dir, progress=progress) for name in names}
-
-
 def ablation_table(profile: str, names: Iterable[str] | None = None, extra: dict | Iterable[str] = (),
                    evaluate: bool = False) -> pd.DataFrame:
     """One row per finished ablation run of the profile: parameters, best epoch, final val loss per term, time.

@@ -93,12 +93,3 @@ def load_run(run_dir: str | Path) -> Run:
     metrics = pd.read_csv(path / METRICS_FILE)
     summary = json.loads((path / SUMMARY_FILE).read_text())
     return Run(path, config, metrics, summary)
-
-
-def list_runs() -> list[Run]:
-    """Every finished run under the runs folder, oldest first."""
-    root = runs_dir()
-    if not root.exists():
-        return []
-    found = [load_run(p) for p in sorted(root.glob("run-*")) if is_finished(p)]
-    return sorted(found, key=lambda run: run.summary.get("finished_at", ""))
