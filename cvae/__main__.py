@@ -113,8 +113,17 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import format_table, run_benchmark
+    from .bench import format_table, load_or_run_switches, run_benchmark
 
+    if args.switches:
+        result = load_or_run_switches(profile=args.profile, repeats=args.repeats, force=True)
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            for row in result["rows"]:
+                print(f"{row['switch']:<50} {row['samples_per_s']:>8,.0f} samples/s  "
+                      f"{row['relative_to_baseline']:.2f}x  utilization {row['utilization']:.2f}")
+        return 0
     result = run_benchmark(profile=args.profile, repeats=args.repeats, overrides=parse_overrides(args.overrides))
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
@@ -184,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training throughput against the conventional MedMNIST pipeline")
     _add_profile(p, default="smoke")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--switches", action="store_true",
+                   help="measure each performance switch against the fp32/NCHW baseline (writes runs/switches.json)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 

@@ -27,6 +27,7 @@ STANDARD: dict[str, dict] = {
     "gamma_0.1": {"gamma": 0.1},
     "gamma_10": {"gamma": 10.0},  # also the aux-head "fix" of the latent chapter's diagnosis
     "encoder_unconditioned": {"encoder_conditioned": False},  # the encoder sees only the image (diagnosis)
+    "fp32": {"autocast": "none"},  # full precision: does the default bf16 autocast cost anything? (performance)
 }
 
 # The original's two claims, tested on the table: latent 128 "significantly" lowers the loss against 64, and the

@@ -27,6 +27,7 @@ import platform
 import resource
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import medmnist
@@ -108,10 +109,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """Achieved GFLOP/s of an n x n fp32 matmul (2 n^3 FLOP), best of `repeats` after one warm-up."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved GFLOP/s of an n x n matmul in `dtype` (2 n^3 FLOP), best of `repeats` after one warm-up."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     a @ b
     _sync(device)
     best = float("inf")
@@ -218,10 +219,12 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
     torch.set_num_threads(default_threads)
     _sync(device)
 
-    records = {"matmul_gflops": [], "conventional_samples_per_s": [], "conventional_data_fraction": [],
-               "project_samples_per_s": [], "data_fraction": []}
+    records = {"matmul_gflops": [], "matmul_bf16_gflops": [], "conventional_samples_per_s": [],
+               "conventional_data_fraction": [], "project_samples_per_s": [], "data_fraction": []}
     for _ in range(repeats):
         records["matmul_gflops"].append(matmul_gflops(device, matmul_size))
+        if amp_dtype == torch.bfloat16:  # the ceiling of the precision the model actually ran in, for honesty
+            records["matmul_bf16_gflops"].append(matmul_gflops(device, matmul_size, dtype=torch.bfloat16))
         if conventional is not None:
             data_s, step_s = timed(conventional)
             records["conventional_samples_per_s"].append(steps * BATCH_SIZE / (data_s + step_s))
@@ -261,12 +264,15 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
         "achieved_gflops": achieved,
         "matmul_gflops": median["matmul_gflops"],
         "utilization": achieved / median["matmul_gflops"],
+        "matmul_bf16_gflops": median["matmul_bf16_gflops"],
+        "utilization_vs_bf16_matmul": achieved / median["matmul_bf16_gflops"],
         "data_fraction": median["data_fraction"],
         "peak_memory_mb": peak_mb,
         "peak_memory_kind": peak_kind,
         "full_profile_epoch_minutes_estimate": 352_939 / median["project_samples_per_s"] / 60,
         "full_profile_hours_estimate": 150 * 352_939 / median["project_samples_per_s"] / 3600,
         "samples": {key: values for key, values in records.items()},
+        "settings": _throughput_settings(config),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": training_threads,
@@ -280,6 +286,8 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
 
 
 # ------------------------------------------------------------------------------------------------ switch study
+# Every switch is measured on top of this baseline (the naive eager loop: fp32, NCHW, default Adam, all cores)
+SWITCH_BASELINE = {"channels_last": False, "autocast": "none"}
 SWITCHES: dict[str, dict] = {
     # name: config overrides plus process-level settings ("mkldnn": oneDNN on/off, "threads", "foreach" Adam)
     "baseline (fp32, NCHW, default Adam)": {},
@@ -289,7 +297,7 @@ SWITCHES: dict[str, dict] = {
     "oneDNN off (torch.backends.mkldnn)": {"mkldnn": False},
     "1 thread (threads=1)": {"threads": 1},
     "bf16 autocast": {"autocast": "bf16"},
-    "channels_last + bf16 autocast": {"channels_last": True, "autocast": "bf16"},
+    "channels_last + bf16 autocast (the default here)": {"channels_last": True, "autocast": "bf16"},
 }
 _PROCESS_KEYS = ("mkldnn", "threads", "foreach")
 
@@ -297,7 +305,8 @@ _PROCESS_KEYS = ("mkldnn", "threads", "foreach")
 def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = None, repeats: int = 3,
                      steps: int = 6, warmup: int = 2, data_dir: str | Path | None = None) -> list[dict]:
     """Samples/s of the project's loop under each switch, interleaved round-robin so that every round sees the same
-    machine load; per switch the median samples/s and the median (over rounds) of its ratio to the first switch."""
+    machine load; per switch the median samples/s and the median (over rounds) of its ratio to the first switch.
+    Every switch's overrides apply on top of SWITCH_BASELINE (fp32, NCHW), whatever the config defaults are."""
     from .train import _prepare, autocast_dtype, select_device, seed_everything, train_step
 
     switches = switches or SWITCHES
@@ -306,7 +315,7 @@ def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = 
     default_threads = torch.get_num_threads()
     runners = {}
     for name, settings in switches.items():
-        config = make_config(profile, {"batch_size": BATCH_SIZE,
+        config = make_config(profile, {"batch_size": BATCH_SIZE, **SWITCH_BASELINE,
                                        **{k: v for k, v in settings.items() if k not in _PROCESS_KEYS}})
         device = select_device(config.device)
         seed_everything(config.seed)
@@ -322,7 +331,8 @@ def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = 
                 device=device, settings=settings):
             torch.set_num_threads(settings.get("threads", default_threads))
             try:
-                with torch.backends.mkldnn.flags(enabled=settings.get("mkldnn", True)):
+                with warnings.catch_warnings(), torch.backends.mkldnn.flags(enabled=settings.get("mkldnn", True)):
+                    warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
                     _, step_s = _timed_steps(batches, lambda b: train_step(trainer, optimizer, b, config,
                                                                            config.beta_max, amp), count, device)
             finally:
@@ -345,6 +355,28 @@ def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = 
                      "utilization": statistics.median(v * flops / 1e9 / m for v, m in zip(values, matmul)),
                      "rounds": values})
     return rows
+
+
+SWITCHES_FILE = "switches.json"
+
+
+def load_or_run_switches(profile: str = "smoke", repeats: int = 3, steps: int = 6, force: bool = False,
+                         data_dir: str | Path | None = None) -> dict:
+    """The switch study (`compare_switches`) cached at <runs>/switches.json: {"rows", "device_name", "torch",
+    "date", "repeats", "steps", "seconds"}; rerun when missing, for another profile, or with `force`."""
+    path = runs_dir() / SWITCHES_FILE
+    if path.exists() and not force:
+        cached = json.loads(path.read_text())
+        if cached.get("profile") == profile:
+            return cached
+    started = time.perf_counter()
+    rows = compare_switches(profile, repeats=repeats, steps=steps, data_dir=data_dir)
+    result = {"profile": profile, "rows": rows, "baseline": SWITCH_BASELINE, "repeats": repeats, "steps": steps,
+              "batch_size": BATCH_SIZE, "device_name": _device_name(torch.device("cpu")), "torch": torch.__version__,
+              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "seconds": time.perf_counter() - started}
+    save_benchmark(result, path)
+    return result
 
 
 def bf16_parity(profile: str = "smoke", steps: int = 40, data_dir: str | Path | None = None) -> dict:
@@ -370,6 +402,12 @@ def bf16_parity(profile: str = "smoke", steps: int = 40, data_dir: str | Path | 
     return result
 
 
+def _throughput_settings(config: Config) -> dict:
+    """The config fields that change a benchmark's numbers (a cached result with other values is stale)."""
+    return {key: getattr(config, key) for key in ("autocast", "channels_last", "compile", "fused_adam", "threads",
+                                                   "device")}
+
+
 def benchmark_path() -> Path:
     """Where the latest benchmark result is cached: <runs>/benchmark.json."""
     return runs_dir() / BENCHMARK_FILE
@@ -384,13 +422,14 @@ def save_benchmark(result: dict, path: Path | None = None) -> Path:
 
 
 def load_or_run_benchmark(profile: str = "smoke", repeats: int = 5, force: bool = False, **kwargs) -> dict:
-    """The cached result at <runs>/benchmark.json if it exists for this profile (and not `force`), else a fresh
-    run_benchmark (which writes the cache). Keys: see `run_benchmark`; `date` (UTC ISO), `device`, `device_name`
-    and `torch` say when and where it was measured."""
+    """The cached result at <runs>/benchmark.json if it exists for this profile and the same throughput settings
+    (and not `force`), else a fresh run_benchmark (which writes the cache). Keys: see `run_benchmark`; `date` (UTC
+    ISO), `device`, `device_name` and `torch` say when and where it was measured."""
     path = benchmark_path()
     if path.exists() and not force:
         cached = json.loads(path.read_text())
-        if cached.get("profile") == profile:
+        expected = _throughput_settings(make_config(profile, kwargs.get("overrides") or {}))
+        if cached.get("profile") == profile and cached.get("settings") == expected:
             return cached
     return run_benchmark(profile=profile, repeats=repeats, save=True, **kwargs)
 
@@ -414,7 +453,9 @@ def format_table(result: dict) -> str:
         ("FLOPs per training sample", number(result["flops_per_sample"] / 1e6, ",.1f") + " MFLOP"),
         ("achieved GFLOP/s", number(result["achieved_gflops"], ",.1f")),
         ("fp32 matmul GFLOP/s (same run)", number(result["matmul_gflops"], ",.1f")),
-        ("utilization (achieved / matmul)", number(result["utilization"], ".2f")),
+        ("utilization (achieved / fp32 matmul)", number(result["utilization"], ".2f")),
+        ("bf16 matmul GFLOP/s (same run)", number(result.get("matmul_bf16_gflops"), ",.1f")),
+        ("utilization (achieved / bf16 matmul)", number(result.get("utilization_vs_bf16_matmul"), ".2f")),
         ("data share of step time (project)", number(result["data_fraction"], ".2%")),
         ("peak memory", number(result["peak_memory_mb"], ",.0f") + f" MB ({result['peak_memory_kind']})"),
         ("full profile, 150 epochs (estimate)", number(result["full_profile_hours_estimate"], ".2f") + " h"),
@@ -426,6 +467,6 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_benchmark", "compare_switches", "bf16_parity", "SWITCHES", "load_or_run_benchmark", "format_table",
+__all__ = ["run_benchmark", "compare_switches", "bf16_parity", "SWITCHES", "SWITCH_BASELINE", "load_or_run_switches", "load_or_run_benchmark", "format_table",
            "conventional_loader", "matmul_gflops",
            "training_flops", "benchmark_path", "save_benchmark"]

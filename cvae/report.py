@@ -647,7 +647,8 @@ def environment_table(run) -> pd.DataFrame:
     rows = {"python": platform.python_version(), "platform": platform.platform(),
             "CPU cores": str(os.cpu_count()), "torch threads": str(torch.get_num_threads()),
             "CUDA device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-            "training device": str(run.summary.get("device"))}
+            "training device": str(run.summary.get("device")),
+            "training precision": str(run.summary.get("precision"))}
     for package in ("torch", "torchvision", "numpy", "medmnist", "scikit-learn", "torchmetrics", "matplotlib",
                     "pandas", "jupyter-book", "myst-nb", "sphinx", "papermill", "jupytext"):
         try:
@@ -680,6 +681,45 @@ def benchmark_table() -> pd.DataFrame:
     result = load_or_run_benchmark(profile="smoke", repeats=2, steps=6, warmup=1)
     return pd.DataFrame({"value": {k: plain(v) for k, v in result.items() if not isinstance(v, (dict, list))}})
 
+PRECISION_METRICS = {  # ablation_table column -> label in the precision comparison
+    "best_val_total": "best validation loss (per image)", "final_val_mse": "validation MSE (per image)",
+    "final_val_kl": "validation KL (nats per image)", "recon_psnr": "reconstruction PSNR (dB)",
+    "recon_ssim": "reconstruction SSIM", "domain_fid": "domain FID", "conditional_class_accuracy":
+    "conditional class accuracy", "conditional_modality_accuracy": "conditional modality accuracy",
+    "train_seconds": "training time (s)",
+}
+
+
+def precision_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The `paper` (default precision) and `fp32` rows of an ablation table side by side, with the relative
+    difference of the default against fp32; a note instead when either run is missing."""
+    rows = table.set_index("ablation") if "ablation" in table.columns else table
+    if not {"paper", "fp32"} <= set(rows.index):
+        return pd.DataFrame({"status": ["the `paper` and `fp32` ablations were not both trained in this build"]})
+    out = []
+    for column, label in PRECISION_METRICS.items():
+        if column not in rows.columns:
+            continue
+        default, full = float(rows.loc["paper", column]), float(rows.loc["fp32", column])
+        out.append({"metric": label, "default precision (paper)": round(default, 4), "fp32": round(full, 4),
+                    "difference": f"{(default - full) / abs(full):+.1%}" if full else "n/a"})
+    return pd.DataFrame(out).set_index("metric")
+
+
+def switch_table() -> pd.DataFrame:
+    """The switch study (`cvae.bench.load_or_run_switches`, cached): samples/s, ratio to the fp32 NCHW baseline and
+    utilization of each switch on this machine, measured interleaved in one run."""
+    from .bench import load_or_run_switches
+
+    result = load_or_run_switches(profile="smoke", repeats=3, steps=6)
+    table = pd.DataFrame([{"switch": row["switch"], "samples/s": round(row["samples_per_s"]),
+                           "x baseline": round(row["relative_to_baseline"], 2),
+                           "utilization (fp32 matmul)": round(row["utilization"], 2)} for row in result["rows"]])
+    glue("switches_date", result["date"][:10])
+    glue("switches_device", result["device_name"])
+    return table.set_index("switch")
+
+
 __all__ = [
     "ORIGINAL", "setup_notebook", "notebook_config", "report_dir", "read_timings", "glue", "plain", "percent",
     "data_notice_markdown", "data_notice_html", "show_data_notice", "markdown", "dataset_table", "class_count_table",
@@ -688,5 +728,5 @@ __all__ = [
     "lookup", "number", "reconstruction_table", "distance_table", "conditional_table", "latent_table",
     "diagnosis_markdown", "diagnosis_table", "augmentation_table", "tstr_table", "placeholder_figure", "run_overrides", "load_runs",
     "ablation_numbers", "ablation_display", "variant_strips", "book_command", "profile_table", "data_files_table",
-    "environment_table", "timing_table", "benchmark_table",
+    "environment_table", "timing_table", "benchmark_table", "switch_table", "precision_table",
 ]

@@ -3,8 +3,9 @@
 Performance (see `cvae.bench` and the reproducibility chapter): the data stay resident on the training device as
 uint8 tensors and every batch is one index into them, so no per-sample Dataset/DataLoader work and, on a GPU,
 no host-device copy or host synchronisation per step (loss sums stay on the device until the epoch ends).
-Switches in the config: `autocast` (bf16 on CUDA by default), `channels_last`, `compile` (reduce-overhead =
-CUDA graphs), `fused_adam`, `threads` (CPU threads; 1 is fastest when other processes share the cores).
+Switches in the config: `autocast` (bf16 on CUDA and on CPUs with native bf16 by default), `channels_last`,
+`compile` (reduce-overhead = CUDA graphs), `fused_adam`, `threads` (CPU threads; 1 is fastest when other processes
+share the cores).
 Launched by `torchrun`, the loop runs under DistributedDataParallel: every rank trains on its shard of each
 epoch's permutation, metric sums are reduced across ranks, only rank 0 writes.
 """
@@ -68,10 +69,21 @@ def build_optimizer(model: CVAE, config: Config):
     return optimizer, scheduler
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 convolutions and matmuls natively on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private probe; absent or failing means "don't rely on it"
+        return False
+
+
 def autocast_dtype(config: Config, device: torch.device | str) -> torch.dtype | None:
-    """The autocast dtype a config asks for on a device: bfloat16 ('bf16', or 'auto' on CUDA), else None (fp32)."""
+    """The autocast dtype a config asks for on a device: bfloat16 for 'bf16', and for 'auto' on CUDA or on a CPU
+    with native bf16; None (fp32) otherwise."""
     device = torch.device(device)
-    if config.autocast == "bf16" or (config.autocast == "auto" and device.type == "cuda"):
+    if config.autocast == "bf16":
+        return torch.bfloat16
+    if config.autocast == "auto" and (device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())):
         return torch.bfloat16
     return None
 

@@ -8,7 +8,8 @@
 # 1. the profile, the configuration hash and the command;
 # 2. the data files and their MD5 checksums against the official release;
 # 3. package versions and hardware;
-# 4. wall time per stage of the build, and the training throughput benchmark.
+# 4. wall time per stage of the build, the training throughput benchmark, what each performance switch gave, and
+#    whether the default bf16 autocast costs anything against fp32.
 
 # %% tags=["parameters"]
 profile = "smoke"
@@ -18,7 +19,7 @@ data_dir = ""
 overrides = []
 
 # %% tags=["hide-input"]
-from cvae import report
+from cvae import ablations, report
 from cvae.runs import load_run, run_dir_for
 
 report.setup_notebook()
@@ -68,13 +69,39 @@ report.benchmark_table()
 # %% [markdown]
 # The table above is this build's own benchmark run (`cvae.bench`, date and device in the table): the conventional
 # pipeline is medmnist's Dataset with per-sample transforms through a DataLoader; ours indexes the resident uint8
-# tensors. What we tried on the 2-core development CPU, measured with `cvae.bench.compare_switches` (rerun it to
-# measure your machine): channels-last memory helped a little and is on by default; bf16 autocast helped on a CPU
-# with bf16 instructions with validation losses within a fraction of a percent of fp32, so it is opt-in on the CPU
-# (`--set autocast=bf16`) and the default on CUDA; one thread beat two when other jobs shared the cores
-# (`--set threads=1`); fused or foreach Adam changed nothing; switching oneDNN off hurt badly; `torch.compile`
-# gave nothing repeatable. **GPU timings are unmeasured**: no GPU was available when this project was built, so
-# the targets for one H100 (150 epochs in five minutes, 20x the conventional pipeline) are open.
+# tensors. Utilization divides the model's FLOPs per second by a large fp32 matmul's, timed in the same run; when
+# the model trains under bf16 autocast, the table also gives it against a bf16 matmul, the ceiling of the precision
+# it actually ran in.
+#
+# ## What helped and what did not
+#
+# Each performance switch alone, on top of a naive fp32 loop with the default memory layout, measured round-robin in
+# one run so that every switch saw the same machine load (`python -m cvae bench --switches`, smoke data, batch 256,
+# medians of 3 rounds of 6 steps; measured {glue:text}`switches_date:s` on {glue:text}`switches_device:s`):
+
+# %% tags=["hide-input"]
+report.switch_table()
+
+# %% [markdown]
+# bf16 autocast needs bf16 instructions (AVX512-BF16 or AMX); without them it is emulated and slow, so the default
+# (`autocast=auto`) uses it only on CUDA and on CPUs that have them, and fp32 elsewhere. Switching oneDNN off shows
+# what the convolutions owe to it. One thread beat two only while other jobs shared the cores. `torch.compile`
+# gave nothing repeatable on this CPU and is off by default (`--set compile=default` to try it).
+#
+# ## Does bf16 cost anything?
+#
+# The ablation `fp32` is the `paper` configuration trained in full precision under the same profile and seed; the
+# table puts its numbers beside the default's (bf16 autocast where the machine has it, see the environment table
+# for the precision this build used).
+
+# %% tags=["hide-input"]
+extra = report.run_overrides(seed, data_source, overrides)
+names = [name for name in ("paper", "fp32") if name in ablations.STANDARD]
+report.precision_table(ablations.ablation_table(profile, names=names, extra=extra, evaluate=True))
+
+# %% [markdown]
+# **GPU timings are unmeasured**: no GPU was available when this project was built, so the targets for one H100
+# (150 epochs in five minutes, 20x the conventional pipeline) are open; `make bench` on a GPU machine measures them.
 
 # %% [markdown]
 # ## Summary

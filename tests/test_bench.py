@@ -77,12 +77,15 @@ def test_flop_counter_agrees_with_the_hand_count():
 
 def test_benchmark_reports_consistent_numbers(stand_in_dir, runs_dir):
     result = bench.run_benchmark(profile="smoke", repeats=2, steps=1, warmup=0, data_dir=stand_in_dir,
-                                 matmul_size=256)
+                                 matmul_size=256, overrides={"autocast": "bf16"})
     for key in REQUIRED_KEYS:
         assert key in result, key
     assert result["device"] == "cpu" and result["batch_size"] == 256
     assert result["speedup"] == pytest.approx(result["project_samples_per_s"] / result["conventional_samples_per_s"])
     assert result["utilization"] == pytest.approx(result["achieved_gflops"] / result["matmul_gflops"])
+    assert result["precision"] == "bf16-autocast"  # so the bf16 matmul ceiling is measured as well
+    assert result["utilization_vs_bf16_matmul"] == pytest.approx(result["achieved_gflops"]
+                                                                 / result["matmul_bf16_gflops"])
     assert result["achieved_gflops"] == pytest.approx(result["flops_per_sample"] * result["project_samples_per_s"]
                                                       / 1e9)
     assert result["flops_per_sample"] == hand_counted_training_flops_per_sample(make_config("smoke"))
@@ -99,11 +102,19 @@ def test_benchmark_reports_consistent_numbers(stand_in_dir, runs_dir):
 
 
 def test_load_or_run_returns_the_cache_without_running(runs_dir, monkeypatch):
+    settings = bench._throughput_settings(make_config("smoke"))
     cached = {"profile": "smoke", "project_samples_per_s": 123.0, "date": "2026-01-01T00:00:00+00:00",
-              "device": "cpu", "torch": torch.__version__}
+              "device": "cpu", "torch": torch.__version__, "settings": settings}
     bench.save_benchmark(cached)
     monkeypatch.setattr(bench, "run_benchmark", lambda **kwargs: pytest.fail("should have used the cache"))
     assert bench.load_or_run_benchmark(profile="smoke") == cached
+
+
+def test_load_or_run_measures_again_when_the_cached_settings_differ(runs_dir, monkeypatch):
+    stale = bench._throughput_settings(make_config("smoke", {"autocast": "none", "channels_last": False}))
+    bench.save_benchmark({"profile": "smoke", "project_samples_per_s": 123.0, "settings": stale})
+    monkeypatch.setattr(bench, "run_benchmark", lambda **kwargs: {"fresh": True})
+    assert bench.load_or_run_benchmark(profile="smoke") == {"fresh": True}
 
 
 def test_save_writes_nan_as_null(runs_dir):

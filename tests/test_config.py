@@ -52,6 +52,9 @@ def test_hash_is_stable_and_ignores_where_it_runs():
     assert len(a.config_hash()) == 10
     assert a.replace(device="cpu", data_dir="/elsewhere").config_hash() == a.config_hash()
     assert a.replace(latent_dim=64).config_hash() != a.config_hash()
+    assert a.replace(channels_last=False, threads=1, fused_adam=True).config_hash() == a.config_hash()
+    # precision changes the numbers a run computes, so an fp32 run does not reuse a bf16 one
+    assert a.replace(autocast="none").config_hash() != a.config_hash()
 
 
 def test_dict_round_trip():

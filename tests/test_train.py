@@ -8,7 +8,8 @@ from cvae.config import make_config
 from cvae.data import iterate_batches, load_data
 from cvae.model import CVAE
 from cvae.runs import LAST_CHECKPOINT, RunError, atomic_torch_save, is_finished, load_run
-from cvae.train import build_optimizer, train, train_step
+from cvae import train as train_module
+from cvae.train import autocast_dtype, build_optimizer, train, train_step
 
 
 def tiny_config(folder, **overrides):
@@ -103,3 +104,14 @@ def test_same_config_and_seed_repeat_exactly(stand_in_dir, tmp_path, monkeypatch
         results.append(load_run(train(config, progress=False)).metrics.drop(columns=["seconds", "train_samples_per_s"]))
     pd.testing.assert_frame_equal(*results)
     assert np.isfinite(results[0].to_numpy(dtype=float)).all()
+
+
+def test_autocast_auto_uses_bf16_on_cuda_and_only_on_cpus_with_native_bf16(monkeypatch):
+    auto, fp32, bf16 = (make_config("smoke", {"autocast": mode}) for mode in ("auto", "none", "bf16"))
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    assert autocast_dtype(auto, "cpu") is torch.bfloat16
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    assert autocast_dtype(auto, "cpu") is None
+    assert autocast_dtype(bf16, "cpu") is torch.bfloat16  # asked for explicitly: emulated if need be
+    assert autocast_dtype(auto, "cuda") is torch.bfloat16
+    assert autocast_dtype(fp32, "cuda") is None and autocast_dtype(fp32, "cpu") is None
