@@ -331,10 +331,11 @@ def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = 
                 device=device, settings=settings):
             torch.set_num_threads(settings.get("threads", default_threads))
             try:
-                with warnings.catch_warnings(), torch.backends.mkldnn.flags(enabled=settings.get("mkldnn", True)):
+                with warnings.catch_warnings():  # toggling oneDNN warns about Intel GPUs on every entry and exit
                     warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-                    _, step_s = _timed_steps(batches, lambda b: train_step(trainer, optimizer, b, config,
-                                                                           config.beta_max, amp), count, device)
+                    with torch.backends.mkldnn.flags(enabled=settings.get("mkldnn", True)):
+                        _, step_s = _timed_steps(batches, lambda b: train_step(trainer, optimizer, b, config,
+                                                                               config.beta_max, amp), count, device)
             finally:
                 torch.set_num_threads(default_threads)
             return count * BATCH_SIZE / step_s
