@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import metrics
-from .config import Config
+from .config import PERFORMANCE_FIELDS, Config
 from .data import MedMNISTData, Split, iterate_batches, load_data, stratified_indices
 from .evaluator import (REFERENCE_RESNET18_28, Evaluator, evaluator_data_config, evaluator_hash,
                         evaluator_settings_for, extract_features, load_or_train_evaluator, predict, split_reference,
@@ -468,15 +468,21 @@ def diagnosis_verdict(diagnosis: dict) -> tuple[list[str], str, dict | None]:
     return findings, verdict.strip(), fix
 
 
+# where the data come from, the seed and how a run executes: a profile's config with only these changed (the
+# stand-in at official sizes, another seed, fp32) still gets the profile's diagnosis scale
+_NOT_THE_EXPERIMENT = ("data_source", "synthetic_per_class", "data_dir", "device", "seed", "autocast",
+                       *PERFORMANCE_FIELDS)
+
+
 def diagnosis_scale(config: Config) -> dict:
-    """Overrides that put the diagnosis runs at the profile's ablation scale ({} for a config that is not a plain
-    profile, or where `cvae.ablations` is not available): the control and variants then share the ablations'
-    cached runs."""
+    """Overrides that put the diagnosis runs at the profile's ablation scale ({} for a config that is not a
+    profile's, apart from the fields in _NOT_THE_EXPERIMENT, or where `cvae.ablations` is not available): the
+    control and variants then share the ablations' cached runs."""
     from .config import PROFILES, make_config
 
+    keep = {name: getattr(config, name) for name in _NOT_THE_EXPERIMENT}
     for profile in PROFILES:
-        plain = make_config(profile).replace(data_dir=config.data_dir, device=config.device)
-        if plain.config_hash() == config.config_hash():
+        if make_config(profile).replace(**keep).config_hash() == config.config_hash():
             try:
                 from .ablations import ablation_overrides_for_profile
             except ImportError:  # pragma: no cover - the ablations module is part of the package

@@ -68,6 +68,12 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "grad_clip": ("1.0", "original", "maximum gradient norm"),
     "seed": ("-", "reproduction", "every stochastic step is seeded"),
     "device": ("GPU", "reproduction", "auto: CUDA, then MPS, then CPU; not part of the config hash"),
+    "autocast": ("not stated", "reproduction", "auto: bf16 autocast on CUDA and on CPUs with bf16 instructions (the fp32 "
+                 "ablation shows what it costs)"),
+    "channels_last": ("-", "reproduction", "NHWC memory layout, faster convolutions; not part of the config hash"),
+    "compile": ("-", "reproduction", "torch.compile mode; not part of the config hash"),
+    "fused_adam": ("-", "reproduction", "Adam's fused kernel; not part of the config hash"),
+    "threads": ("-", "reproduction", "CPU threads (0 = all cores); not part of the config hash"),
 }
 
 
@@ -105,6 +111,28 @@ def notebook_config(profile: str = "smoke", seed: int | None = None, data_source
     if seed is not None:
         items.append(f"seed={int(seed)}")
     return make_config(profile, items)
+
+
+def open_chapter(profile: str = "smoke", seed: int | None = None, data_source: str = "", data_dir: str = "",
+                 overrides: Iterable[str] = (), train_if_missing: bool = False):
+    """Every chapter's first lines from its parameters: notebook settings, the config, the profile's finished run
+    and the data notice. Returns (Config, Run). The run is trained here only with `train_if_missing` (the training
+    chapter); elsewhere a missing run is a RunError that says which command trains it."""
+    from .runs import RunError, is_finished, load_run, run_dir_for
+    from .train import train
+
+    setup_notebook()
+    config = notebook_config(profile, seed, data_source, data_dir, overrides)
+    run_dir = run_dir_for(config)
+    if train_if_missing:
+        run_dir = train(config, progress=False)
+    elif not is_finished(run_dir):
+        raise RunError(f"no finished training run for this chapter's configuration (hash {config.config_hash()}) in "
+                       f"{run_dir.parent}: execute notebooks/02_training first, or run `python -m cvae book "
+                       f"--profile {profile}` which executes the chapters in order.")
+    run = load_run(run_dir)
+    show_data_notice(run.summary["synthetic_data"], profile, config.config_hash())
+    return config, run
 
 
 def report_dir() -> Path:
@@ -721,7 +749,7 @@ def switch_table() -> pd.DataFrame:
 
 
 __all__ = [
-    "ORIGINAL", "setup_notebook", "notebook_config", "report_dir", "read_timings", "glue", "plain", "percent",
+    "ORIGINAL", "setup_notebook", "notebook_config", "open_chapter", "report_dir", "read_timings", "glue", "plain", "percent",
     "data_notice_markdown", "data_notice_html", "show_data_notice", "markdown", "dataset_table", "class_count_table",
     "architecture_table", "hyperparameter_table", "reference_table", "balanced_indices", "latent_means", "embed_2d",
     "reconstruction_examples", "generated_by_class", "real_by_class", "pathmnist_rgb_examples", "evaluation",

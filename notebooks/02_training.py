@@ -22,13 +22,8 @@ overrides = []
 # %% tags=["hide-input"]
 from cvae import plots, report
 from cvae.model import CVAE, count_parameters
-from cvae.runs import load_run
-from cvae.train import train
 
-report.setup_notebook()
-config = report.notebook_config(profile, seed, data_source, data_dir, overrides)
-run = load_run(train(config, progress=False))
-report.show_data_notice(run.summary["synthetic_data"], profile, config.config_hash())
+config, run = report.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
 
 # %% [markdown]
 # ## Configuration

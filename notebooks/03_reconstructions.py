@@ -21,14 +21,10 @@ overrides = []
 # %% tags=["hide-input"]
 from cvae import plots, report
 from cvae.data import load_data
-from cvae.runs import load_run, run_dir_for
 
-report.setup_notebook()
-config = report.notebook_config(profile, seed, data_source, data_dir, overrides)
-run = load_run(run_dir_for(config))
+config, run = report.open_chapter(profile, seed, data_source, data_dir, overrides)
 model = run.model("best")
 data = load_data(config, progress=False)
-report.show_data_notice(data.synthetic, profile, config.config_hash())
 
 # %% [markdown]
 # ## Originals and reconstructions

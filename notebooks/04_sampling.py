@@ -21,13 +21,9 @@ overrides = []
 
 # %% tags=["hide-input"]
 from cvae import plots, report
-from cvae.runs import load_run, run_dir_for
 
-report.setup_notebook()
-config = report.notebook_config(profile, seed, data_source, data_dir, overrides)
-run = load_run(run_dir_for(config))
+config, run = report.open_chapter(profile, seed, data_source, data_dir, overrides)
 model = run.model("best")
-report.show_data_notice(run.summary["synthetic_data"], profile, config.config_hash())
 
 # %% [markdown]
 # ## Samples per modality and class

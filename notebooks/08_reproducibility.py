@@ -20,12 +20,8 @@ overrides = []
 
 # %% tags=["hide-input"]
 from cvae import ablations, report
-from cvae.runs import load_run, run_dir_for
 
-report.setup_notebook()
-config = report.notebook_config(profile, seed, data_source, data_dir, overrides)
-run = load_run(run_dir_for(config))
-report.show_data_notice(run.summary["synthetic_data"], profile, config.config_hash())
+config, run = report.open_chapter(profile, seed, data_source, data_dir, overrides)
 report.glue("command", report.book_command(profile, overrides))
 report.glue("config_hash", config.config_hash())
 

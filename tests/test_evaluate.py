@@ -108,6 +108,11 @@ def test_diagnosis_scale_matches_the_ablations_scale_for_plain_profiles_only():
 
     assert evaluate.diagnosis_scale(make_config("smoke")) == ablation_overrides_for_profile("smoke")
     assert evaluate.diagnosis_scale(make_config("smoke", {"latent_dim": 64})) == {}
+    # the quick profile on the stand-in at official sizes, another seed, fp32: still the quick profile's scale
+    stand_in = make_config("quick", {"data_source": "synthetic", "synthetic_per_class": 0, "seed": 3,
+                                     "autocast": "none"})
+    assert evaluate.diagnosis_scale(stand_in) == ablation_overrides_for_profile("quick")
+    assert evaluate.diagnosis_scale(make_config("quick", {"epochs": 10})) == {}
 
 
 def test_plain_converts_numpy_and_non_finite():

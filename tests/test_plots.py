@@ -132,3 +132,20 @@ def test_data_notice_says_synthetic():
     text = report.data_notice_markdown(True, "smoke", "abc")
     assert text.startswith("```{warning}") and "not medical data" in text
     assert report.data_notice_markdown(False, "quick", "abc").startswith("```{note}")
+
+
+def test_a_chapter_without_its_training_run_says_which_notebook_trains_it(runs_dir):
+    from cvae.runs import RunError
+
+    with pytest.raises(RunError, match=r"no finished training run .* execute notebooks/02_training first"):
+        report.open_chapter("smoke", 0)
+
+
+def test_precision_table_puts_the_default_beside_fp32_with_the_relative_difference():
+    table = pd.DataFrame([{"ablation": "paper", "best_val_total": 101.0, "recon_psnr": 19.8, "train_seconds": 60.0},
+                          {"ablation": "fp32", "best_val_total": 100.0, "recon_psnr": 20.0, "train_seconds": 100.0}])
+    shown = report.precision_table(table)
+    assert shown.loc["best validation loss (per image)", "difference"] == "+1.0%"
+    assert shown.loc["reconstruction PSNR (dB)", "difference"] == "-1.0%"
+    assert shown.loc["training time (s)", "difference"] == "-40.0%"
+    assert "status" in report.precision_table(table[table["ablation"] == "paper"]).columns
