@@ -85,7 +85,8 @@ def ablation_table(profile: str, names: Iterable[str] | None = None, extra: dict
         run = load_run(run_dir)
         last = run.metrics.iloc[-1]
         row = {"ablation": name, "changes": _describe(config_diff(base, config)),
-               "parameters": run.summary["parameters"], "best_epoch": run.summary["best_epoch"],
+               "parameters": run.summary["parameters"], "epochs": run.summary["epochs"],
+               "best_epoch": run.summary["best_epoch"],
                "best_val_total": run.summary["best_val_total"]}
         row.update({f"final_val_{term}": float(last[f"val_{term}"]) for term in (*TERMS, "total")})
         row.update({"val_class_acc": float(last["val_class_acc"]), "val_modality_acc": float(last["val_modality_acc"]),
@@ -131,3 +132,18 @@ def claims(table: pd.DataFrame, margin: float = CLAIM_MARGIN) -> dict[str, str]:
     out.setdefault("latent", "The latent-size claim is untested here: `paper` or `latent64` was not trained.")
     out.setdefault("deep", "The deeper-model claim is untested here: `paper` or `deep` was not trained.")
     return out
+
+
+def convergence(table: pd.DataFrame) -> str:
+    """A sentence on how many variants reached their lowest validation loss in their last epoch (still improving,
+    so the comparison is at a fixed budget rather than at convergence)."""
+    if table.empty:
+        return "No ablation run is present."
+    still = table[table["best_epoch"] == table["epochs"] - 1]
+    if still.empty:
+        return ("Every variant reached its lowest validation loss before its last epoch: the comparison is between "
+                "(nearly) converged runs.")
+    which = (f"All {len(table)} variants" if len(still) == len(table) else
+             f"{len(still)} of {len(table)} variants ({', '.join(still['ablation'])})")  # plain text: glued as text
+    return (f"{which} reached their lowest validation loss in their last epoch, so they were still improving: the "
+            f"table compares them at a fixed budget of {int(table['epochs'].max())} epochs, not at convergence.")

@@ -48,10 +48,12 @@ for key, value in report.ablation_numbers(table).items():
     report.glue(key, value)
 for key, sentence in ablations.claims(table).items():
     report.glue(f"claim_{key}", sentence)
+report.glue("ablation_convergence", ablations.convergence(table))
 report.ablation_display(table)
 
 # %% [markdown]
 # **The original's two claims.** {glue:text}`claim_latent:s` {glue:text}`claim_deep:s`
+# {glue:text}`ablation_convergence:s`
 #
 # Columns: best epoch counted from 1; losses of the last epoch on the validation split; reconstruction PSNR (dB)
 # and SSIM on the test split, domain FID (the evaluator's feature space, see the

@@ -1,6 +1,7 @@
 import pytest
+import pandas as pd
 
-from cvae.ablations import STANDARD, ablation_config, ablation_table, run_ablation
+from cvae.ablations import STANDARD, ablation_config, ablation_table, claims, convergence, run_ablation
 from cvae.config import ConfigError, config_diff, make_config
 from cvae.runs import load_run
 
@@ -41,3 +42,28 @@ def test_two_tiny_ablations_table_and_cache(stand_in_dir, runs_dir, monkeypatch)
     for name in dirs:  # rerun: nothing retrains
         assert run_ablation(name, "smoke", extra=TINY, progress=False) == dirs[name]
         assert (dirs[name] / "summary.json").stat().st_mtime_ns == stamps[name]
+
+
+def _claims_table(paper: float, latent64: float, deep: float, best_epochs=(14, 14, 9)) -> pd.DataFrame:
+    return pd.DataFrame({"ablation": ["paper", "latent64", "deep"], "best_val_total": [paper, latent64, deep],
+                         "parameters": [1_155_993, 1_094_425, 4_799_257], "epochs": [15, 15, 15],
+                         "best_epoch": list(best_epochs)})
+
+
+def test_claims_follow_the_two_percent_rule():
+    # latent64 3% worse than paper: supports "128 is better"; deep 1% worse: supports "no better"
+    supported = claims(_claims_table(100.0, 103.0, 101.0))
+    assert "(+3.0%): this supports" in supported["latent"]
+    assert "4,799,257 parameters" in supported["deep"] and "(+1.0%): this supports" in supported["deep"]
+    # latent64 1% worse (within the margin) and deep 5% better: neither claim holds
+    refuted = claims(_claims_table(100.0, 101.0, 95.0))
+    assert "(+1.0%): this does not support" in refuted["latent"]
+    assert "(-5.0%): this does not support" in refuted["deep"]
+    assert "untested" in claims(_claims_table(100.0, 101.0, 95.0).iloc[:1])["latent"]
+
+
+def test_convergence_names_the_variants_still_improving_at_their_last_epoch():
+    sentence = convergence(_claims_table(100.0, 101.0, 95.0, best_epochs=(14, 14, 9)))
+    assert sentence.startswith("2 of 3 variants (paper, latent64) reached") and "15 epochs" in sentence
+    assert convergence(_claims_table(1, 1, 1, best_epochs=(14, 14, 14))).startswith("All 3 variants reached")
+    assert convergence(_claims_table(1, 1, 1, best_epochs=(3, 4, 5))).startswith("Every variant")
