@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import Config, make_config
+from .config import PERFORMANCE_FIELDS, Config, make_config
 from .data import Split, load_data
 from .labels import CLASS_OFFSETS, DATASETS
 from .paths import runs_dir
@@ -380,33 +380,9 @@ def load_or_run_switches(profile: str = "smoke", repeats: int = 3, steps: int = 
     return result
 
 
-def bf16_parity(profile: str = "smoke", steps: int = 40, data_dir: str | Path | None = None) -> dict:
-    """Train the same initial model on the same batches in fp32 and under bf16 autocast for `steps` steps; return
-    the mean of each loss term over the last quarter of steps and the validation terms, for both precisions."""
-    from .train import _prepare, evaluate, seed_everything, train_step
-
-    result = {}
-    for precision in ("none", "bf16"):
-        config = make_config(profile, {"batch_size": BATCH_SIZE, "autocast": precision, "device": "cpu"})
-        data = load_data(config, data_dir, progress=False)
-        seed_everything(config.seed)
-        model, trainer, optimizer, _ = _prepare(config, torch.device("cpu"))
-        batches = _project_batches(data.train, BATCH_SIZE, False, config.seed)
-        amp = torch.bfloat16 if precision == "bf16" else None
-        history = [train_step(trainer, optimizer, next(batches), config, config.beta_max, amp)
-                   for _ in range(steps)]
-        tail = history[-max(1, steps // 4):]
-        train_terms = {k: float(torch.stack([h[k] for h in tail]).mean()) for k in tail[0]}
-        val = evaluate(model, data.val, config, config.beta_max, torch.device("cpu"))
-        result["fp32" if precision == "none" else "bf16"] = {"train": train_terms, "val": val}
-    result["relative_difference_val_total"] = (result["bf16"]["val"]["total"] / result["fp32"]["val"]["total"] - 1)
-    return result
-
-
 def _throughput_settings(config: Config) -> dict:
     """The config fields that change a benchmark's numbers (a cached result with other values is stale)."""
-    return {key: getattr(config, key) for key in ("autocast", "channels_last", "compile", "fused_adam", "threads",
-                                                   "device")}
+    return {key: getattr(config, key) for key in ("autocast", "device", *PERFORMANCE_FIELDS)}
 
 
 def benchmark_path() -> Path:
@@ -468,6 +444,6 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_benchmark", "compare_switches", "bf16_parity", "SWITCHES", "SWITCH_BASELINE", "load_or_run_switches", "load_or_run_benchmark", "format_table",
+__all__ = ["run_benchmark", "compare_switches", "SWITCHES", "SWITCH_BASELINE", "load_or_run_switches", "load_or_run_benchmark", "format_table",
            "conventional_loader", "matmul_gflops",
            "training_flops", "benchmark_path", "save_benchmark"]

@@ -736,7 +736,8 @@ def precision_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def switch_table() -> pd.DataFrame:
     """The switch study (`cvae.bench.load_or_run_switches`, cached): samples/s, ratio to the fp32 NCHW baseline and
-    utilization of each switch on this machine, measured interleaved in one run."""
+    utilization of each switch on this machine, measured interleaved in one run. Glues `switches_date` and
+    `switches_device` for the prose."""
     from .bench import load_or_run_switches
 
     result = load_or_run_switches(profile="smoke", repeats=3, steps=6)
