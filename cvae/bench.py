@@ -287,7 +287,7 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
 
 # ------------------------------------------------------------------------------------------------ switch study
 # Every switch is measured on top of this baseline (the naive eager loop: fp32, NCHW, default Adam, all cores)
-SWITCH_BASELINE = {"channels_last": False, "autocast": "none"}
+SWITCH_BASELINE = {"channels_last": False, "autocast": "none", "fused_adam": False}
 SWITCHES: dict[str, dict] = {
     # name: config overrides plus process-level settings ("mkldnn": oneDNN on/off, "threads", "foreach" Adam)
     "baseline (fp32, NCHW, default Adam)": {},

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from . import distributed
 from .config import Config
 from .data import MedMNISTData, Split, load_data
+from .graphed_step import SUM_KEYS, GraphedTrainStep, portable_optimizer_state
 from .loss import TERMS, beta_at, loss_terms
 from .model import CVAE, count_parameters
 from .runs import (BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE, atomic_torch_save,
@@ -181,14 +182,19 @@ def evaluate(model: CVAE, split: Split, config: Config, beta: float, device: tor
 
 
 def _train_epoch(model, optimizer, split: Split, config: Config, beta: float, device, generator, progress: bool,
-                 amp_dtype: torch.dtype | None = None) -> tuple[dict[str, float], int]:
+                 amp_dtype: torch.dtype | None = None,
+                 graphed: GraphedTrainStep | None = None) -> tuple[dict[str, float], int]:
     """One pass over this rank's shard of a fresh permutation; returns the mean terms over all ranks' samples and
-    the number of samples all ranks trained on."""
+    the number of samples all ranks trained on. With `graphed`, the steps replay its CUDA graph."""
     model.train()
     order = distributed.shard_indices(torch.randperm(len(split), generator=generator)).to(device)
+    total = -(-len(order) // config.batch_size)
+    if graphed is not None:  # single device only (see uses_cuda_graphs)
+        with tqdm(total=total, desc="  batches", leave=False, disable=not progress, unit="batch") as bar:
+            sums = graphed.train_epoch(order, beta, bar).tolist()  # the epoch's one host synchronisation
+        return {key: value / len(split) for key, value in zip(SUM_KEYS, sums)}, len(split)
     sums: dict[str, torch.Tensor] = {}
     batches = resident_batches(split, order, config.batch_size, config.channels_last)
-    total = -(-len(order) // config.batch_size)
     for batch in tqdm(batches, total=total, desc="  batches", leave=False, disable=not progress, unit="batch"):
         terms = train_step(model, optimizer, batch, config, beta, amp_dtype)
         n = len(batch[1])
@@ -242,6 +248,12 @@ def _prepare(config: Config, device: torch.device):
     if config.compile != "none":
         trainer = torch.compile(trainer, mode=None if config.compile == "default" else config.compile)
     return model, trainer, optimizer, scheduler
+
+
+def uses_cuda_graphs(config: Config, device: torch.device) -> bool:
+    """Whether training replays the step as a CUDA graph: asked for, on one CUDA device, without torch.compile."""
+    return (config.cuda_graphs and device.type == "cuda" and not distributed.is_distributed()
+            and config.compile == "none")
 
 
 def _epoch_seed(config: Config, epoch: int) -> int:
@@ -313,6 +325,8 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         rows, best_val, start_epoch = state["metrics"], state["best_val"], state["epoch"] + 1
+    graphed = GraphedTrainStep(model, optimizer, train_split, config, amp_dtype) if uses_cuda_graphs(
+        config, device) else None
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / CONFIG_FILE, json.dumps(config.to_dict(), indent=2))
@@ -325,7 +339,7 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
         beta = beta_at(epoch, config.beta_max, config.beta_warmup_epochs, config.beta_ramp_epochs)
         tick = time.perf_counter()
         train_means, seen = _train_epoch(trainer, optimizer, train_split, config, beta, device, generator, progress,
-                                         amp_dtype)
+                                         amp_dtype, graphed)
         distributed.broadcast_buffers(model)  # identical BatchNorm statistics on every rank before eval and saving
         train_seconds = time.perf_counter() - tick
         val = _validate_epoch(model, val_split, config, beta, device, amp_dtype)
@@ -345,7 +359,8 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
         if main:
             atomic_write_text(run_dir / METRICS_FILE, pd.DataFrame(rows).to_csv(index=False))
             atomic_torch_save({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "model": model.state_dict(), "optimizer": portable_optimizer_state(optimizer),
+                "scheduler": scheduler.state_dict(),
                 "shuffle_rng": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "config": config.to_dict(), "epoch": epoch, "metrics": rows, "best_val": best_val,
@@ -371,6 +386,9 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
             "world_size": world, "rank_state_digests": digests, "replicas_identical": len(set(digests)) == 1,
             "precision": "bf16-autocast" if amp_dtype == torch.bfloat16 else "fp32",
             "channels_last": config.channels_last, "compile": config.compile, "threads": torch.get_num_threads(),
+            "cuda_graphs": graphed is not None, "graph_captures": graphed.captures if graphed is not None else 0,
+            "peak_device_memory_mb": (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
+                                      else None),
             "environment": _environment(device),
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
