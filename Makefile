@@ -9,10 +9,15 @@ STAMP := $(VENV)/.installed
 # pip's notes about absent local index folders are noise on the CI machines; real errors still fail the build
 QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: env book test test-fast ablations bench browser clean help
+.PHONY: env book pdf submission test test-fast ablations bench browser tex clean help
+
+# Debian packages of the PDF: TeX Live with xelatex and latexmk, the fonts Sphinx uses, pdftotext/pdftoppm for its tests
+TEX_PACKAGES := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk fonts-freefont-otf poppler-utils
 
 help:
 	@echo "make book [PROFILE=smoke|quick|full]  data -> notebooks (papermill) -> HTML in _build/html"
+	@echo "make pdf [PROFILE=...]                the whole book as one PDF in _build/pdf/book.pdf (same executed notebooks)"
+	@echo "make submission [ALLOW_SYNTHETIC=1]   zip the built PDF, HTML, notebooks and run records in _build/submission/"
 	@echo "make test                             fresh environment, then every test (book build + browser test included)"
 	@echo "make test-fast                        the fast unit tests only"
 	@echo "make ablations [PROFILE=...]          train (or reuse) the standard ablation set"
@@ -32,10 +37,23 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "install Debian's chromium package (sudo apt-get install chromium) for the browser test" >&2; fi; }
 
+# Debian's TeX Live for the PDF; installed when run as root (as on the CI machines), else the one line to run.
+tex:
+	@{ command -v xelatex && command -v latexmk && command -v pdftotext && { test -e /usr/share/fonts/opentype/freefont/FreeSerif.otf || fc-list | grep -q FreeSerif; }; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; \
+	  else echo "the PDF needs TeX; install it with: sudo apt-get install --no-install-recommends $(TEX_PACKAGES)" >&2; fi; }
+
 book: env
 	$(BIN)/python -m cvae book --profile $(PROFILE)
 
-test: env browser
+pdf: env tex
+	$(BIN)/python -m cvae book --profile $(PROFILE) --pdf
+
+# Packages what `make book` and `make pdf` built (it builds nothing); a stand-in build needs ALLOW_SYNTHETIC=1.
+submission: env
+	$(BIN)/python -m cvae submission $(if $(filter 1 yes true,$(ALLOW_SYNTHETIC)),--allow-synthetic) $(if $(filter 1 yes true,$(CHECKPOINTS)),--checkpoints)
+
+test: env browser tex
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 test-fast: env

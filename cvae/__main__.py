@@ -1,8 +1,9 @@
-"""Command line: `python -m cvae {info,data,synth,train,evaluate,ablate,bench,book}`; see `--help` of each."""
+"""Command line: `python -m cvae {info,data,synth,train,evaluate,ablate,bench,book,submission}`; see each `--help`."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -69,6 +70,9 @@ def cmd_data(args) -> int:
 def cmd_synth(args) -> int:
     from .synthetic import write_stand_in
 
+    if not args.official_sizes and args.per_class <= 0:
+        raise ConfigError(f"--per-class must be a positive number of images per class and split, got {args.per_class}; "
+                          "for the official MedMNIST split sizes use --official-sizes")
     per_class = None if args.official_sizes else args.per_class
     folder = write_stand_in(args.out, per_class=per_class, seed=args.seed)
     print(f"wrote the SYNTHETIC stand-in (not medical data) to {folder}")
@@ -95,18 +99,22 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from . import ablations
+    from . import ablations, study
 
+    config = _config(args)  # ConfigError (bad --set) before anything trains
     if args.list:
-        for name, overrides in ablations.STANDARD.items():
-            print(f"{name:16s} {' '.join(f'{k}={v}' for k, v in overrides.items()) or '(the base configuration)'}")
+        for run in study.study_runs(args.profile, args.overrides, config.seed):
+            changes = " ".join(f"{k}={v}" for k, v in ablations.variant_overrides(run.name).items())
+            print(f"{run.name:24s} seed {run.seed}  {changes or '(the base configuration)'}")
         return 0
-    if args.standard:
-        args.names = list(ablations.STANDARD)
+    if args.study:
+        table = study.run_study(args.profile, args.overrides, config.seed, data_dir=args.data_dir, progress=True)
+        report = study.study_report(table, args.profile, args.overrides, config.seed)
+        print(json.dumps(report, indent=2) if args.json else study.format_report(report))
+        return 0
     if not args.names and not args.overrides:
-        raise ConfigError("name an ablation (see --list), give --standard, or give --set key=value overrides")
-    names = args.names or [None]
-    for name in names:
+        raise ConfigError("name an ablation (see --list), give --study, or give --set key=value overrides")
+    for name in args.names or [None]:
         run_dir = ablations.run_ablation(name, profile=args.profile, extra=args.overrides, data_dir=args.data_dir)
         print(f"{name or 'custom'}\t{run_dir}")
     return 0
@@ -132,8 +140,18 @@ def cmd_bench(args) -> int:
 def cmd_book(args) -> int:
     from .book import build_book
 
-    html = build_book(profile=args.profile, data_dir=args.data_dir, overrides=args.overrides, force=args.force)
+    html = build_book(profile=args.profile, data_dir=args.data_dir, overrides=args.overrides, force=args.force,
+                      pdf=args.pdf)
     print(html)
+    return 0
+
+
+def cmd_submission(args) -> int:
+    from .submission import write_submission
+
+    archive = write_submission(allow_synthetic=args.allow_synthetic, include_checkpoints=args.checkpoints,
+                               out_dir=args.out)
+    print(archive)
     return 0
 
 
@@ -164,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="write the synthetic MedMNIST-format stand-in (not medical data)")
     p.add_argument("--out", required=True, help="folder to write pathmnist/tissuemnist/octmnist .npz into")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--per-class", type=int, default=300, help="images per class and split (default 300)")
-    size.add_argument("--official-sizes", action="store_true", help="the official MedMNIST split sizes")
+    size.add_argument("--per-class", type=int, default=300, help="images per class and split, > 0 (default 300)")
+    size.add_argument("--official-sizes", action="store_true",
+                      help="the official MedMNIST split sizes and per-class counts (452,855 images)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
 
@@ -182,10 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("ablate", help="train (or reuse) named ablations")
-    p.add_argument("names", nargs="*", help="standard ablation names (see --list)")
-    p.add_argument("--list", action="store_true", help="print the standard ablations and their overrides")
-    p.add_argument("--standard", action="store_true", help="train (or reuse) every standard ablation")
+    p = sub.add_parser("ablate", help="train (or reuse) ablations, or the whole study (seeds, weight search)")
+    p.add_argument("names", nargs="*", help="ablation names (see --list), or one override such as a_l1=0.1")
+    p.add_argument("--list", action="store_true", help="print every run of the study: name, seed, overrides")
+    p.add_argument("--study", "--standard", dest="study", action="store_true",
+                   help="train (or reuse) and measure every run of the study; print the claims over seeds and the "
+                        "weight search's decision")
+    p.add_argument("--json", action="store_true", help="with --study: the report as JSON (keys in the README)")
     _add_profile(p)
     _add_data_dir(p)
     p.set_defaults(func=cmd_ablate)
@@ -202,23 +224,74 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(p)
     _add_data_dir(p)
     p.add_argument("--force", action="store_true", help="re-execute every notebook")
+    p.add_argument("--pdf", action="store_true",
+                   help="build the whole-book PDF (_build/pdf/book.pdf, needs TeX) instead of the HTML, from the same "
+                        "executed notebooks")
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("submission", help="zip the built book (PDF, HTML, notebooks, run records) for handing in")
+    p.add_argument("--allow-synthetic", action="store_true",
+                   help="package a build made on the synthetic stand-in (the archive says so)")
+    p.add_argument("--checkpoints", action="store_true", help="include the runs' model checkpoints (large)")
+    p.add_argument("--out", default=None, help="folder for the archive (default: _build/submission)")
+    p.set_defaults(func=cmd_submission)
     return parser
 
 
+_FOLDERS_HINT = "the runs folder ($CVAE_RUNS_DIR) or the data folder (--data-dir, $CVAE_DATA_DIR)"
+# what the user's machine can cause, by errno: (what happened, the fix); any other OSError is a bug (traceback)
+_ENVIRONMENT_ERRORS = {
+    errno.ENOSPC: ("no space left on the disk", f"free space there or move {_FOLDERS_HINT} to a disk with room; "
+                   "a training run resumes from its last finished epoch"),
+    errno.EDQUOT: ("disk quota exceeded", f"free space there or move {_FOLDERS_HINT} elsewhere"),
+    errno.EROFS: ("read-only file system", f"choose a writable place for {_FOLDERS_HINT}"),
+    errno.EACCES: ("permission denied", f"make it writable for you, or choose another place for {_FOLDERS_HINT}"),
+    errno.EPERM: ("operation not permitted", f"make it writable for you, or choose another place for {_FOLDERS_HINT}"),
+    errno.ENOTDIR: ("a part of this path is a file, not a folder", f"move that file away, or choose another place "
+                    f"for {_FOLDERS_HINT}"),
+    errno.EEXIST: ("a file is in the way of a folder", f"move it away, or choose another place for {_FOLDERS_HINT}"),
+    errno.EISDIR: ("a folder is in the way of a file", "move it away"),
+    errno.ENAMETOOLONG: ("the path is too long", f"choose a shorter place for {_FOLDERS_HINT}"),
+    errno.EIO: ("input/output error", "the disk may be failing: copy what you can and check it"),
+}
+
+
+def environment_error_line(error: OSError) -> str | None:
+    """One line naming the path, what went wrong and the fix, for an OSError the machine caused (full disk,
+    read-only or occupied folder, ...); None for any other OSError."""
+    if error.errno not in _ENVIRONMENT_ERRORS:
+        return None
+    what, fix = _ENVIRONMENT_ERRORS[error.errno]
+    named = [str(p) for p in (error.filename, error.filename2) if p is not None]
+    path = " -> ".join(named) or "(the system named no path)"
+    return f"{path}: {what}; {fix}."
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors end with one line on stderr and exit status 2 (1 for other failures)."""
+    """Entry point; errors the user or the machine can cause end with one line on stderr and exit status 2 (1 for
+    other failures: bugs keep their traceback)."""
     from .data import DataError
     from .runs import RunError
 
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _warning_line  # a warning is one line too
     try:
         return args.func(args)
     except (ConfigError, DataError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished epochs are saved; rerun the same command to resume.", file=sys.stderr)
+    except OSError as error:
+        line = environment_error_line(error)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as error:
+        print(f"interrupted: {error or 'rerun the same command to continue where it stopped'}", file=sys.stderr)
         return 130
 
 

@@ -2,7 +2,9 @@
 
 `build_book(profile)` gets the data first (a missing real file stops here with the data layer's message),
 executes `notebooks/NN_*.py` (jupytext percent sources) into `report/NN_*.ipynb`, then runs
-`jupyter-book build . -W -n --keep-going --all`. Training is cached by config hash in the run folder, and a
+`jupyter-book build . --config _build/_config.generated.yml -W -n --keep-going --all` (the repository and launch
+buttons derived from `_config.yml`'s one `repository.url`), or with `pdf` the LaTeX build of `cvae.pdf`.
+Training is cached by config hash in the run folder, and a
 notebook whose source, parameters and package code are unchanged since its last successful execution is not
 re-executed, so a second build with nothing changed retrains and recomputes nothing.
 """
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from .chapter import REPORT_DIR_ENV, report_dir
 from .config import make_config
 from .paths import PROJECT_ROOT, runs_dir
 from .runs import RunError, atomic_write_text, is_finished, run_dir_for
@@ -63,12 +66,16 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp_path = out_dir / STAMP_FILE
-    stamps = json.loads(stamp_path.read_text()) if stamp_path.exists() and not force else {}
+    try:
+        stamps = json.loads(stamp_path.read_text()) if stamp_path.exists() and not force else {}
+    except ValueError:  # a damaged record only costs re-executing every chapter
+        stamps = {}
     package = _package_hash()
     timings: dict[str, float] = {}
     upstream_changed = False
     saved_env = dict(os.environ)
     kernel_env = _kernel_env()  # computed before os.environ is replaced: the kernel inherits the full environment
+    kernel_env[REPORT_DIR_ENV] = str(out_dir)  # the chapters read the driver's timings from where it writes them
     os.environ.clear()
     os.environ.update(kernel_env)
     try:
@@ -89,17 +96,26 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
             tick = time.perf_counter()
             notebook = jupytext.read(source)
             notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+            # papermill saves as it goes: it writes a hidden file, so the chapter's last good notebook stays whole
+            running = out_dir / f".{source.stem}.running.ipynb"
+            failed = out_dir / f"{source.stem}.failed.ipynb"
             try:
-                result = pm.execute_notebook(notebook, str(target), parameters=parameters, kernel_name=KERNEL_NAME,
+                result = pm.execute_notebook(notebook, str(running), parameters=parameters, kernel_name=KERNEL_NAME,
                                              cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False)
             except pm.PapermillExecutionError as error:
+                if running.exists():
+                    os.replace(running, failed)
                 raise BookError(f"{source.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
-                                f"the executed notebook with the traceback is {target}") from None
+                                f"the executed notebook with the traceback is {failed}") from None
+            finally:
+                running.unlink(missing_ok=True)
             for cell in result.cells:  # show the injected parameters collapsed, so the page says what made it
                 tags = cell.get("metadata", {}).get("tags", [])
                 if "injected-parameters" in tags and "hide-input" not in tags:
                     tags.append("hide-input")
-            nbformat.write(result, str(target))
+            result.metadata.setdefault("papermill", {})["output_path"] = str(target)
+            atomic_write_text(target, nbformat.writes(result))
+            failed.unlink(missing_ok=True)
             timings[source.stem] = time.perf_counter() - tick
             stamps[source.stem] = key
             atomic_write_text(stamp_path, json.dumps(stamps, indent=2))
@@ -120,9 +136,51 @@ def _jupyter_book_command() -> list[str]:
     return [exe]
 
 
+BINDERHUB_URL = "https://mybinder.org"
+GENERATED_CONFIG = "_build/_config.generated.yml"
+
+
+def derived_config(source: Path = PROJECT_ROOT / "_config.yml") -> dict:
+    """The Jupyter Book configuration a build uses: `_config.yml` with the repository, issue and Binder launch
+    buttons derived from its one `repository.url`, or all left out when that is empty (an unpublished book)."""
+    import yaml
+
+    from .front_matter import load_front_matter
+
+    front = load_front_matter(source)  # ConfigError naming _config.yml when it is invalid
+    config = yaml.safe_load(Path(source).read_text())
+    html = dict(config.get("html") or {})
+    launch = dict(config.get("launch_buttons") or {})
+    repository = dict(config.get("repository") or {})
+    if front.published:
+        repository.update(url=front.repository_url, branch=front.repository_branch)
+        html.update(use_repository_button=True, use_issues_button=True)
+        launch["binderhub_url"] = BINDERHUB_URL
+    else:
+        repository["url"] = ""
+        html.update(use_repository_button=False, use_issues_button=False, use_edit_page_button=False)
+        launch["binderhub_url"] = ""
+    config.update(html=html, launch_buttons=launch, repository=repository)
+    return config
+
+
+def write_derived_config(root: Path = PROJECT_ROOT) -> Path:
+    """Write `derived_config` to _build/_config.generated.yml (atomically); returns its path."""
+    import yaml
+
+    path = root / GENERATED_CONFIG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "# Generated by cvae/book.py from _config.yml: edit that file, not this one.\n"
+                      + yaml.safe_dump(derived_config(root / "_config.yml"), sort_keys=False, allow_unicode=True))
+    return path
+
+
 def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:
-    """`jupyter-book build . -W -n --keep-going --all`; BookError with the warnings if it fails."""
-    command = _jupyter_book_command() + ["build", str(root), "-W", "-n", "--keep-going", "--all"]
+    """`jupyter-book build . --config _build/_config.generated.yml -W -n --keep-going --all`; BookError with the
+    warnings if it fails."""
+    config_path = write_derived_config(root)
+    command = _jupyter_book_command() + ["build", str(root), "--config", str(config_path.relative_to(root)),
+                                         "-W", "-n", "--keep-going", "--all"]
     log("[book] " + " ".join(command[1:]))
     env = _kernel_env()
     completed = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
@@ -134,21 +192,30 @@ def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:
 
 
 def build_book(profile: str = "quick", data_dir: str | Path | None = None, overrides: Iterable[str] = (),
-               force: bool = False, html: bool = True, log=print) -> Path:
-    """Data, notebooks, HTML for one profile; returns the HTML folder (or the executed-notebook folder)."""
+               force: bool = False, html: bool = True, pdf: bool = False, log=print) -> Path:
+    """Data, notebooks, HTML for one profile; returns the HTML folder (the executed-notebook folder without `html`).
+    With `pdf`, the whole-book PDF instead of the HTML, from the same executed notebooks; returns the PDF's path."""
     from .data import ensure_files
 
     overrides = list(overrides or [])
     if data_dir:
         overrides.append(f"data_dir={data_dir}")
     config = make_config(profile, overrides)  # ConfigError before anything runs
+    if pdf:
+        from .pdf import require_tex
+
+        require_tex()  # BookError naming the apt-get line, before any notebook runs
     timings: dict[str, float] = {}
-    tick = time.perf_counter()
+    started = tick = time.perf_counter()
+    gflops = machine_gflops()
     folder = ensure_files(config, progress=True)  # DataError (naming PROFILE=smoke) when offline without data
     timings["data"] = time.perf_counter() - tick
     parameters = {"profile": profile, "seed": int(config.seed), "data_source": config.data_source,
                   "data_dir": str(folder), "overrides": [o for o in overrides if not o.startswith("data_dir=")]}
-    out_dir = PROJECT_ROOT / "report"
+    out_dir = report_dir()  # $CVAE_REPORT_DIR, as the chapters read it; _toc.yml lists <project>/report
+    if html and not pdf and out_dir.resolve() != (PROJECT_ROOT / "report").resolve():
+        raise BookError(f"${REPORT_DIR_ENV}={out_dir} moves the executed notebooks out of {PROJECT_ROOT / 'report'}, "
+                        f"where _toc.yml has the HTML build read them; unset {REPORT_DIR_ENV} to build the HTML.")
     os.environ.setdefault("CVAE_RUNS_DIR", str(runs_dir()))
     if not is_finished(run_dir_for(config)):
         log(f"[book] no finished run for config {config.config_hash()}: the training chapter trains it")
@@ -156,9 +223,15 @@ def build_book(profile: str = "quick", data_dir: str | Path | None = None, overr
     else:
         force_notebooks = force
     timings_path = out_dir / "timings.json"
-    previous = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    try:
+        previous = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    except ValueError:  # a damaged record of the last build only loses its HTML time
+        previous = {}
     record = {"profile": profile, "config_hash": config.config_hash(), "stages": timings,
-              "previous_html_seconds": previous.get("html_seconds")}
+              "previous_html_seconds": previous.get("html_seconds"), "fp32_gflops": gflops,
+              "budget_gflop": BUDGET_GFLOP.get(profile)}
+    if pdf and previous.get("profile") == profile and "html_seconds" in previous:
+        record["html_seconds"] = previous["html_seconds"]  # a PDF build leaves the HTML build's timing in place
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(timings_path, json.dumps(record, indent=2))
 
@@ -167,14 +240,47 @@ def build_book(profile: str = "quick", data_dir: str | Path | None = None, overr
         atomic_write_text(timings_path, json.dumps(record, indent=2))
 
     execute_notebooks(parameters, out_dir, force=force_notebooks, log=log, on_done=on_done)
+    if pdf:
+        from .pdf import build_pdf
+
+        return build_pdf(report_dir=out_dir, log=log)
     if not html:
         return out_dir
     tick = time.perf_counter()
     result = build_html(log=log)
     record["html_seconds"] = time.perf_counter() - tick
+    record["total_seconds"] = time.perf_counter() - started
+    record["total_gflop"] = record["total_seconds"] * gflops
     atomic_write_text(out_dir / "timings.json", json.dumps(record, indent=2))
     log(f"[book] HTML in {result} ({record['html_seconds']:.1f} s); open {result / 'index.html'}")
+    log(budget_line(record))
     return result
 
 
-__all__ = ["build_book", "execute_notebooks", "build_html", "notebook_sources", "BookError"]
+# Time budgets of a cold build, normalized by the machine's fp32 matmul rate (seconds x GFLOP/s), so that they mean
+# the same on a 70 GFLOP/s laptop and a 185 GFLOP/s server (DESIGN.md, the performance issue)
+BUDGET_GFLOP = {"smoke": 42_000, "quick": 666_000}
+
+
+def machine_gflops() -> float:
+    """This machine's fp32 matmul rate (GFLOP/s, 2048^2, best of 5, all cores), the unit of the time budgets."""
+    import torch
+
+    from .bench import matmul_gflops
+
+    return matmul_gflops(torch.device("cpu"))
+
+
+def budget_line(record: dict) -> str:
+    """'[book] total 231 s x 185 GFLOP/s = 42,735 GFLOP; budget of a cold smoke build 42,000 GFLOP' (or no budget)."""
+    line = (f"[book] total {record['total_seconds']:,.0f} s x {record['fp32_gflops']:,.0f} GFLOP/s (fp32 matmul) = "
+            f"{record['total_gflop']:,.0f} GFLOP")
+    budget = record.get("budget_gflop")
+    if budget:
+        line += (f"; budget of a cold {record['profile']} build {budget:,} GFLOP "
+                 f"({record['total_gflop'] / budget:.0%} of it; a rebuild that reuses runs costs less)")
+    return line
+
+
+__all__ = ["build_book", "execute_notebooks", "build_html", "notebook_sources", "BookError", "derived_config",
+           "write_derived_config"]

@@ -8,6 +8,7 @@ is missing, where it should go, where to get it and what to do instead. Nothing 
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import torch
 from .config import Config
 from .labels import CLASS_OFFSETS, CLASSES_PER_DATASET, DATASETS
 from .paths import DATA_DIR_ENV, default_data_dir
-from .synthetic import SPLITS, is_stand_in, write_stand_in
+from .synthetic import SPLITS, is_stand_in, rebuild_command, write_stand_in
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
 
@@ -80,21 +81,31 @@ def rgb_to_gray(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
 
 
+_MD5_CACHE: dict[tuple, str] = {}
+
+
 def md5_of(path: Path) -> str:
-    """Hex MD5 of a file, read in 1 MiB blocks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex MD5 of a file, read in 1 MiB blocks (remembered in this process while its inode, size and mtime stay)."""
+    stat = os.stat(path)
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _MD5_CACHE:
+        digest = hashlib.md5()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _MD5_CACHE[key] = digest.hexdigest()
+    return _MD5_CACHE[key]
 
 
 def resolve_data_dir(config: Config, data_dir: str | Path | None = None) -> Path:
-    """The data folder: the argument, else config.data_dir, else $CVAE_DATA_DIR, else the source's default."""
+    """The data folder: the argument, else config.data_dir, else $CVAE_DATA_DIR, else the source's default;
+    DataError when that path exists but is not a folder."""
     chosen = data_dir or config.data_dir
-    if chosen:
-        return Path(chosen).expanduser()
-    return default_data_dir(config.data_source, config.synthetic_per_class)
+    folder = Path(chosen).expanduser() if chosen else default_data_dir(config.data_source, config.synthetic_per_class)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"the data folder {folder} is a file, not a folder; point --data-dir (or ${DATA_DIR_ENV}, or "
+                        "data_dir) at the folder that holds the .npz files.")
+    return folder
 
 
 def _missing_files_message(flags: list[str], folder: Path, reason: str) -> str:
@@ -135,7 +146,10 @@ def ensure_files(config: Config, data_dir: str | Path | None = None, progress: b
     if not missing:
         return folder
     if config.data_source == "synthetic":
-        if any((folder / f"{flag}.npz").exists() for flag in DATASETS) and not is_stand_in(folder):
+        if is_stand_in(folder):  # damaged: rebuilding it here could silently change its size or seed
+            raise DataError(f"{folder} is a synthetic stand-in missing {', '.join(f'{flag}.npz' for flag in missing)}; "
+                            f"rebuild it with: {rebuild_command(folder)}")
+        if any((folder / f"{flag}.npz").exists() for flag in DATASETS):
             raise DataError(f"{folder} holds some MedMNIST files but not all; refusing to mix synthetic files "
                             "into it. Choose an empty folder for the stand-in.")
         write_stand_in(folder, per_class=config.synthetic_per_class or None, seed=0, progress=progress)

@@ -29,14 +29,13 @@ from tqdm import tqdm
 from .config import Config
 from .data import MedMNISTData, Split, iterate_batches, load_data
 from .labels import DATASETS, NUM_CLASSES
+from .original import REFERENCE_RESNET18_28
 from .paths import runs_dir
 from .runs import atomic_torch_save, atomic_write_text
 
 FEATURE_DIM = 128
 EVALUATOR_FILE = "evaluator.pt"
 EVALUATOR_SUMMARY = "summary.json"  # written last: its presence means the evaluator finished training
-# MedMNIST v2 (Yang et al. 2023), Table 3, ResNet-18 at 28 px, test ACC (quoted references, not computed here)
-REFERENCE_RESNET18_28 = {"pathmnist": 0.907, "tissuemnist": 0.676, "octmnist": 0.743}
 _DATA_FIELDS = ("data_source", "synthetic_per_class")
 
 

@@ -69,6 +69,7 @@ class GraphedTrainStep:
         self.index = torch.zeros(self.batch_size, dtype=torch.long, device=self.device)
         self.beta = torch.zeros((), dtype=torch.float32, device=self.device)
         self.sums = torch.zeros(len(SUM_KEYS), dtype=torch.float64, device=self.device)
+        self.nonfinite = torch.zeros((), dtype=torch.float64, device=self.device)  # steps with a non-finite loss/grad
         self.graph: torch.cuda.CUDAGraph | None = None
         self.captured_lr: list[float] | None = None
         self.eager_steps_left = WARMUP_STEPS
@@ -85,9 +86,10 @@ class GraphedTrainStep:
             output = self.model(images, labels, modalities)
             terms = loss_terms(output, images, labels, modalities, self.model.perceptual, self.config, self.beta)
         terms["total"].backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.sums += torch.stack([terms[key].detach().double() for key in SUM_KEYS]) * count
+        self.nonfinite += ~(torch.isfinite(norm) & torch.isfinite(terms["total"].detach()))
 
     def _capture(self) -> None:
         self.graph = None
@@ -115,10 +117,12 @@ class GraphedTrainStep:
 
     def train_epoch(self, order: torch.Tensor, beta: float, progress=None) -> torch.Tensor:
         """Train one pass over `order` (device indices into the split) at KL weight `beta`; returns the (7,) float64
-        device tensor of loss-term sums over the samples (order of SUM_KEYS), without synchronising."""
+        device tensor of loss-term sums over the samples (order of SUM_KEYS), without synchronising. `self.nonfinite`
+        then counts the epoch's steps whose loss or gradient norm was not finite."""
         self.model.train()
         self.beta.fill_(float(beta))
         self.sums.zero_()
+        self.nonfinite.zero_()
         for start in range(0, len(order), self.batch_size):
             index = order[start: start + self.batch_size]
             if len(index) == self.batch_size:

@@ -26,6 +26,11 @@ def beta_at(epoch: int, beta_max: float, warmup_epochs: int = 20, ramp_epochs: i
     return float(beta_max)
 
 
+def beta_milestones(warmup_epochs: int, ramp_epochs: int) -> tuple[int, int]:
+    """(first epoch with beta > 0, first epoch at beta_max), both counted from 1: epoch e trains with t = e - 1."""
+    return warmup_epochs + 2, warmup_epochs + ramp_epochs + 1
+
+
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma^2) || N(0, 1)) per sample and latent dimension, in nats; (B, D)."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
@@ -51,11 +56,12 @@ def loss_terms(
         "class_ce": F.cross_entropy(output.class_logits, labels),
         "modality_ce": F.cross_entropy(output.modality_logits, modalities),
     }
-    terms["total"] = (
-        config.a_mse * terms["mse"]
-        + config.a_l1 * terms["l1"]
-        + config.a_perc * terms["perceptual"]
-        + beta * terms["kl"]
-        + config.gamma * (terms["class_ce"] + terms["modality_ce"])
-    )
+    weights = term_weights(config, beta)
+    terms["total"] = sum(weights[name] * terms[name] for name in TERMS)
     return terms
+
+
+def term_weights(config: Config, beta) -> dict:
+    """The weight of each term in the total: a_mse, a_l1, a_perc, beta(t) (a float or a device scalar), gamma twice."""
+    return {"mse": config.a_mse, "l1": config.a_l1, "perceptual": config.a_perc, "kl": beta,
+            "class_ce": config.gamma, "modality_ce": config.gamma}

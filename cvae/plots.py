@@ -1,6 +1,6 @@
 """Every figure of the report. Each function takes plain arrays / DataFrames and returns a matplotlib Figure.
 
-No computation beyond layout happens here (the numbers come from `cvae.report`, `cvae.evaluate`, the run folder).
+No computation beyond layout happens here (the numbers come from `cvae.examples`, `cvae.evaluate`, the run folder).
 Figures keep a white face colour so they stay legible when the book is read in its dark theme.
 """
 
@@ -268,21 +268,126 @@ def variant_samples(samples: Mapping[str, np.ndarray], per_row: int = 21) -> Fig
     return fig
 
 
-def grouped_bars(table: pd.DataFrame, ylabel: str = "accuracy") -> Figure:
-    """Grouped bars: rows of `table` are groups (e.g. modalities), columns the bars (e.g. real vs real+synthetic)."""
-    fig, axes = _figure(1, 1, (7, 3.6))
+def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names: Mapping[str, str]) -> Figure:
+    """One panel per searched weight: each criterion's change against the default value (in %, signed so that up is
+    better), over the weight's candidate values; the default and the rule's winner marked."""
+    weights = list(dict.fromkeys(search["weight"]))
+    fig, axes = _figure(1, len(weights), (3.1 * len(weights), 3.4), sharey=True)
+    for ax, weight in zip(axes[0], weights):
+        line = search[search["weight"] == weight].sort_values("value")
+        base = line[line["current"]].iloc[0]
+        positions = range(len(line))
+        for column, sign in criteria.items():
+            change = sign * (line[column] - base[column]) / abs(base[column]) * 100
+            ax.plot(positions, change, marker="o", ms=4, lw=1.5, label=names[column])
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xticks(list(positions), [f"{v:g}" for v in line["value"]])
+        for position, (_, row) in zip(positions, line.iterrows()):
+            if row["winner"]:
+                ax.axvspan(position - 0.3, position + 0.3, color="#ffd54f", alpha=0.35, lw=0)
+            if row["current"]:
+                ax.annotate("default", (position, 0), xytext=(0, -14), textcoords="offset points", ha="center",
+                            fontsize=8, color="0.3")
+        ax.set_xlabel(weight.replace("_", " "))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("change against the default (%, up = better)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    return fig
+
+
+def seeded_dots(study: pd.DataFrame, names: Sequence[str], column: str, ylabel: str) -> Figure:
+    """Each seed's value (dots) and the mean (bar) of one column for some variants: the spread behind a claim."""
+    fig, axes = _figure(1, 1, (6.4, 3.2))
     ax = axes[0, 0]
-    table.plot.bar(ax=ax, rot=0, width=0.75)
+    shown = [name for name in names if (study["name"] == name).any()]
+    for position, name in enumerate(shown):
+        values = study.loc[study["name"] == name, column].to_numpy()
+        ax.bar(position, values.mean(), color="#cfd8dc", width=0.6)
+        ax.scatter(np.full(len(values), position), values, color="#37474f", s=18, zorder=3)
+    ax.set_xticks(range(len(shown)), shown)
+    lows = [study.loc[study["name"] == name, column].min() for name in shown]
+    highs = [study.loc[study["name"] == name, column].max() for name in shown]
+    span = max(highs) - min(lows) or abs(max(highs)) or 1.0
+    ax.set_ylim(min(lows) - 0.6 * span, max(highs) + 0.3 * span)
     ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 1)
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def loss_shares(balance: Mapping[str, Mapping[str, Mapping[str, float]]], terms: Sequence[str]) -> Figure:
+    """Stacked bars per measured moment: each weighted term's share of the loss (left) and of the gradient norm over
+    the parameters (right)."""
+    moments = list(balance)
+    fig, axes = _figure(1, 2, (10, 3.6), sharey=True)
+    colours = plt.get_cmap("tab10").colors
+    for ax, key, title in zip(axes[0], ("share_of_loss", "share_of_gradient"), ("share of the loss",
+                                                                               "share of the gradient norm")):
+        bottom = np.zeros(len(moments))
+        for index, term in enumerate(terms):
+            values = np.array([balance[m][term][key] for m in moments])
+            ax.bar(range(len(moments)), values, bottom=bottom, color=colours[index], label=TERM_TITLES[term])
+            bottom += values
+        ax.set_xticks(range(len(moments)), [textwrap.fill(m, 14) for m in moments], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].set_ylabel("share")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    return fig
+
+
+def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence[float]) -> Figure:
+    """The learning rate per epoch (log scale, left axis) with the KL weight beta(t) (right axis); epochs 1-based."""
+    fig, axes = _figure(1, 1, (7, 3.0))
+    ax = axes[0, 0]
+    ax.step(epochs, rates, where="post", color="#1f77b4", lw=2, label="learning rate")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate", color="#1f77b4")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    twin = ax.twinx()
+    twin.plot(epochs, betas, color="#d62728", lw=1.5, ls="--", label="KL weight beta(t)")
+    twin.set_ylabel("beta(t)", color="#d62728")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def fraction_curves(summary: pd.DataFrame) -> Figure:
+    """Test accuracy against the share of real training images (log x), real-only and real plus generated: the mean
+    over seeds with its 95% interval as a band."""
+    fig, axes = _figure(1, 1, (6.4, 3.4))
+    ax = axes[0, 0]
+    for arm, colour in (("real_only", "#546e7a"), ("real_plus_synthetic", "#e65100")):
+        part = summary[summary["arm"] == arm].sort_values("fraction")
+        ax.plot(part["fraction"] * 100, part["mean"], marker="o", color=colour, lw=2, label=arm.replace("_", " "))
+        ax.fill_between(part["fraction"] * 100, part["low"], part["high"], color=colour, alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("real training images used (% of the training split)")
+    ax.set_ylabel("test accuracy (21 classes)")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
+def placeholder_figure(text: str):
+    """A small figure that says what is missing (keeps the numbered figure and its caption in place)."""
+    fig, ax = plt.subplots(figsize=(5, 1.2))
+    fig.patch.set_facecolor("white")
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return fig
+
+
 __all__ = [
     "loss_curves", "beta_schedule", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
-    "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples", "grouped_bars",
-    "mosaic", "class_colours",
+    "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples",
+    "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares", "learning_rate",
+    "fraction_curves",
 ]

@@ -26,13 +26,13 @@ data_dir = ""
 overrides = []
 
 # %% tags=["hide-input"]
-from cvae import plots, report
+from cvae import chapter, data_tables, examples, notices, plots
 from cvae.data import load_data, summary
 
-report.setup_notebook()
-config = report.notebook_config(profile, seed, data_source, data_dir, overrides)
+chapter.setup_notebook()
+config = chapter.notebook_config(profile, seed, data_source, data_dir, overrides)
 data = load_data(config, progress=False)
-report.show_data_notice(data.synthetic, profile, config.config_hash())
+notices.show_data_notice(data.synthetic, profile, config.config_hash())
 
 # %% [markdown]
 # ## The three datasets
@@ -43,18 +43,18 @@ report.show_data_notice(data.synthetic, profile, config.config_hash())
 # subset), the images in the files, and the official training size from `medmnist.INFO`.
 
 # %% tags=["hide-input"]
-counts = report.dataset_table(data)
+counts = data_tables.dataset_table(data)
 facts = summary(data)
 for flag, name in zip(("pathmnist", "tissuemnist", "octmnist"), ("path", "tissue", "oct")):
     for split in ("train", "val", "test"):
-        report.glue(f"n_{split}_{name}", facts[flag][split])
-        report.glue(f"file_{split}_{name}", data.files[flag].sizes[split])
+        chapter.glue(f"n_{split}_{name}", facts[flag][split])
+        chapter.glue(f"file_{split}_{name}", data.files[flag].sizes[split])
 for split in ("train", "val", "test"):
-    report.glue(f"n_{split}_total", sum(facts[f][split] for f in ("pathmnist", "tissuemnist", "octmnist")))
-    report.glue(f"file_{split}_total", sum(data.files[f].sizes[split] for f in data.files))
-report.glue("n_classes", facts["global_classes"])
-report.glue("data_kind", "the synthetic stand-in" if data.synthetic else "the real MedMNIST files")
-report.glue("dataset_table", counts)
+    chapter.glue(f"n_{split}_total", sum(facts[f][split] for f in ("pathmnist", "tissuemnist", "octmnist")))
+    chapter.glue(f"file_{split}_total", sum(data.files[f].sizes[split] for f in data.files))
+chapter.glue("n_classes", facts["global_classes"])
+chapter.glue("data_kind", "the synthetic stand-in" if data.synthetic else "the real MedMNIST files")
+chapter.glue("dataset_table", counts)
 counts
 
 # %% [markdown]
@@ -67,8 +67,8 @@ counts
 # The subset keeps at most the profile's number of images per class, so small classes keep all their images.
 
 # %% tags=["hide-input"]
-per_class = report.class_count_table(data)
-report.glue("fig_class_counts", plots.class_counts(per_class))
+per_class = data_tables.class_count_table(data)
+chapter.glue("fig_class_counts", plots.class_counts(per_class))
 
 # %% [markdown]
 # ```{glue} fig_class_counts
@@ -85,8 +85,8 @@ report.glue("fig_class_counts", plots.class_counts(per_class))
 # %% tags=["hide-input"]
 from cvae.data import rgb_to_gray
 
-rgb = report.pathmnist_rgb_examples(data, n=9)
-report.glue("fig_gray", plots.gray_conversion(rgb, rgb_to_gray(rgb)))
+rgb = examples.pathmnist_rgb_examples(data, n=9)
+chapter.glue("fig_gray", plots.gray_conversion(rgb, rgb_to_gray(rgb)))
 
 # %% [markdown]
 # ```{glue} fig_gray
@@ -104,7 +104,7 @@ report.glue("fig_gray", plots.gray_conversion(rgb, rgb_to_gray(rgb)))
 # ```
 
 # %% tags=["hide-input"]
-report.glue("fig_real", plots.class_grid(report.real_by_class(data.test, per_class=4, seed=seed), per_cell=4))
+chapter.glue("fig_real", plots.class_grid(examples.real_by_class(data.test, per_class=4, seed=seed), per_cell=4))
 
 # %% [markdown]
 # ## Summary

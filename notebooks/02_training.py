@@ -20,10 +20,11 @@ data_dir = ""
 overrides = []
 
 # %% tags=["hide-input"]
-from cvae import plots, report
-from cvae.model import CVAE, count_parameters
+from cvae import chapter, loss_balance, model_tables, original, plots
+from cvae.loss import TERMS
+from cvae.model import CVAE
 
-config, run = report.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
 
 # %% [markdown]
 # ## Configuration
@@ -32,18 +33,18 @@ config, run = report.open_chapter(profile, seed, data_source, data_dir, override
 # reproduction had to make (the original's table of loss weights is empty).
 
 # %% tags=["hide-input"]
-hyper = report.hyperparameter_table(config, profile)
-architecture = report.architecture_table(CVAE(config))
-report.glue("hyperparameter_table", hyper)
-report.glue("architecture_table", architecture)
-report.glue("parameters", run.summary["parameters"])
-report.glue("parameters_original", report.ORIGINAL["parameters"])
-report.glue("config_hash", config.config_hash())
-report.glue("profile", profile)
+hyper = model_tables.hyperparameter_table(config, profile)
+architecture = model_tables.architecture_table(CVAE(config))
+chapter.glue("hyperparameter_table", hyper)
+chapter.glue("architecture_table", architecture)
+chapter.glue("parameters", run.summary["parameters"])
+chapter.glue("parameters_original", original.ORIGINAL["parameters"])
+chapter.glue("config_hash", config.config_hash())
+chapter.glue("profile", profile)
 for key in ("a_mse", "a_l1", "a_perc", "beta_max", "gamma", "lr", "weight_decay", "grad_clip"):
-    report.glue(f"cfg_{key}", float(getattr(config, key)))
+    chapter.glue(f"cfg_{key}", float(getattr(config, key)))
 for key in ("epochs", "batch_size", "beta_warmup_epochs", "beta_ramp_epochs", "latent_dim", "plateau_patience"):
-    report.glue(f"cfg_{key}", int(getattr(config, key)))
+    chapter.glue(f"cfg_{key}", int(getattr(config, key)))
 hyper
 
 # %% [markdown]
@@ -61,16 +62,16 @@ hyper
 metrics = run.metrics
 best = int(run.summary["best_epoch"])
 best_row = metrics.loc[metrics["epoch"] == best].iloc[0]
-report.glue("fig_loss", plots.loss_curves(metrics, best))
-report.glue("best_epoch", best + 1)  # 1-based, as the original counts ("after 79 epochs")
-report.glue("epochs_trained", len(metrics))
-report.glue("best_val_total", run.summary["best_val_total"])
-report.glue("best_val_class_acc", float(best_row["val_class_acc"]))
-report.glue("best_val_modality_acc", float(best_row["val_modality_acc"]))
-report.glue("train_seconds", run.summary["train_seconds"])
-report.glue("train_minutes", run.summary["train_seconds"] / 60)
-report.glue("samples_per_second", run.summary["median_train_samples_per_s"])
-report.glue("device", run.summary["device"])
+chapter.glue("fig_loss", plots.loss_curves(metrics, best))
+chapter.glue("best_epoch", best + 1)  # 1-based, as the original counts ("after 79 epochs")
+chapter.glue("epochs_trained", len(metrics))
+chapter.glue("best_val_total", run.summary["best_val_total"])
+chapter.glue("best_val_class_acc", float(best_row["val_class_acc"]))
+chapter.glue("best_val_modality_acc", float(best_row["val_modality_acc"]))
+chapter.glue("train_seconds", run.summary["train_seconds"])
+chapter.glue("train_minutes", run.summary["train_seconds"] / 60)
+chapter.glue("samples_per_second", run.summary["median_train_samples_per_s"])
+chapter.glue("device", run.summary["device"])
 metrics.set_index("epoch").tail(5)
 
 # %% [markdown]
@@ -81,15 +82,42 @@ metrics.set_index("epoch").tail(5)
 # {glue:text}`train_minutes:.1f` minutes on {glue:text}`device:s`, at {glue:text}`samples_per_second:,.0f`
 # training images per second.
 #
-# ## The KL weight
+# ## The KL weight and the learning rate
 #
-# ```{glue} fig_beta
+# ```{glue} fig_lr
 # ```
 #
-# *The KL weight $\beta(t)$ of {eq}`eq-beta` per epoch for this profile.*
+# *The learning rate of every epoch (log scale) and the KL weight $\beta(t)$ of {eq}`eq-beta` (dashed), epochs
+# counted from 1 (epoch $e$ trains with $t = e - 1$).*
 
 # %% tags=["hide-input"]
-report.glue("fig_beta", plots.beta_schedule(metrics["epoch"], metrics["beta"]))
+chapter.glue("fig_lr", plots.learning_rate(metrics["epoch"] + 1, metrics["lr"], metrics["beta"]))
+chapter.glue("lr_sentence", model_tables.learning_rate_sentence(metrics))
+chapter.glue("plateau_metric", config.plateau_metric)
+
+# %% [markdown]
+# ReduceLROnPlateau watched the validation quantity {glue:text}`plateau_metric:s` (see the method chapter):
+# {glue:text}`lr_sentence:s`
+#
+# ## How much each loss term weighs
+#
+# A weight is not a share. Training measures, at the start of a few epochs and on a fixed batch of validation
+# images, each weighted term's share of the loss and of the gradient norm over the trainable parameters.
+#
+# ```{glue} fig_balance
+# ```
+#
+# *Each weighted loss term's share of the loss (left) and of the gradient norm (right) at the start of the epochs
+# named below the bars, measured on the same validation images.*
+
+# %% tags=["hide-input"]
+balance = loss_balance.read_balance(run.path)
+chapter.glue("fig_balance", plots.loss_shares({f"epoch {r['epoch'] + 1}: {r['moment']}": r["terms"]
+                                               for r in balance.values()}, TERMS))
+chapter.glue("balance_sentence", loss_balance.balance_sentence(balance))
+
+# %% [markdown]
+# Measured: {glue:text}`balance_sentence:s`
 
 # %% [markdown]
 # ## Summary

@@ -19,10 +19,10 @@ data_dir = ""
 overrides = []
 
 # %% tags=["hide-input"]
-from cvae import plots, report
+from cvae import chapter, examples, plots, result_tables
 from cvae.data import load_data
 
-config, run = report.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 model = run.model("best")
 data = load_data(config, progress=False)
 
@@ -37,15 +37,15 @@ data = load_data(config, progress=False)
 # ```
 
 # %% tags=["hide-input"]
-originals, recons = report.reconstruction_examples(model, data.test, per_modality=12, seed=seed)
-report.glue("fig_recon", plots.reconstructions(originals, recons))
+originals, recons = examples.reconstruction_examples(model, data.test, per_modality=12, seed=seed)
+chapter.glue("fig_recon", plots.reconstructions(originals, recons))
 
 # %% [markdown]
 # ## Reconstruction error on the test split
 
 # %% tags=["hide-input"]
-evaluation = report.evaluation(config)
-recon_table = report.reconstruction_table(evaluation)
+evaluation = chapter.evaluation(config)
+recon_table = result_tables.reconstruction_table(evaluation)
 recon_table
 
 # %% [markdown]

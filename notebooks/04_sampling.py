@@ -20,9 +20,9 @@ data_dir = ""
 overrides = []
 
 # %% tags=["hide-input"]
-from cvae import plots, report
+from cvae import chapter, examples, formatting, plots, result_tables
 
-config, run = report.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 model = run.model("best")
 
 # %% [markdown]
@@ -36,8 +36,8 @@ model = run.model("best")
 # ```
 
 # %% tags=["hide-input"]
-samples = report.generated_by_class(model, per_class=4, seed=seed)
-report.glue("fig_samples", plots.class_grid(samples, per_cell=4))
+samples = examples.generated_by_class(model, per_class=4, seed=seed)
+chapter.glue("fig_samples", plots.class_grid(samples, per_cell=4))
 
 # %% [markdown]
 # ## Distance to the real images: domain FID and KID
@@ -51,8 +51,8 @@ report.glue("fig_samples", plots.class_grid(samples, per_cell=4))
 # than a classifier trained on sharp images only would be.
 
 # %% tags=["hide-input"]
-evaluation = report.evaluation(config)
-report.distance_table(evaluation)
+evaluation = chapter.evaluation(config)
+result_tables.distance_table(evaluation)
 
 # %% [markdown]
 # ## Conditional accuracy
@@ -61,11 +61,11 @@ report.distance_table(evaluation)
 # every sample; a sample counts as correct when the label is the class it was generated for.
 
 # %% tags=["hide-input"]
-conditional = report.conditional_table(evaluation)
-report.glue("conditional_class_accuracy", report.percent(report.lookup(evaluation, "conditional_class_accuracy")))
-report.glue("conditional_modality_accuracy", report.percent(report.lookup(evaluation, "conditional_modality_accuracy")))
-report.glue("fig_conditional", plots.per_class_accuracy(conditional, "class_accuracy", chance=1 / 21)
-            if len(conditional) else report.placeholder_figure("evaluation not available"))
+conditional = result_tables.conditional_table(evaluation)
+chapter.glue("conditional_class_accuracy", formatting.percent(formatting.lookup(evaluation, "conditional_class_accuracy")))
+chapter.glue("conditional_modality_accuracy", formatting.percent(formatting.lookup(evaluation, "conditional_modality_accuracy")))
+chapter.glue("fig_conditional", plots.per_class_accuracy(conditional, "class_accuracy", chance=1 / 21)
+             if len(conditional) else plots.placeholder_figure("evaluation not available"))
 conditional
 
 # %% [markdown]

@@ -1,69 +1,112 @@
-import pytest
-import pandas as pd
+"""Ablations and the study: variants differ where they say, seeds where they must, runs are shared and cached."""
 
-from cvae.ablations import STANDARD, ablation_config, ablation_table, claims, convergence, run_ablation
+import pandas as pd
+import pytest
+
+from cvae.ablations import STANDARD, ablation_config, convergence, run_ablation, variant_overrides
 from cvae.config import ConfigError, config_diff, make_config
 from cvae.runs import load_run
+from cvae.study import (SEEDED, STUDY_SEEDS, claim_evidence, paired_spread, run_study, search_results, seed_spread,
+                        study_runs, study_seeds)
+from cvae.weight_search import GRID
 
+# a tiny model; the smoke profile's ablation scale picks the images (and the main config's evaluator judges them)
 TINY = {"epochs": 1, "encoder_channels": (8, 16, 32), "hidden_dim": 32, "class_embed_dim": 16,
-        "modality_embed_dim": 8, "train_per_class": 20, "eval_per_class": 20}
+        "modality_embed_dim": 8}
 
 
-def test_standard_set_covers_the_issue():
-    assert {"paper", "latent64", "deep", "no_l1", "no_perceptual", "no_aux"} <= set(STANDARD)
-    assert len({v["beta_max"] for v in STANDARD.values() if "beta_max" in v}) >= 3
-    assert len({v["gamma"] for v in STANDARD.values() if "gamma" in v} - {0.0}) >= 2
+def test_standard_set_holds_the_claims_the_diagnosis_and_the_schedule_variant():
+    assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "plateau_at_beta_max",
+            "fp32"} == set(STANDARD)
     assert STANDARD["paper"] == {}
+    assert set(SEEDED) <= set(STANDARD) and STUDY_SEEDS >= 3
+    assert study_seeds("quick") == study_seeds("full") == 3 and study_seeds("smoke") == 2
 
 
 def test_each_ablation_differs_from_paper_only_where_it_says():
     base = ablation_config("paper", "quick")
     for name, overrides in STANDARD.items():
         diff = config_diff(base, ablation_config(name, "quick"))
-        expected = {k for k, v in overrides.items() if make_config("quick").to_dict()[k] != (list(v) if isinstance(v, tuple) else v)}
+        expected = {k for k, v in overrides.items()
+                    if make_config("quick").to_dict()[k] != (list(v) if isinstance(v, tuple) else v)}
         assert set(diff) == expected, name
+    assert config_diff(base, ablation_config("a_l1=0.1", "quick")) == {"a_l1": (0.5, 0.1)}
 
 
 def test_unknown_ablation_is_named():
     with pytest.raises(ConfigError, match="unknown ablation 'wide'"):
         ablation_config("wide", "smoke")
+    with pytest.raises(ConfigError, match="unknown config key 'wide'"):
+        variant_overrides("wide=1")
 
 
-def test_two_tiny_ablations_table_and_cache(stand_in_dir, runs_dir, monkeypatch):
+def test_the_study_seeds_the_claims_and_shares_coinciding_runs():
+    runs = study_runs("quick", seed=5)
+    names = [run.name for run in runs]
+    for name in SEEDED:
+        assert sorted(run.seed for run in runs if run.name == name) == [5, 6, 7], name
+    assert all(run.seed == 5 for run in runs if run.name not in SEEDED)
+    hashes = [run.config.config_hash() for run in runs]
+    assert len(hashes) == len(set(hashes))  # every run once
+    # gamma = 0 and 10 are the diagnosis variants themselves; every other candidate is its own run
+    assert dict(next(r for r in runs if r.name == "no_aux" and r.seed == 5).weights) == {"gamma": 0.0}
+    assert "gamma=0" not in names and "gamma=0.1" in names and "a_l1=0.1" in names
+    candidates = sum(len(values) - 1 for values in GRID.values())
+    weighted = sum(len(run.weights) for run in runs)
+    assert weighted == candidates
+    assert names[-STUDY_SEEDS:] == ["deep"] * STUDY_SEEDS  # the costliest last
+    assert study_runs("quick", names=["paper"]) and not any(r.name == "fp32" for r in study_runs(
+        "quick", precision_comparison=False))
+    with pytest.raises(ConfigError, match="unknown study variant"):
+        study_runs("quick", names=["paper", "wide"])
+
+
+def _table() -> pd.DataFrame:
+    rows = []
+    for seed, (paper, small, deep) in enumerate(((30.0, 33.0, 30.3), (31.0, 33.5, 30.9), (29.5, 32.0, 29.8))):
+        rows += [{"name": "paper", "seed": seed, "weights": "", "best_val_total": paper, "aux_class_accuracy": 0.8,
+                  "aux_modality_accuracy": 0.97 + seed / 100},
+                 {"name": "latent64", "seed": seed, "weights": "", "best_val_total": small},
+                 {"name": "deep", "seed": seed, "weights": "", "best_val_total": deep}]
+    rows.append({"name": "a_l1=0.1", "seed": 0, "weights": "a_l1=0.1", "best_val_total": 28.0})
+    rows.append({"name": "no_aux", "seed": 0, "weights": "gamma=0", "best_val_total": 29.0})
+    return pd.DataFrame(rows)
+
+
+def test_spreads_are_paired_by_seed():
+    table = _table()
+    latent = paired_spread(table, "latent64")
+    assert latent.n == 3 and latent.mean == pytest.approx((3 / 30 + 2.5 / 31 + 2.5 / 29.5) / 3)
+    assert latent.low > 0  # latent 64 is worse on every seed
+    assert seed_spread(table, "paper", "aux_modality_accuracy").mean == pytest.approx(0.98)
+    evidence = claim_evidence(table)
+    assert evidence["latent"] == latent and evidence["aux_class"].n == 3
+    assert paired_spread(table, "fp32") is None and seed_spread(table, "fp32", "best_val_total") is None
+    search = search_results(table, seed=0)
+    assert set(zip(search["weight"], search["value"])) == {("", 0.0), ("a_l1", 0.1), ("gamma", 0.0)}
+
+
+def test_convergence_counts_runs_still_improving_at_their_last_epoch():
+    table = pd.DataFrame({"best_epoch": [12, 12, 7], "epochs": [12, 12, 12]})
+    assert convergence(table).startswith("2 of 3 runs reached") and "12 epochs" in convergence(table)
+    assert convergence(table.assign(best_epoch=12)).startswith("All 3 runs reached")
+    assert convergence(table.assign(best_epoch=5)).startswith("Every run")
+
+
+@pytest.mark.slow
+def test_a_tiny_study_trains_once_and_reuses_its_runs(stand_in_dir, runs_dir, monkeypatch):
     monkeypatch.setenv("CVAE_DATA_DIR", str(stand_in_dir))
-    dirs = {name: run_ablation(name, "smoke", extra=TINY, progress=False) for name in ("paper", "latent64")}
-    table = ablation_table("smoke", ["paper", "latent64", "no_l1"], extra=TINY)
-    assert list(table["ablation"]) == ["paper", "latent64"]  # no_l1 was not trained: left out
-    configs = {name: load_run(path).config for name, path in dirs.items()}
-    assert config_diff(configs["paper"], configs["latent64"]) == {"latent_dim": (128, 64)}
-    assert table.loc[1, "changes"] == "latent_dim=64"
-    assert table["parameters"].iloc[1] < table["parameters"].iloc[0]  # a smaller latent: fewer parameters
-    stamps = {name: (path / "summary.json").stat().st_mtime_ns for name, path in dirs.items()}
-    for name in dirs:  # rerun: nothing retrains
-        assert run_ablation(name, "smoke", extra=TINY, progress=False) == dirs[name]
-        assert (dirs[name] / "summary.json").stat().st_mtime_ns == stamps[name]
-
-
-def _claims_table(paper: float, latent64: float, deep: float, best_epochs=(14, 14, 9)) -> pd.DataFrame:
-    return pd.DataFrame({"ablation": ["paper", "latent64", "deep"], "best_val_total": [paper, latent64, deep],
-                         "parameters": [1_155_993, 1_094_425, 4_799_257], "epochs": [15, 15, 15],
-                         "best_epoch": list(best_epochs)})
-
-
-def test_claims_follow_the_two_percent_rule():
-    # latent64 3% worse than paper: supports "128 is better"; deep 1% worse: supports "no better"
-    supported = claims(_claims_table(100.0, 103.0, 101.0))
-    assert "(+3.0%): this supports" in supported["latent"]
-    assert "4,799,257 parameters" in supported["deep"] and "(+1.0%): this supports" in supported["deep"]
-    # latent64 1% worse (within the margin) and deep 5% better: neither claim holds
-    refuted = claims(_claims_table(100.0, 101.0, 95.0))
-    assert "(+1.0%): this does not support" in refuted["latent"]
-    assert "(-5.0%): this does not support" in refuted["deep"]
-    assert "untested" in claims(_claims_table(100.0, 101.0, 95.0).iloc[:1])["latent"]
-
-
-def test_convergence_names_the_variants_still_improving_at_their_last_epoch():
-    sentence = convergence(_claims_table(100.0, 101.0, 95.0, best_epochs=(14, 14, 9)))
-    assert sentence.startswith("2 of 3 variants (paper, latent64) reached") and "15 epochs" in sentence
-    assert convergence(_claims_table(1, 1, 1, best_epochs=(14, 14, 14))).startswith("All 3 variants reached")
-    assert convergence(_claims_table(1, 1, 1, best_epochs=(3, 4, 5))).startswith("Every variant")
+    table = run_study("smoke", extra=TINY, names=["paper", "latent64"])
+    assert sorted(table["name"]) == ["latent64"] * 2 + ["paper"] * 2  # the smoke book's two seeds
+    assert {"recon_psnr", "domain_fid", "probe_class_accuracy", "conditional_class_accuracy", "eval_seconds",
+            "train_seconds", "best_epoch"} <= set(table.columns)
+    assert (table["best_epoch"] == 1).all()  # 1-based: one epoch trained
+    small = table[table["name"] == "latent64"]["parameters"].iloc[0]
+    assert small < table[table["name"] == "paper"]["parameters"].iloc[0]  # a smaller latent: fewer parameters
+    folders = [runs_dir / run for run in table["run"]]
+    stamps = {path: (path / "summary.json").stat().st_mtime_ns for path in folders}
+    again = run_study("smoke", extra=TINY, names=["paper", "latent64"])
+    pd.testing.assert_frame_equal(again, table)
+    assert all((path / "summary.json").stat().st_mtime_ns == stamp for path, stamp in stamps.items())
+    assert run_ablation("paper", "smoke", extra=TINY, progress=False).name in set(table["run"])
+    assert load_run(folders[0]).config.seed in (0, 1, 2)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from cvae import plots, report
+from cvae import ablation_tables, chapter, model_tables, notices, plots
 from cvae.config import make_config
 from cvae.labels import CLASS_NAMES, NUM_CLASSES, classes_of_modality
 from cvae.loss import TERMS
@@ -104,7 +104,7 @@ def test_mosaic_layout_and_scaling():
 def test_architecture_table_matches_the_model_count():
     config = make_config("smoke")
     model = CVAE(config)
-    table = report.architecture_table(model)
+    table = model_tables.architecture_table(model)
     from cvae.model import count_parameters
 
     assert int(table.loc["total", "trainable parameters"]) == count_parameters(model) == 1_155_993
@@ -121,7 +121,7 @@ def test_hyperparameter_table_lists_every_field_with_its_source():
 
     from cvae.config import Config
 
-    table = report.hyperparameter_table(make_config("smoke"), "smoke")
+    table = model_tables.hyperparameter_table(make_config("smoke"), "smoke")
     assert list(table.index) == [f.name for f in fields(Config)]
     assert table.loc["a_mse", "source"] == "reproduction" and table.loc["a_mse", "original"] == "missing"
     assert table.loc["lr", "source"] == "original"
@@ -129,23 +129,28 @@ def test_hyperparameter_table_lists_every_field_with_its_source():
 
 
 def test_data_notice_says_synthetic():
-    text = report.data_notice_markdown(True, "smoke", "abc")
+    text = notices.data_notice_markdown(True, "smoke", "abc")
     assert text.startswith("```{warning}") and "not medical data" in text
-    assert report.data_notice_markdown(False, "quick", "abc").startswith("```{note}")
+    assert notices.data_notice_markdown(False, "quick", "abc").startswith("```{note}")
 
 
 def test_a_chapter_without_its_training_run_says_which_notebook_trains_it(runs_dir):
     from cvae.runs import RunError
 
     with pytest.raises(RunError, match=r"no finished training run .* execute notebooks/02_training first"):
-        report.open_chapter("smoke", 0)
+        chapter.open_chapter("smoke", 0)
 
 
 def test_precision_table_puts_the_default_beside_fp32_with_the_relative_difference():
-    table = pd.DataFrame([{"ablation": "paper", "best_val_total": 101.0, "recon_psnr": 19.8, "train_seconds": 60.0},
-                          {"ablation": "fp32", "best_val_total": 100.0, "recon_psnr": 20.0, "train_seconds": 100.0}])
-    shown = report.precision_table(table)
+    table = pd.DataFrame([{"name": "paper", "seed": 0, "best_val_total": 101.0, "recon_psnr": 19.8,
+                           "train_seconds": 60.0},
+                          {"name": "fp32", "seed": 0, "best_val_total": 100.0, "recon_psnr": 20.0,
+                           "train_seconds": 100.0},
+                          {"name": "paper", "seed": 1, "best_val_total": 90.0, "recon_psnr": 21.0,
+                           "train_seconds": 60.0}])
+    shown = ablation_tables.precision_table(table, seed=0)
     assert shown.loc["best validation loss (per image)", "difference"] == "+1.0%"
     assert shown.loc["reconstruction PSNR (dB)", "difference"] == "-1.0%"
     assert shown.loc["training time (s)", "difference"] == "-40.0%"
-    assert "status" in report.precision_table(table[table["ablation"] == "paper"]).columns
+    assert "SSIM" not in " ".join(shown.index)  # a column the table lacks is left out, not invented
+    assert "status" in ablation_tables.precision_table(table[table["name"] == "paper"], seed=0).columns

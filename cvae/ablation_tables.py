@@ -1,0 +1,116 @@
+"""Tables of the study (`cvae.study.run_study`: one row per run) for reading: the seeded claims, the weight search,
+the other variants, the precision comparison, and the full table as a CSV download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .study import SEEDED, paired_spread, seed_spread
+
+
+def _spread_cell(spread, digits: int, percent: bool = False) -> str:
+    if spread is None:
+        return "not trained"
+    scale, unit = (100, " %") if percent else (1, "")
+    if spread.sd is None:
+        return f"{spread.mean * scale:,.{digits}f}{unit}"
+    return f"{spread.mean * scale:,.{digits}f} ± {spread.sd * scale:,.{digits}f}{unit}"
+
+
+def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
+    """The variants measured over seeds: parameters, best validation loss (mean ± sd), its paired change against the
+    paper's model (mean and 95% interval), aux-head and probe class accuracy, PSNR; one row per variant."""
+    rows = {}
+    for name in SEEDED:
+        if not (study["name"] == name).any():
+            continue
+        change = paired_spread(study, name) if name != "paper" else None
+        rows[name] = {
+            "parameters": f"{int(study.loc[study['name'] == name, 'parameters'].iloc[0]):,}",
+            "seeds": int((study["name"] == name).sum()),
+            "best val loss (per image)": _spread_cell(seed_spread(study, name, "best_val_total"), 1),
+            "change vs paper (95% CI)": "—" if change is None else (
+                f"{change.mean:+.1%}" + (f" ({change.low:+.1%} to {change.high:+.1%})" if change.low is not None
+                                         else "")),
+            "aux class acc (%)": _spread_cell(seed_spread(study, name, "aux_class_accuracy"), 1, percent=True),
+            "aux modality acc (%)": _spread_cell(seed_spread(study, name, "aux_modality_accuracy"), 1, percent=True),
+            "probe class acc (%)": _spread_cell(seed_spread(study, name, "probe_class_accuracy"), 1, percent=True),
+        }
+    return pd.DataFrame(rows).T.rename_axis("variant")
+
+
+def search_display(search: pd.DataFrame) -> pd.DataFrame:
+    """The weight search (`cvae.weight_search.search_table`) for reading: one row per candidate, the five criteria,
+    the mean rank and the marks for the current value and the winner of its weight."""
+    shown = pd.DataFrame({
+        "weight": search["weight"], "value": search["value"].map(lambda v: f"{v:g}"),
+        "PSNR (dB)": search["recon_psnr"].map(lambda v: f"{v:.2f}"),
+        "SSIM": search["recon_ssim"].map(lambda v: f"{v:.3f}"),
+        "domain FID": search["domain_fid"].map(lambda v: f"{v:,.1f}"),
+        "cond. class acc (%)": search["conditional_class_accuracy"].map(lambda v: f"{100 * v:.1f}"),
+        "probe class acc (%)": search["probe_class_accuracy"].map(lambda v: f"{100 * v:.1f}"),
+        "mean rank": search["mean_rank"].map(lambda v: f"{v:.1f}"),
+        "": [("default" if c else "") + (", winner" if w and c else "winner" if w else "")
+             for c, w in zip(search["current"], search["winner"])],
+    })
+    return shown.set_index(["weight", "value"])
+
+
+def other_variants(study: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The paper's model and the named variants trained once (at the base seed), on the criteria of the search."""
+    names = ["paper"] + [n for n in dict.fromkeys(study["name"]) if n not in SEEDED and "=" not in n]
+    rows = {}
+    for name in names:
+        row = study[(study["name"] == name) & (study["seed"] == seed)]
+        if row.empty:
+            continue
+        row = row.iloc[0]
+        rows[name] = {"best val loss (per image)": f"{row['best_val_total']:,.1f}",
+                      "PSNR (dB)": f"{row['recon_psnr']:.2f}", "SSIM": f"{row['recon_ssim']:.3f}",
+                      "domain FID": f"{row['domain_fid']:,.1f}",
+                      "cond. class acc (%)": f"{100 * row['conditional_class_accuracy']:.1f}",
+                      "train time (s)": f"{row['train_seconds']:,.0f}"}
+    return pd.DataFrame(rows).T.rename_axis("variant (seed %d)" % seed)
+
+
+PRECISION_METRICS = {  # study column -> label in the precision comparison
+    "best_val_total": "best validation loss (per image)", "final_val_mse": "validation MSE (per image)",
+    "recon_psnr": "reconstruction PSNR (dB)", "recon_ssim": "reconstruction SSIM", "domain_fid": "domain FID",
+    "conditional_class_accuracy": "conditional class accuracy", "train_seconds": "training time (s)",
+}
+
+
+def precision_table(study: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The `paper` (default precision) and `fp32` runs at the base seed side by side, with the relative difference of
+    the default against fp32; a one-row note when the fp32 run is absent."""
+    rows = study[study["seed"] == seed].set_index("name")
+    if not {"paper", "fp32"} <= set(rows.index):
+        return pd.DataFrame({"status": ["no fp32 run in this build (the default already trains in fp32 on this "
+                                        "machine, or the variant was not selected)"]})
+    out = []
+    for column, label in PRECISION_METRICS.items():
+        if column not in rows.columns:
+            continue
+        default, full = float(rows.loc["paper", column]), float(rows.loc["fp32", column])
+        out.append({"metric": label, "default precision": f"{default:,.4g}", "fp32": f"{full:,.4g}",
+                    "difference": f"{(default - full) / abs(full):+.1%}" if full else "n/a"})
+    return pd.DataFrame(out).set_index("metric")
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> Path:
+    """Write a full table as CSV (the page links it for download); returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def spread_text(study: pd.DataFrame, name: str, column: str, digits: int = 3) -> str:
+    """'mean ± sd (n seeds, 95% CI ...)' of one column of one variant, or 'not trained'."""
+    spread = seed_spread(study, name, column)
+    return "not trained" if spread is None else spread.text(digits)
+
+
+__all__ = ["seeded_table", "search_display", "other_variants", "precision_table", "write_csv", "spread_text",
+           "PRECISION_METRICS"]

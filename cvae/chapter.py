@@ -1,0 +1,168 @@
+"""Opening a chapter notebook: its settings, configuration, finished run and data notice, glue and markdown."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import torch
+
+from .config import Config, make_config
+from .formatting import plain
+from .notices import show_data_notice
+from .paths import PROJECT_ROOT
+
+REPORT_DIR_ENV = "CVAE_REPORT_DIR"
+
+
+def _warning_to_stdout(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"note ({category.__name__}): {message}", file=sys.stdout)
+
+
+def setup_notebook() -> None:
+    """Deliberate warning handling for chapter notebooks: warnings print once to stdout as a visible note
+    (stderr output is treated as an error by the browser test); matplotlib gets readable defaults."""
+    import matplotlib as mpl
+
+    warnings.resetwarnings()
+    warnings.simplefilter("once")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+    warnings.showwarning = _warning_to_stdout
+    mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.facecolor": "white",
+                         "savefig.facecolor": "white", "font.size": 9})
+    pd.set_option("display.precision", 4)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+def notebook_config(profile: str = "smoke", seed: int | None = None, data_source: str = "", data_dir: str = "",
+                    overrides: Iterable[str] = ()) -> Config:
+    """The Config a chapter runs with: the profile, then `key=value` overrides, then seed/data source/folder."""
+    items = list(overrides or [])
+    if data_source:
+        items.append(f"data_source={data_source}")
+    if data_dir:
+        items.append(f"data_dir={data_dir}")
+    if seed is not None:
+        items.append(f"seed={int(seed)}")
+    return make_config(profile, items)
+
+
+def open_chapter(profile: str = "smoke", seed: int | None = None, data_source: str = "", data_dir: str = "",
+                 overrides: Iterable[str] = (), train_if_missing: bool = False):
+    """Every chapter's first lines from its parameters: notebook settings, the config, the profile's finished run
+    and the data notice. Returns (Config, Run). The run is trained here only with `train_if_missing` (the training
+    chapter); elsewhere a missing run is a RunError that says which command trains it."""
+    from .runs import RunError, is_finished, load_run, run_dir_for
+    from .train import train
+
+    setup_notebook()
+    config = notebook_config(profile, seed, data_source, data_dir, overrides)
+    run_dir = run_dir_for(config)
+    if train_if_missing:
+        run_dir = train(config, progress=False)
+    elif not is_finished(run_dir):
+        raise RunError(f"no finished training run for this chapter's configuration (hash {config.config_hash()}) in "
+                       f"{run_dir.parent}: execute notebooks/02_training first, or run `python -m cvae book "
+                       f"--profile {profile}` which executes the chapters in order.")
+    run = load_run(run_dir)
+    show_data_notice(run.summary["synthetic_data"], profile, config.config_hash())
+    return config, run
+
+
+def report_dir() -> Path:
+    """Folder of the executed notebooks and the driver's timings ($CVAE_REPORT_DIR, default <project>/report)."""
+    return Path(os.environ.get(REPORT_DIR_ENV) or PROJECT_ROOT / "report")
+
+
+def glue(key: str, value, display: bool = False):
+    """myst_nb.glue with NumPy/torch scalars converted; figures are closed after glueing. Returns None, so a glue
+    call as a cell's last line does not display the value a second time."""
+    from myst_nb import glue as _glue
+
+    value = plain(value)
+    _glue(key, value, display=display)
+    if hasattr(value, "savefig"):
+        import matplotlib.pyplot as plt
+
+        plt.close(value)
+
+
+def markdown(text: str):
+    """Display MyST markdown from a notebook cell (rendered as MyST by the book)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def md(markdown_text: str):
+    """An IPython Markdown object: glued, it renders as MyST where a page uses `glue:md` (same page only)."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown_text)
+
+
+def html(markdown_text: str):
+    """MyST-free markdown rendered to an IPython HTML object (glued across pages, where only HTML, text and images
+    render: the intro shows the discussion's abstract this way)."""
+    from IPython.display import HTML
+    from markdown_it import MarkdownIt
+
+    return HTML(MarkdownIt("commonmark").render(markdown_text))
+
+
+def run_overrides(seed: int, data_source: str, overrides: Iterable[str]) -> list[str]:
+    """The chapter parameters that ablation runs must share with the main run, as key=value strings."""
+    items = list(overrides or [])
+    if data_source:
+        items.append(f"data_source={data_source}")
+    if int(seed) != Config().seed:
+        items.append(f"seed={int(seed)}")
+    return items
+
+
+def load_runs(run_dirs: dict) -> dict:
+    """{name: run folder} -> {name: Run}."""
+    from .runs import load_run
+
+    return {name: load_run(path) for name, path in run_dirs.items()}
+
+
+def study(profile: str, config: Config, seed: int, data_source: str, overrides: Iterable[str],
+          names: Iterable[str] | None = None):
+    """The chapter's study table (`cvae.study.run_study`: trains what is missing, reuses the rest), for the same data
+    source, seed, overrides and data folder as the main run."""
+    from .study import run_study
+
+    extra = run_overrides(seed, data_source, overrides)
+    return run_study(profile, extra, int(seed), names=names, data_dir=config.data_dir or None)
+
+
+def claims(config: Config, run, study_table) -> pd.DataFrame:
+    """The claims table of this build (`cvae.findings.table`) from the main run's evaluation and the study."""
+    from .evaluate import evaluate_run
+    from .findings import table
+
+    return table(evaluate_run(config, progress=False), run.summary, config.epochs, study_table)
+
+
+def evaluation(config: Config) -> dict | None:
+    """`cvae.evaluate.evaluate_run(config)` (cached in the run folder), or None if that module is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("cvae.evaluate") is None:
+        print("note: cvae.evaluate is not available in this version; evaluation tables are empty.")
+        return None
+    from .evaluate import evaluate_run
+
+    return evaluate_run(config, progress=False)
+
+
+__all__ = [
+    "REPORT_DIR_ENV", "setup_notebook", "notebook_config", "open_chapter", "report_dir", "glue", "plain",
+    "markdown", "md", "html", "run_overrides", "load_runs", "evaluation", "study", "claims",
+]

@@ -1,0 +1,145 @@
+"""The aux-head diagnosis: why might the original's auxiliary heads sit near chance? Contrasts measured over seeds.
+
+The original's class head stayed near 34% and its modality head near 39% although the modalities cluster in its
+latent space. Candidate causes, each tested on the study's runs (`cvae.study`, the profile's ablation scale,
+`STUDY_SEEDS` seeds each) beside the paper's configuration (the control), and on the main run:
+
+- heads that receive no gradient (`no_aux`, gamma = 0: a loss weight near 0, a detached head);
+- the condition entering the encoder, so mu need not carry the labels (`encoder_unconditioned`);
+- an aux loss too small beside the per-image reconstruction sums (`gamma_10`, gamma = 10);
+- heads read in train mode (BatchNorm batch statistics, dropout) rather than eval mode;
+- a collapsed posterior (no active latent units).
+
+Every comparison is an interval (`cvae.spread`): over seeds for the contrasts, over test images for the main run. A
+finding states what the interval shows and nothing more; whether the original's claim reproduces is the claims
+table's verdict (`cvae.claims`), quoted, never re-decided here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import metrics
+from .spread import Spread, accuracy_interval, over_seeds, paired_difference
+
+CONTRASTS = ("no_aux", "encoder_unconditioned", "gamma_10")  # each against the control, `paper`
+CONTROL = "paper"
+PROBE_READS = 0.90  # "a probe reads the modality": its interval lies above 90%
+TABLE_METRICS = {"aux_class_accuracy": "aux class (eval)", "aux_modality_accuracy": "aux modality (eval)",
+                 "aux_class_accuracy_train_mode": "aux class (train mode)",
+                 "aux_modality_accuracy_train_mode": "aux modality (train mode)",
+                 "probe_class_accuracy": "probe class", "probe_modality_accuracy": "probe modality",
+                 "recon_mse": "reconstruction MSE"}
+
+
+def _values(study: pd.DataFrame, name: str, column: str) -> pd.Series:
+    return study.loc[study["name"] == name].set_index("seed")[column].sort_index()
+
+
+def contrast(study: pd.DataFrame, name: str, column: str) -> Spread | None:
+    """`name` minus the control in one column, paired by seed (absolute difference); None without both."""
+    a, b = _values(study, name, column), _values(study, CONTROL, column)
+    seeds = a.index.intersection(b.index)
+    return paired_difference(list(a[seeds]), list(b[seeds])) if len(seeds) else None
+
+
+def spread_table(study: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% interval over seeds of the diagnosis metrics, one row per variant (control first)."""
+    rows = {}
+    for name in (CONTROL, *CONTRASTS):
+        if not (study["name"] == name).any():
+            continue
+        row = {}
+        for column, label in TABLE_METRICS.items():
+            spread = over_seeds(list(_values(study, name, column)))
+            row[label] = spread.text(3)
+        row["seeds"] = int((study["name"] == name).sum())
+        rows[name] = row
+    return pd.DataFrame(rows).T
+
+
+def _sign(spread: Spread | None) -> int:
+    """+1 / -1 when the interval lies above / below 0, 0 when it straddles 0 or is missing."""
+    if spread is None or spread.low is None:
+        return 0
+    return 1 if spread.low > 0 else -1 if spread.high < 0 else 0
+
+
+def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
+    """The diagnosis as sentences, each stating what its interval shows."""
+    out = []
+    baselines = evaluation["baselines"]
+    majority = max(baselines["modality_majority"], baselines["modality_chance"])
+    n_test = int(evaluation.get("latent_test_images") or evaluation["generation_sizes"]["test"])
+    aux_modality = accuracy_interval(round(evaluation["aux_modality_accuracy"] * n_test), n_test)
+    probe_modality = accuracy_interval(round(evaluation["probe_modality_accuracy"] * n_test), n_test)
+    out.append(
+        f"Main run, test split, eval mode: the aux modality head reads {aux_modality.text(1, percent=True)} against a "
+        f"majority-class baseline of {majority:.1%}; a linear probe on the same mu reads "
+        f"{probe_modality.text(1, percent=True)}; the aux class head {evaluation['aux_class_accuracy']:.1%}.")
+    gap = (evaluation["aux_modality_accuracy_train_mode"] - evaluation["aux_modality_accuracy"],
+           evaluation["aux_class_accuracy_train_mode"] - evaluation["aux_class_accuracy"])
+    control_gap = paired_train_eval_gap(study)
+    out.append(
+        f"Train mode minus eval mode (BatchNorm batch statistics, dropout): {gap[0]:+.1%} (modality) and "
+        f"{gap[1]:+.1%} (class) on the main run; on the control runs {control_gap.text(3)} (modality)"
+        + (": the two readings differ." if _sign(control_gap) else ": no difference the seeds can resolve."))
+    active = evaluation["active_units"]
+    out.append(f"Posterior: {active} of {len(evaluation['kl_per_dimension'])} latent dimensions carry more than "
+               f"{metrics.ACTIVE_UNIT_THRESHOLD} nats" + (" (collapsed)." if active == 0 else " (not collapsed)."))
+    if (study["name"] == "no_aux").any():
+        heads = over_seeds(list(_values(study, "no_aux", "aux_modality_accuracy")))
+        probe = over_seeds(list(_values(study, "no_aux", "probe_modality_accuracy")))
+        symptom = heads.high is not None and heads.high < majority and probe.low is not None and probe.low > PROBE_READS
+        out.append(
+            f"Heads without gradient (gamma = 0): modality {heads.text(3)} while a probe on the same mu reads "
+            f"{probe.text(3)}" + (": heads below the majority baseline on a latent a probe reads, the original's "
+                                  "symptom." if symptom else ": not the original's symptom at this spread."))
+    if (study["name"] == "encoder_unconditioned").any():
+        probe_gain = contrast(study, "encoder_unconditioned", "probe_class_accuracy")
+        out.append(
+            f"Labels kept out of the encoder: the class probe on mu changes by {probe_gain.text(3)} against the "
+            f"control" + {1: ": with the labels at the encoder, mu holds less of the class.",
+                          -1: ": mu holds more of the class when the encoder sees the labels.",
+                          0: ": no change the seeds can resolve."}[_sign(probe_gain)])
+    if (study["name"] == "gamma_10").any():
+        class_gain = contrast(study, "gamma_10", "aux_class_accuracy")
+        mse_change = contrast(study, "gamma_10", "recon_mse")
+        out.append(f"Aux weight x10 (gamma = 10): the aux class head changes by {class_gain.text(3)} and the "
+                   f"reconstruction MSE by {mse_change.text(4)} against the control.")
+    return out
+
+
+def paired_train_eval_gap(study: pd.DataFrame) -> Spread:
+    """Train-mode minus eval-mode modality accuracy of the control runs, over seeds."""
+    rows = study.loc[study["name"] == CONTROL].sort_values("seed")
+    return paired_difference(list(rows["aux_modality_accuracy_train_mode"]), list(rows["aux_modality_accuracy"]))
+
+
+def best_fix(study: pd.DataFrame) -> dict | None:
+    """The contrast whose aux-head gain over the control (class or modality, whichever is larger) has an interval
+    above 0, the largest such mean gain; with its reconstruction-MSE change. None when no contrast clears 0."""
+    best = None
+    for name in CONTRASTS:
+        if not (study["name"] == name).any():
+            continue
+        for column in ("aux_class_accuracy", "aux_modality_accuracy"):
+            gain = contrast(study, name, column)
+            if _sign(gain) == 1 and (best is None or gain.mean > best["gain"].mean):
+                best = {"variant": name, "metric": column, "gain": gain,
+                        "recon_mse_change": contrast(study, name, "recon_mse")}
+    return best
+
+
+def summary(aux_sentence: str, study: pd.DataFrame) -> str:
+    """The diagnosis paragraph: the claims table's sentence on the aux heads, then the fix the intervals show."""
+    fix = best_fix(study)
+    text = aux_sentence
+    if fix is None:
+        return text + " No tested change raises the heads by more than the seeds' spread."
+    return (text + f" Of the tested changes, {fix['variant']} raises the {fix['metric'].replace('_', ' ')} most: "
+            f"{fix['gain'].text(3)}, at a reconstruction-MSE change of {fix['recon_mse_change'].text(4)}.")
+
+
+__all__ = ["CONTRASTS", "CONTROL", "contrast", "spread_table", "findings", "best_fix", "summary",
+           "paired_train_eval_gap"]

@@ -1,0 +1,46 @@
+"""Number formatting the chapters and tables share: scalars made plain, percentages, fixed decimals, safe look-ups."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def plain(value):
+    """NumPy / torch scalars -> Python numbers (myst-nb glue cannot format NumPy 2 reprs)."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    """'34.1%' (or 'n/a' for None/NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * float(value):.{digits}f}%"
+
+
+def lookup(result: dict | None, *keys):
+    """result[k1][k2]... or None when any level is missing."""
+    value = result
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return plain(value)
+
+
+def number(value, digits: int = 3) -> str:
+    """A number as text with `digits` decimals ('n/a' for None/NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{float(value):,.{digits}f}"
+
+
+__all__ = [
+    "plain", "percent", "number", "lookup",
+]

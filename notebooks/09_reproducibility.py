@@ -1,0 +1,67 @@
+# %% [markdown]
+# # Reproducibility
+#
+# ## Overview
+#
+# What made this book, so that anyone can make it again:
+#
+# 1. the profile, the configuration hash and the command;
+# 2. the data files and their MD5 checksums against the official release;
+# 3. package versions and hardware;
+# 4. wall time per stage of the build, normalised by this machine's matrix-multiply rate.
+#
+# How fast the training step runs, what each performance switch gives and what the GPU measurement showed are in
+# the appendix, {doc}`10_performance`.
+
+# %% tags=["parameters"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["hide-input"]
+from cvae import chapter, provenance
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+chapter.glue("command", provenance.book_command(profile, overrides))
+chapter.glue("config_hash", config.config_hash())
+
+# %% [markdown]
+# ## The command
+#
+# This book was built with {glue:text}`command:s` (configuration hash {glue:text}`config_hash:s`). The same
+# command on another machine retrains only when the configuration differs; `--force` re-executes every chapter.
+# The profiles:
+
+# %% tags=["hide-input"]
+provenance.profile_table()
+
+# %% [markdown]
+# ## Data files
+
+# %% tags=["hide-input"]
+provenance.data_files_table(run)
+
+# %% [markdown]
+# ## Software and hardware
+
+# %% tags=["hide-input"]
+provenance.environment_table(run)
+
+# %% [markdown]
+# ## Time per stage
+#
+# Seconds per stage of the book build that produced this page (0 = reused from an earlier build, unchanged), and
+# the training time recorded in the run folder. {glue:text}`timing_sentence:s` `python -m cvae book` prints the
+# whole build's normalized total when it ends.
+
+# %% tags=["hide-input"]
+chapter.glue("timing_sentence", provenance.timing_sentence())
+provenance.timing_table(run)
+
+# %% [markdown]
+# ## Summary
+#
+# The run folder named `run-` plus the configuration hash holds the configuration, the per-epoch metrics, both
+# checkpoints and this summary; the executed notebooks are in `report/` and can be downloaded from every chapter.

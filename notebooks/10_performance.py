@@ -1,0 +1,60 @@
+# %% [markdown]
+# # Appendix: performance
+#
+# ## Overview
+#
+# Engineering detail, kept out of the report's argument: how fast the training step runs on the machine that built
+# this book, what each performance switch gives, whether the default precision changes the results, and what one GPU
+# measurement showed. None of it changes a result of the report.
+
+# %% tags=["parameters"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["hide-input"]
+from cvae import ablation_tables, chapter, performance
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+benchmark = performance.benchmark(config)
+chapter.glue("benchmark_sentence", performance.benchmark_sentence(benchmark))
+performance.benchmark_table(benchmark)
+
+# %% [markdown]
+# ## Training throughput
+#
+# {glue:text}`benchmark_sentence:s` The conventional pipeline is medmnist's Dataset with per-sample transforms
+# through a DataLoader; this project indexes resident uint8 tensors. Utilization divides the model's FLOPs per second
+# by a large matrix product's, timed in the same run.
+#
+# ## What each switch gives
+
+# %% tags=["hide-input"]
+switches = performance.cached_switches()
+chapter.glue("switches_sentence", performance.switches_sentence(switches))
+performance.switch_table(switches)
+
+# %% [markdown]
+# {glue:text}`switches_sentence:s`
+#
+# ## Does the default precision change the results?
+
+# %% tags=["hide-input"]
+study = chapter.study(profile, config, seed, data_source, overrides, names=["paper", "fp32"])
+chapter.glue("precision_sentence", performance.precision_sentence(run))
+ablation_tables.precision_table(study, int(seed))
+
+# %% [markdown]
+# {glue:text}`precision_sentence:s`
+#
+# ## On a GPU
+
+# %% tags=["hide-input"]
+gpu = performance.gpu_study()
+chapter.glue("gpu_sentence", performance.gpu_sentence(gpu))
+performance.gpu_table(gpu)
+
+# %% [markdown]
+# {glue:text}`gpu_sentence:s`
