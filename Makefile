@@ -21,7 +21,7 @@ help:
 	@echo "make test                             fresh environment, then every test (book build + browser test included)"
 	@echo "make test-fast                        the fast unit tests only"
 	@echo "make ablations [PROFILE=...]          train (or reuse) the standard ablation set"
-	@echo "make bench                            training throughput against the conventional pipeline"
+	@echo "make bench                            the switch study (each performance switch) for the appendix"
 	@echo "make clean                            remove the built book and executed notebooks (keeps runs/ and data/)"
 
 $(STAMP): pyproject.toml
@@ -63,7 +63,7 @@ ablations: env
 	$(BIN)/python -m cvae ablate --profile $(PROFILE) --standard
 
 bench: env
-	$(BIN)/python -m cvae bench
+	$(BIN)/python -m cvae bench --switches
 
 clean:
 	rm -rf _build report

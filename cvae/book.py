@@ -109,10 +109,10 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
                                 f"the executed notebook with the traceback is {failed}") from None
             finally:
                 running.unlink(missing_ok=True)
-            for cell in result.cells:  # show the injected parameters collapsed, so the page says what made it
+            for cell in result.cells:  # the page states its parameters in the data notice's "Built with" line
                 tags = cell.get("metadata", {}).get("tags", [])
-                if "injected-parameters" in tags and "hide-input" not in tags:
-                    tags.append("hide-input")
+                if "injected-parameters" in tags and "remove-cell" not in tags:
+                    tags.append("remove-cell")
             result.metadata.setdefault("papermill", {})["output_path"] = str(target)
             atomic_write_text(target, nbformat.writes(result))
             failed.unlink(missing_ok=True)

@@ -32,10 +32,13 @@ def setup_notebook() -> None:
     warnings.simplefilter("once")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+    # a file's MD5 mismatch is the titled "Not the official MedMNIST files" notice, not a raw line with its path
+    warnings.filterwarnings("ignore", message=r".* has MD5 .*, not the official")
     warnings.showwarning = _warning_to_stdout
     mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.facecolor": "white",
                          "savefig.facecolor": "white", "font.size": 9})
     pd.set_option("display.precision", 4)
+    pd.set_option("display.max_colwidth", None)  # a table cell is shown whole, never cut with "..."
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
 
@@ -70,8 +73,22 @@ def open_chapter(profile: str = "smoke", seed: int | None = None, data_source: s
                        f"{run_dir.parent}: execute notebooks/02_training first, or run `python -m cvae book "
                        f"--profile {profile}` which executes the chapters in order.")
     run = load_run(run_dir)
-    show_data_notice(run.summary["synthetic_data"], profile, config.config_hash())
+    synthetic = bool(run.summary["synthetic_data"])
+    unofficial = [] if synthetic else [flag for flag, ok in run.summary.get("data_md5_ok", {}).items() if not ok]
+    show_data_notice(synthetic, profile, config.config_hash(), unofficial,
+                     built_with(profile, seed, data_source, data_dir, overrides))
     return config, run
+
+
+def built_with(profile: str, seed, data_source: str = "", data_dir: str = "", overrides: Iterable[str] = ()) -> str:
+    """The notebook parameters as one line for the data notice (the parameters cells are not shown on the page);
+    a custom data folder is named only as such: a local path says nothing to a reader."""
+    parts = [f"profile={profile}", f"seed={Config().seed if seed is None else int(seed)}",
+             f"data_source={data_source or 'profile default'}"]
+    if data_dir:
+        parts.append("data_dir=custom")
+    parts += list(overrides or [])
+    return ", ".join(parts)
 
 
 def report_dir() -> Path:
@@ -108,11 +125,27 @@ def md(markdown_text: str):
 
 def html(markdown_text: str):
     """MyST-free markdown rendered to an IPython HTML object (glued across pages, where only HTML, text and images
-    render: the intro shows the discussion's abstract this way)."""
-    from IPython.display import HTML
+    render: the intro shows the discussion's abstract this way). It keeps its Markdown as well, which the PDF's
+    LaTeX builder uses in place of the HTML."""
     from markdown_it import MarkdownIt
 
-    return HTML(MarkdownIt("commonmark").render(markdown_text))
+    return _HtmlWithMarkdown(MarkdownIt("commonmark").render(markdown_text), markdown_text)
+
+
+class _HtmlWithMarkdown:
+    """A display object with text/html (chosen by the HTML builder) and text/markdown (chosen by LaTeX)."""
+
+    def __init__(self, html_text: str, markdown_text: str) -> None:
+        self.html_text, self.markdown_text = html_text, markdown_text
+
+    def _repr_html_(self) -> str:
+        return self.html_text
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown_text
+
+    def __repr__(self) -> str:
+        return self.markdown_text
 
 
 def run_overrides(seed: int, data_source: str, overrides: Iterable[str]) -> list[str]:

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import medmnist
 import numpy as np
 import torch
 
 from .config import Config
 from .labels import CLASS_OFFSETS, CLASSES_PER_DATASET, DATASETS
+from .medmnist_info import INFO
 from .paths import DATA_DIR_ENV, default_data_dir
 from .synthetic import SPLITS, is_stand_in, rebuild_command, write_stand_in
 
@@ -112,7 +112,7 @@ def _missing_files_message(flags: list[str], folder: Path, reason: str) -> str:
     lines = [f"MedMNIST data missing and could not be downloaded ({reason}).",
              f"Missing file(s) in {folder}:"]
     for flag in flags:
-        lines.append(f"  {flag}.npz  <- {medmnist.INFO[flag]['url']}  (MD5 {medmnist.INFO[flag]['MD5']})")
+        lines.append(f"  {flag}.npz  <- {INFO[flag]['url']}  (MD5 {INFO[flag]['MD5']})")
     lines += [
         "To fix: download those files on a machine with internet access and copy them into that folder,",
         f"or point the project at a folder that has them (--data-dir DIR, or ${DATA_DIR_ENV}=DIR).",
@@ -127,7 +127,9 @@ def _download(flags: list[str], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     failed = []
     for flag in flags:
-        dataset_class = getattr(medmnist, medmnist.INFO[flag]["python_class"])
+        import medmnist  # the full package only to download (its import pulls in scikit-learn)
+
+        dataset_class = getattr(medmnist, INFO[flag]["python_class"])
         try:
             dataset_class(split="train", root=str(folder), download=True)
         except Exception as error:  # medmnist wraps every network failure in a RuntimeError
@@ -175,7 +177,7 @@ def _read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise DataError(f"{path} cannot be read ({type(error).__name__}: {error}); the file is corrupt or "
                         "incomplete. Delete it and download it again (or rewrite the stand-in).") from None
-    rgb = medmnist.INFO[flag]["n_channels"] == 3
+    rgb = INFO[flag]["n_channels"] == 3
     expected_tail = (28, 28, 3) if rgb else (28, 28)
     for split in SPLITS:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -212,7 +214,7 @@ def load_data(config: Config, data_dir: str | Path | None = None, progress: bool
     files = {}
     for modality, flag in enumerate(DATASETS):
         path = folder / f"{flag}.npz"
-        md5, expected = md5_of(path), medmnist.INFO[flag]["MD5"]
+        md5, expected = md5_of(path), INFO[flag]["MD5"]
         arrays = _read_npz(path, flag)
         files[flag] = FileReport(flag, str(path), md5, expected, md5 == expected,
                                  {s: int(len(arrays[f"{s}_labels"])) for s in SPLITS})

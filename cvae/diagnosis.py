@@ -44,7 +44,8 @@ def contrast(study: pd.DataFrame, name: str, column: str) -> Spread | None:
 
 
 def spread_table(study: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% interval over seeds of the diagnosis metrics, one row per variant (control first)."""
+    """Mean and 95% t-interval over seeds ('0.412 (0.380 to 0.444)') of the diagnosis metrics, one row per variant
+    (control first), with the number of seeds."""
     rows = {}
     for name in (CONTROL, *CONTRASTS):
         if not (study["name"] == name).any():
@@ -52,7 +53,7 @@ def spread_table(study: pd.DataFrame) -> pd.DataFrame:
         row = {}
         for column, label in TABLE_METRICS.items():
             spread = over_seeds(list(_values(study, name, column)))
-            row[label] = spread.text(3)
+            row[label] = spread.cell(3)
         row["seeds"] = int((study["name"] == name).sum())
         rows[name] = row
     return pd.DataFrame(rows).T

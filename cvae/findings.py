@@ -59,9 +59,9 @@ def _listing(claims: pd.DataFrame, verdict: str) -> str:
 
 
 def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,
-             train_images: int) -> str:
+             train_images: int, seeds: int) -> str:
     """The abstract (MyST markdown): what was reproduced, what was not, what this data could not test, and the
-    headline numbers, all read from this build."""
+    headline numbers, all read from this build; `seeds` is the number of seeds of each contrast of the study."""
     synthetic = bool(evaluation["synthetic_data"])
     counts = verdict_counts(claims)
     data = ("the labelled synthetic stand-in (not medical images: its numbers test the pipeline)" if synthetic
@@ -71,7 +71,7 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"We retrained the conditional VAE of the original course report on {data}: {train_images:,} training images, "
         f"profile `{profile}`, {epochs} epochs, best validation loss {summary['best_val_total']:,.1f} per image at "
         f"epoch {int(summary['best_epoch']) + 1}. Each of the original's {len(claims)} claims was judged by one rule "
-        f"(95% intervals over 3 seeds, or over the test images), stated in the discussion.",
+        f"(95% intervals over {seeds} seeds, or over the test images), stated in the discussion.",
         f"**Reproduced** ({counts['reproduced']}): {_listing(claims, 'reproduced')}.",
         f"**Not reproduced** ({counts['not reproduced']}): {_listing(claims, 'not reproduced')}.",
         f"**Inconclusive** ({counts['inconclusive']}): {_listing(claims, 'inconclusive')}.",
@@ -88,4 +88,53 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
     return "\n\n".join(parts)
 
 
-__all__ = ["data_label", "evidence", "table", "verdict_sentence", "abstract"]
+_MODALITY_NAMES = {"pathmnist": "PathMNIST", "tissuemnist": "TissueMNIST", "octmnist": "OCTMNIST"}
+
+
+def reconstruction_summary(evaluation: dict) -> str:
+    """The reconstruction chapter's summary from its numbers: per modality, the test SSIM and whether the
+    reconstructions beat each image's class-mean image (per-image SSIM gain, 95% interval over test images)."""
+    gains = evaluation.get("recon_ssim_gain_over_class_mean") or {}
+    groups: dict[str, list[str]] = {"better": [], "worse": [], "same": []}
+    parts = []
+    for flag, name in _MODALITY_NAMES.items():
+        ssim = evaluation["recon_ssim"][flag]
+        gain = Spread.from_dict(gains[flag]) if flag in gains else None
+        if gain is None or gain.low is None:
+            parts.append(f"{name} {ssim:.2f}")
+            continue
+        parts.append(f"{name} {ssim:.2f} ({gain.mean:+.3f}, 95% CI {gain.low:+.3f} to {gain.high:+.3f})")
+        groups["better" if gain.low > 0 else "worse" if gain.high < 0 else "same"].append(name)
+    sentences = ["Test SSIM of the reconstructions, and its gain over each image's class-mean image: "
+                 + ", ".join(parts) + "."]
+    wording = {"better": "the reconstructions keep more of the individual image than its class average",
+               "same": "they are indistinguishable from the class average",
+               "worse": "they are further from the image than its class average is"}
+    said = [f"for {_join(names)} {wording[group]}" for group, names in groups.items() if names]
+    if said:
+        sentences.append("; ".join(said)[0].upper() + "; ".join(said)[1:] + ".")
+    return " ".join(sentences)
+
+
+def sampling_summary(evaluation: dict) -> str:
+    """The sampling chapter's summary: how often the evaluator assigns samples to their modality and class, with
+    95% Wilson intervals over the samples and chance levels."""
+    n = int((evaluation.get("generation_sizes") or {}).get("samples") or 0)
+
+    def rate(key: str, chance: float) -> str:
+        value = evaluation[key]
+        interval = accuracy_interval(round(value * n), n) if n else None
+        spread = f"95% CI {interval.low:.1%}-{interval.high:.1%}; " if interval else ""
+        return f"{value:.1%} ({spread}chance {chance:.1%})"
+
+    return (f"The evaluator assigns {rate('conditional_modality_accuracy', 1 / 3)} of the samples to the modality they "
+            f"were conditioned on and {rate('conditional_class_accuracy', 1 / NUM_CLASSES)} to their class"
+            + (f", out of {n:,} samples." if n else "."))
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+__all__ = ["data_label", "evidence", "table", "verdict_sentence", "abstract", "reconstruction_summary",
+           "sampling_summary"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import medmnist
+from .medmnist_info import INFO
 
 DATASETS = ("pathmnist", "tissuemnist", "octmnist")  # modality ids 0, 1, 2 in this order
 MODALITY_NAMES = ("PathMNIST", "TissueMNIST", "OCTMNIST")
@@ -11,11 +11,11 @@ NUM_MODALITIES = len(DATASETS)
 
 def local_class_names(flag: str) -> list[str]:
     """Class names of one dataset in label order, from medmnist.INFO."""
-    labels = medmnist.INFO[flag]["label"]
+    labels = INFO[flag]["label"]
     return [labels[str(i)] for i in range(len(labels))]
 
 
-CLASSES_PER_DATASET = {flag: len(medmnist.INFO[flag]["label"]) for flag in DATASETS}  # 9, 8, 4
+CLASSES_PER_DATASET = {flag: len(INFO[flag]["label"]) for flag in DATASETS}  # 9, 8, 4
 CLASS_OFFSETS = {}  # first global label of each dataset: 0, 9, 17
 _offset = 0
 for _flag in DATASETS:

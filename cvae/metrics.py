@@ -126,13 +126,16 @@ def ssim_per_image(reconstructions: torch.Tensor, images: torch.Tensor, data_ran
                                                reduction="none")
 
 
+def reconstruction_scores_per_image(reconstructions: torch.Tensor, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image MSE (per pixel, [0,1] scale), PSNR (dB) and SSIM of a batch of (N,1,H,W) images; each (N,)."""
+    return {"mse": mse_per_image(reconstructions, images), "psnr": psnr_per_image(reconstructions, images),
+            "ssim": ssim_per_image(reconstructions, images)}
+
+
 def reconstruction_scores(reconstructions: torch.Tensor, images: torch.Tensor) -> dict[str, float]:
     """Mean per-image MSE (per pixel, [0,1] scale), PSNR (dB) and SSIM over a batch of (N,1,H,W) images."""
-    return {
-        "mse": float(mse_per_image(reconstructions, images).mean()),
-        "psnr": float(psnr_per_image(reconstructions, images).mean()),
-        "ssim": float(ssim_per_image(reconstructions, images).mean()),
-    }
+    return {key: float(values.mean()) for key, values in
+            reconstruction_scores_per_image(reconstructions, images).items()}
 
 
 def silhouette(features, labels, max_samples: int = 2000, seed: int = 0) -> float:
@@ -189,7 +192,8 @@ def finite(value: float) -> float | None:
 
 __all__ = [
     "PassThroughFeatures", "frechet_distance", "kernel_distance", "accuracy", "grouped_accuracy", "chance_accuracy",
-    "majority_accuracy", "mse_per_image", "psnr_per_image", "ssim_per_image", "reconstruction_scores", "silhouette",
+    "majority_accuracy", "mse_per_image", "psnr_per_image", "ssim_per_image", "reconstruction_scores",
+    "reconstruction_scores_per_image", "silhouette",
     "mean_kl_per_dimension", "active_units", "linear_probe_accuracy", "finite", "PSNR_CAP_DB",
     "ACTIVE_UNIT_THRESHOLD",
 ]

@@ -26,7 +26,7 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "encoder_conditioned": ("yes", "original", "the embeddings enter the encoder too (see the latent chapter)"),
     "perceptual_seed": ("unseeded", "reproduction", "the frozen random CNN is seeded so runs repeat"),
     "a_mse": ("missing", "reproduction", "per-sample sum over 784 pixels: the Gaussian log-likelihood term"),
-    "a_l1": ("missing", "reproduction", "half weight: sharper edges without replacing the Gaussian term"),
+    "a_l1": ("missing", "reproduction", "the weight search on the quick stand-in moved it from 0.5 to 0.1"),
     "a_perc": ("missing", "reproduction", "half weight on the sum over 32x7x7 frozen-CNN features"),
     "beta_max": ("missing", "reproduction", "unit-weight pixel sums imply sigma^2 = 0.5; beta < 1 tightens it"),
     "beta_warmup_epochs": ("20", "original", "beta = 0 before this epoch (profiles scale it with the epochs)"),
@@ -116,8 +116,22 @@ def hyperparameter_table(config: Config, profile: str | None = None) -> pd.DataF
         elif value != getattr(base, f.name) and f.name not in profile_keys and f.name not in ("data_dir", "device"):
             source = "override"
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else (value if value != "" else "(default)")
+        if f.name == "data_dir" and value:
+            shown = _folder_for_reader(value)
         rows.append({"setting": f.name, "this run": str(shown), "original": original, "source": source, "why": why})
     return pd.DataFrame(rows).set_index("setting")
+
+
+def _folder_for_reader(folder: str) -> str:
+    """A data folder as a reader can use it: relative to the project when inside it, else no local path at all."""
+    from pathlib import Path
+
+    from .paths import PROJECT_ROOT
+
+    try:
+        return str(Path(folder).resolve().relative_to(PROJECT_ROOT.resolve()))
+    except ValueError:
+        return "(a folder outside the project)"
 
 
 def reference_table(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -136,6 +150,36 @@ def learning_rate_sentence(metrics) -> str:
     return f"the learning rate started at {rates[0]:g} and was lowered to {listed} (of {len(rates)} epochs)."
 
 
+# (metrics.csv column, header) of the per-epoch summary; the full 22 columns are the chapter's CSV download
+_EPOCH_COLUMNS = (("beta", "β"), ("lr", "learning rate"), ("train_total", "train loss"), ("val_total", "val loss"),
+                  ("val_mse", "val MSE"), ("val_kl", "val KL"), ("val_class_acc", "class acc (%)"),
+                  ("val_modality_acc", "modality acc (%)"), ("seconds", "time (s)"))
+
+
+def epoch_table(metrics: pd.DataFrame, best_epoch: int, last: int = 3) -> pd.DataFrame:
+    """The first, the best and the last `last` epochs of a run (epochs counted from 1, losses per image, accuracies
+    of the validation set in %), one row each; `best_epoch` is 0-based as in metrics.csv."""
+    wanted = sorted({0, int(best_epoch), *list(metrics["epoch"].astype(int))[-last:]})
+    rows = metrics.set_index(metrics["epoch"].astype(int)).loc[wanted]
+    table = pd.DataFrame({header: rows[column] for column, header in _EPOCH_COLUMNS})
+    for header in ("class acc (%)", "modality acc (%)"):
+        table[header] = (100 * table[header]).round(1)
+    table["β"] = table["β"].map(lambda value: f"{value:.3g}")
+    table["learning rate"] = table["learning rate"].map(lambda value: f"{value:.2g}")
+    for header in ("train loss", "val loss", "val MSE", "val KL"):
+        table[header] = table[header].map(lambda value: f"{value:,.1f}")
+    table["time (s)"] = table["time (s)"].map(lambda value: f"{value:.1f}")
+    table.index = [f"{epoch + 1}" + (" (best)" if epoch == int(best_epoch) else "") for epoch in wanted]
+    table.index.name = "epoch"
+    return table
+
+
+def metrics_for_download(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Every per-epoch column of metrics.csv with the epoch counted from 1, as in the text and the plots."""
+    return metrics.assign(epoch=metrics["epoch"].astype(int) + 1)
+
+
 __all__ = [
-    "architecture_table", "hyperparameter_table", "reference_table", "learning_rate_sentence",
+    "architecture_table", "hyperparameter_table", "reference_table", "learning_rate_sentence", "epoch_table",
+    "metrics_for_download",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from medmnist.info import DEFAULT_ROOT as MEDMNIST_DEFAULT_ROOT
+from .medmnist_info import DEFAULT_ROOT as MEDMNIST_DEFAULT_ROOT
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR_ENV = "CVAE_DATA_DIR"  # overrides the data folder for every profile

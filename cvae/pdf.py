@@ -210,7 +210,8 @@ def html_to_markdown(source: str) -> str | None:
     if match:
         kind, title, body = match.groups()
         try:
-            return f"```{{{kind}}} {html.unescape(title)}\n{_inline_html_to_markdown(body)}\n```\n"
+            return (f"```{{admonition}} {html.unescape(title)}\n:class: {kind}\n{_inline_html_to_markdown(body)}"
+                    "\n```\n")
         except ValueError:
             return None
     if "<table" in source:
@@ -410,6 +411,8 @@ def stage_sources(stage: Path, report_dir: Path, root: Path = PROJECT_ROOT) -> i
         target = stage / (docname + ".ipynb")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(notebook, indent=1))
+    for download in report_dir.glob("*.csv"):   # files the chapters offer as {download} links
+        shutil.copy2(download, stage / "report" / download.name)
     for docname in docnames:
         page = stage / (docname + ".md")
         if page.exists():

@@ -115,8 +115,8 @@ def gpu_study() -> dict | None:
 
 
 GPU_MODES = {"eager": "eager (a launch per kernel)", "cuda_graphs": "CUDA graph", "cuda_graphs_fused_adam":
-             "CUDA graph + fused Adam (the default)", "cuda_graphs_fused_adam_nchw": "... + NCHW layout",
-             "cuda_graphs_fused_adam_fp32": "... + fp32", "cuda_graphs_fused_adam_fp32_nchw": "... + fp32 + NCHW"}
+             "CUDA graph + fused Adam (the default)", "cuda_graphs_fused_adam_nchw": "default, NCHW layout",
+             "cuda_graphs_fused_adam_fp32": "default, fp32", "cuda_graphs_fused_adam_fp32_nchw": "default, fp32, NCHW"}
 
 
 def gpu_table(study: dict | None) -> pd.DataFrame:

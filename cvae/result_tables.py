@@ -43,6 +43,19 @@ def conditional_table(result: dict | None) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else pd.DataFrame()
 
 
+def per_class_table(conditional: pd.DataFrame) -> pd.DataFrame:
+    """The conditional table for the page: class (label and name), modality, both accuracies in %, samples."""
+    if not len(conditional):
+        return _unavailable("conditional accuracy")
+    return pd.DataFrame({
+        "class": [f"{label}: {name}" for label, name in zip(conditional["label"], conditional["name"])],
+        "modality": conditional["modality"],
+        "class acc (%)": (100 * conditional["class_accuracy"]).round(1),
+        "modality acc (%)": (100 * conditional["modality_accuracy"]).round(1),
+        "samples": conditional["samples"],
+    }).set_index("class")
+
+
 def latent_table(result: dict | None, run=None) -> pd.DataFrame:
     """Class and modality accuracy read from mu: aux heads, linear probe, chance and majority baselines."""
     rows = []
@@ -70,5 +83,5 @@ def tstr_table(result: dict | None) -> pd.DataFrame:
 
 
 __all__ = [
-    "reconstruction_table", "distance_table", "conditional_table", "latent_table", "tstr_table",
+    "reconstruction_table", "distance_table", "conditional_table", "per_class_table", "latent_table", "tstr_table",
 ]

@@ -129,15 +129,15 @@ def reconstruction_metrics(model: CVAE, test: Split, device="cpu", class_means_f
 
     originals, recons = reconstruct(model, test, device)
     out = {"recon_mse": {}, "recon_psnr": {}, "recon_ssim": {}}
-    ssim = metrics.ssim_per_image(recons, originals)
+    per_image = metrics.reconstruction_scores_per_image(recons, originals)  # once; each modality takes its means
+    ssim = per_image["ssim"]
     if class_means_from is not None:
         baseline = metrics.ssim_per_image(class_mean_images(class_means_from)[test.labels], originals)
         out["recon_ssim_class_mean_baseline"], out["recon_ssim_gain_over_class_mean"] = {}, {}
     for m, flag in list(enumerate(DATASETS)) + [(None, "overall")]:
         mask = torch.ones(len(test), dtype=torch.bool) if m is None else test.modalities == m
-        scores = metrics.reconstruction_scores(recons[mask], originals[mask])
         for key in ("mse", "psnr", "ssim"):
-            out[f"recon_{key}"][flag] = scores[key]
+            out[f"recon_{key}"][flag] = float(per_image[key][mask].mean())
         if class_means_from is not None and int(mask.sum()) > 1:
             out["recon_ssim_class_mean_baseline"][flag] = float(baseline[mask].mean())
             out["recon_ssim_gain_over_class_mean"][flag] = mean_interval(

@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from scipy import stats
 
 CONFIDENCE = 0.95
 
@@ -51,6 +50,11 @@ class Spread:
         return (f"{mean}{spread} (n = {self.n:,} {what}, 95% CI {self.low * scale:{fmt}} to "
                 f"{self.high * scale:{fmt}}{suffix})")
 
+    def cell(self, digits: int = 3) -> str:
+        """'0.412 (0.380 to 0.444)': the mean and its 95% interval for a table cell whose header names n."""
+        mean = f"{self.mean:,.{digits}f}"
+        return mean if self.low is None else f"{mean} ({self.low:,.{digits}f} to {self.high:,.{digits}f})"
+
 
 def over_seeds(values: Sequence[float]) -> Spread:
     """Mean, sample standard deviation and 95% t-interval of one value per seed."""
@@ -62,6 +66,8 @@ def over_seeds(values: Sequence[float]) -> Spread:
     if n < 2:
         return Spread(mean, None, n, None, None, "seeds")
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    from scipy import stats  # here, not at import: scipy.stats costs every chapter ~0.6 s to import
+
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n)
     return Spread(mean, sd, n, mean - half, mean + half, "seeds")
 
@@ -85,6 +91,8 @@ def accuracy_interval(correct: int, total: int) -> Spread:
     if total <= 0:
         raise ValueError("accuracy_interval needs at least one test image")
     p = correct / total
+    from scipy import stats
+
     z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)

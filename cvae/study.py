@@ -116,24 +116,28 @@ def run_study(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, nam
     runs = study_runs(profile, extra, seed, names, data_dir, precision_comparison_possible(main))
     loaded: dict[tuple, object] = {}  # the data of one seed serves every variant at that seed
     evaluator = None
-    rows = []
-    for run in runs:
+    rows: dict[int, dict] = {}
+
+    def data_key(run: StudyRun) -> tuple:
+        c = run.config
+        return (c.seed, c.data_source, c.synthetic_per_class, c.train_per_class, c.eval_per_class, c.data_dir)
+
+    # runs that share their data run one after another (the data of a seed is loaded once), rows keep study order
+    for index, run in sorted(enumerate(runs), key=lambda item: tuple(map(str, data_key(item[1])))):
         if is_finished(run_dir_for(run.config)) and (measured := cached_variant_metrics(run.config, main)):
-            rows.append(study_row(run, load_run(run_dir_for(run.config)), measured))
+            rows[index] = study_row(run, load_run(run_dir_for(run.config)), measured)
             continue  # trained and measured before: no data to load
-        data_key = (run.config.seed, run.config.data_source, run.config.synthetic_per_class,
-                    run.config.train_per_class, run.config.eval_per_class, run.config.data_dir)
-        if data_key not in loaded:
+        if data_key(run) not in loaded:
             loaded.clear()  # one seed's data at a time
-            loaded[data_key] = load_data(run.config, progress=progress)
-        data = loaded[data_key]
+            loaded[data_key(run)] = load_data(run.config, progress=progress)
+        data = loaded[data_key(run)]
         run_dir = train(run.config, data=data, progress=progress, record_balance=False)
         if evaluator is None:
             evaluator, _ = load_or_train_evaluator(main, None, progress=progress, device=select_device(main.device))
         measured = variant_metrics(run.config, data=data, evaluator=evaluator, evaluator_config=main,
                                    progress=progress)
-        rows.append(study_row(run, load_run(run_dir), measured))
-    return pd.DataFrame(rows)
+        rows[index] = study_row(run, load_run(run_dir), measured)
+    return pd.DataFrame([rows[index] for index in range(len(runs))])
 
 
 def study_row(run: StudyRun, finished, measured: dict) -> dict:

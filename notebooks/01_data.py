@@ -1,6 +1,29 @@
 # %% [markdown]
 # # The data
-#
+
+# %% tags=["parameters", "remove-cell"]
+# profile: smoke, quick or full (see the reproducibility chapter)
+profile = "smoke"
+seed = 0
+# data source: empty for the profile's own (medmnist for quick and full, synthetic for smoke)
+data_source = ""
+# data folder: empty for the default (CVAE_DATA_DIR, ~/.medmnist, or data/synthetic-*)
+data_dir = ""
+# extra key=value config overrides, the same for every chapter
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import chapter, data_tables, examples, notices, plots
+from cvae.data import load_data, summary
+
+chapter.setup_notebook()
+config = chapter.notebook_config(profile, seed, data_source, data_dir, overrides)
+data = load_data(config, progress=False)
+notices.show_data_notice(data.synthetic, profile, config.config_hash(),
+                         [] if data.synthetic else [flag for flag, file in data.files.items() if not file.md5_ok],
+                         chapter.built_with(profile, seed, data_source, data_dir, overrides))
+
+# %% [markdown]
 # ## Overview
 #
 # This chapter loads the three MedMNIST subsets the model is trained on, merges them into one set of
@@ -13,26 +36,6 @@
 #
 # The later chapters read the same files and the run folder written by the training chapter; nothing
 # is passed between notebooks in memory.
-
-# %% tags=["parameters"]
-# profile: smoke, quick or full (see the reproducibility chapter)
-profile = "smoke"
-seed = 0
-# data source: empty for the profile's own (medmnist for quick and full, synthetic for smoke)
-data_source = ""
-# data folder: empty for the default (CVAE_DATA_DIR, ~/.medmnist, or data/synthetic-*)
-data_dir = ""
-# extra key=value config overrides, the same for every chapter
-overrides = []
-
-# %% tags=["hide-input"]
-from cvae import chapter, data_tables, examples, notices, plots
-from cvae.data import load_data, summary
-
-chapter.setup_notebook()
-config = chapter.notebook_config(profile, seed, data_source, data_dir, overrides)
-data = load_data(config, progress=False)
-notices.show_data_notice(data.synthetic, profile, config.config_hash())
 
 # %% [markdown]
 # ## The three datasets
@@ -53,7 +56,9 @@ for split in ("train", "val", "test"):
     chapter.glue(f"n_{split}_total", sum(facts[f][split] for f in ("pathmnist", "tissuemnist", "octmnist")))
     chapter.glue(f"file_{split}_total", sum(data.files[f].sizes[split] for f in data.files))
 chapter.glue("n_classes", facts["global_classes"])
-chapter.glue("data_kind", "the synthetic stand-in" if data.synthetic else "the real MedMNIST files")
+chapter.glue("data_kind", "the synthetic stand-in" if data.synthetic else
+             "the official MedMNIST files" if all(f.md5_ok for f in data.files.values()) else
+             "MedMNIST files that are not the official release")
 chapter.glue("dataset_table", counts)
 counts
 
@@ -71,10 +76,12 @@ per_class = data_tables.class_count_table(data)
 chapter.glue("fig_class_counts", plots.class_counts(per_class))
 
 # %% [markdown]
-# ```{glue} fig_class_counts
-# ```
+# ```{glue:figure} fig_class_counts
+# :name: fig-class-counts
 #
-# *Images per global class and split, as used by this run.*
+# Images per global class and split, as used by this run.
+# Data: {glue:text}`data_caption:s`.
+# ```
 #
 # ## From RGB to one gray channel
 #
@@ -89,18 +96,21 @@ rgb = examples.pathmnist_rgb_examples(data, n=9)
 chapter.glue("fig_gray", plots.gray_conversion(rgb, rgb_to_gray(rgb)))
 
 # %% [markdown]
-# ```{glue} fig_gray
+# ```{glue:figure} fig_gray
+# :name: fig-gray
+#
+# PathMNIST test images of the nine classes in colour (top) and as the gray images the model sees (bottom).
+# Data: {glue:text}`data_caption:s`.
 # ```
 #
-# *PathMNIST test images of the nine classes in colour (top) and as the gray images the model sees (bottom).*
-#
-# ## Real images per modality and class
+# ## Test images per modality and class
 #
 # ```{glue:figure} fig_real
 # :name: fig-real
 #
-# Real test images: rows are modalities, columns that modality's classes (four images per class), labelled with
+# Test images: rows are modalities, columns that modality's classes (four images per class), labelled with
 # the `medmnist` class names (the original's Figure 6). Compare with the generated samples in {numref}`fig-samples`.
+# Data: {glue:text}`data_caption:s`.
 # ```
 
 # %% tags=["hide-input"]

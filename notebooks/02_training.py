@@ -1,6 +1,21 @@
 # %% [markdown]
 # # Training
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import ablation_tables, chapter, loss_balance, model_tables, original, plots
+from cvae.loss import TERMS
+from cvae.model import CVAE
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
+
+# %% [markdown]
 # ## Overview
 #
 # This chapter trains the conditional VAE of the {doc}`method chapter <../book/method>` on the data of the
@@ -11,20 +26,6 @@
 # 2. the loss terms per epoch on the training and validation sets, with the best epoch marked
 #    ({numref}`fig-loss`, the original's Figure 1);
 # 3. the KL weight schedule and the validation accuracy of the auxiliary heads.
-
-# %% tags=["parameters"]
-profile = "smoke"
-seed = 0
-data_source = ""
-data_dir = ""
-overrides = []
-
-# %% tags=["hide-input"]
-from cvae import chapter, loss_balance, model_tables, original, plots
-from cvae.loss import TERMS
-from cvae.model import CVAE
-
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
 
 # %% [markdown]
 # ## Configuration
@@ -56,6 +57,7 @@ hyper
 # Training and validation value of every loss term (per image, unweighted), of the weighted total, and the
 # validation accuracy of both auxiliary heads (eval mode) per epoch; the dashed line marks the best epoch by
 # validation loss (the original's Figure 1).
+# Data: {glue:text}`data_caption:s`.
 # ```
 
 # %% tags=["hide-input"]
@@ -72,7 +74,8 @@ chapter.glue("train_seconds", run.summary["train_seconds"])
 chapter.glue("train_minutes", run.summary["train_seconds"] / 60)
 chapter.glue("samples_per_second", run.summary["median_train_samples_per_s"])
 chapter.glue("device", run.summary["device"])
-metrics.set_index("epoch").tail(5)
+ablation_tables.write_csv(model_tables.metrics_for_download(metrics), chapter.report_dir() / "02_metrics.csv")
+model_tables.epoch_table(metrics, best)
 
 # %% [markdown]
 # The best validation loss ({glue:text}`best_val_total:.1f` per image) was reached in epoch
@@ -80,15 +83,18 @@ metrics.set_index("epoch").tail(5)
 # auxiliary heads classified {glue:text}`best_val_class_acc:.1%` of the validation images by class and
 # {glue:text}`best_val_modality_acc:.1%` by modality (the original: about 34% and 39%). Training took
 # {glue:text}`train_minutes:.1f` minutes on {glue:text}`device:s`, at {glue:text}`samples_per_second:,.0f`
-# training images per second.
+# training images per second. The table shows the first, the best and the last epochs; every column of every
+# epoch is a download: {download}`02_metrics.csv <02_metrics.csv>`.
 #
 # ## The KL weight and the learning rate
 #
-# ```{glue} fig_lr
-# ```
+# ```{glue:figure} fig_lr
+# :name: fig-lr
 #
-# *The learning rate of every epoch (log scale) and the KL weight $\beta(t)$ of {eq}`eq-beta` (dashed), epochs
-# counted from 1 (epoch $e$ trains with $t = e - 1$).*
+# The learning rate of every epoch (log scale) and the KL weight $\beta(t)$ of {eq}`eq-beta` (dashed), epochs
+# counted from 1 (epoch $e$ trains with $t = e - 1$).
+# Data: {glue:text}`data_caption:s`.
+# ```
 
 # %% tags=["hide-input"]
 chapter.glue("fig_lr", plots.learning_rate(metrics["epoch"] + 1, metrics["lr"], metrics["beta"]))
@@ -104,11 +110,13 @@ chapter.glue("plateau_metric", config.plateau_metric)
 # A weight is not a share. Training measures, at the start of a few epochs and on a fixed batch of validation
 # images, each weighted term's share of the loss and of the gradient norm over the trainable parameters.
 #
-# ```{glue} fig_balance
-# ```
+# ```{glue:figure} fig_balance
+# :name: fig-balance
 #
-# *Each weighted loss term's share of the loss (left) and of the gradient norm (right) at the start of the epochs
-# named below the bars, measured on the same validation images.*
+# Each weighted loss term's share of the loss (left) and of the gradient norm (right) at the start of the epochs
+# named below the bars, measured on the same validation images.
+# Data: {glue:text}`data_caption:s`.
+# ```
 
 # %% tags=["hide-input"]
 balance = loss_balance.read_balance(run.path)

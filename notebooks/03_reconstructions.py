@@ -1,6 +1,22 @@
 # %% [markdown]
 # # Reconstructions
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import chapter, examples, findings, plots, result_tables
+from cvae.data import load_data
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+model = run.model("best")
+data = load_data(config, progress=False)
+
+# %% [markdown]
 # ## Overview
 #
 # This chapter loads the best checkpoint of the training chapter's run and reconstructs test images
@@ -11,21 +27,6 @@
 #    PathMNIST only);
 # 2. reconstruction error per modality on the whole test split (MSE, PSNR, SSIM).
 
-# %% tags=["parameters"]
-profile = "smoke"
-seed = 0
-data_source = ""
-data_dir = ""
-overrides = []
-
-# %% tags=["hide-input"]
-from cvae import chapter, examples, plots, result_tables
-from cvae.data import load_data
-
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-model = run.model("best")
-data = load_data(config, progress=False)
-
 # %% [markdown]
 # ## Originals and reconstructions
 #
@@ -34,6 +35,7 @@ data = load_data(config, progress=False)
 #
 # Test images (top row of each panel) and their reconstructions from $\mu$ (bottom row), for each modality
 # (the original's Figure 2).
+# Data: {glue:text}`data_caption:s`.
 # ```
 
 # %% tags=["hide-input"]
@@ -46,6 +48,7 @@ chapter.glue("fig_recon", plots.reconstructions(originals, recons))
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)
 recon_table = result_tables.reconstruction_table(evaluation)
+chapter.glue("recon_summary", findings.reconstruction_summary(evaluation) if evaluation else "Evaluation not available.")
 recon_table
 
 # %% [markdown]
@@ -54,5 +57,4 @@ recon_table
 #
 # ## Summary
 #
-# The decoder reproduces the coarse structure of every modality from $\mu$ and the condition; fine texture is
-# smoothed, as expected from a Gaussian pixel likelihood. The next chapter samples $z$ from the prior instead.
+# {glue:text}`recon_summary:s` The next chapter samples $z$ from the prior instead.

@@ -1,6 +1,20 @@
 # %% [markdown]
 # # Conditional sampling
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import chapter, examples, findings, formatting, plots, result_tables
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+model = run.model("best")
+
+# %% [markdown]
 # ## Overview
 #
 # This chapter draws $z \sim \mathcal{N}(0, I)$ and decodes it with each of the 21 (class, modality) conditions.
@@ -12,19 +26,6 @@
 # 3. whether the samples belong to the class they were conditioned on (conditional accuracy: a classifier trained
 #    on real images labels the samples).
 
-# %% tags=["parameters"]
-profile = "smoke"
-seed = 0
-data_source = ""
-data_dir = ""
-overrides = []
-
-# %% tags=["hide-input"]
-from cvae import chapter, examples, formatting, plots, result_tables
-
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-model = run.model("best")
-
 # %% [markdown]
 # ## Samples per modality and class
 #
@@ -33,6 +34,7 @@ model = run.model("best")
 #
 # Samples from the prior decoded with each condition: rows are modalities (PathMNIST, TissueMNIST, OCTMNIST),
 # columns that modality's classes, four samples per class (the original's Figure 3).
+# Data: {glue:text}`data_caption:s`.
 # ```
 
 # %% tags=["hide-input"]
@@ -64,18 +66,19 @@ result_tables.distance_table(evaluation)
 conditional = result_tables.conditional_table(evaluation)
 chapter.glue("conditional_class_accuracy", formatting.percent(formatting.lookup(evaluation, "conditional_class_accuracy")))
 chapter.glue("conditional_modality_accuracy", formatting.percent(formatting.lookup(evaluation, "conditional_modality_accuracy")))
+chapter.glue("sampling_summary", findings.sampling_summary(evaluation) if evaluation else "Evaluation not available.")
 chapter.glue("fig_conditional", plots.per_class_accuracy(conditional, "class_accuracy", chance=1 / 21)
              if len(conditional) else plots.placeholder_figure("evaluation not available"))
-conditional
+result_tables.per_class_table(conditional)
 
 # %% [markdown]
-# ```{glue} fig_conditional
-# ```
+# ```{glue:figure} fig_conditional
+# :name: fig-conditional
 #
-# *Share of the samples of each class that the real-trained evaluator assigns to that class; colours are modalities.*
+# Share of the samples of each class that the real-trained evaluator assigns to that class; colours are modalities.
+# Data: {glue:text}`data_caption:s`.
+# ```
 #
 # ## Summary
 #
-# Samples of the three modalities are easy to tell apart: {glue:text}`conditional_modality_accuracy:s` are
-# assigned to the right modality. Classes within a modality are harder: {glue:text}`conditional_class_accuracy:s`
-# of the samples are assigned to the class they were conditioned on.
+# {glue:text}`sampling_summary:s`

@@ -1,6 +1,26 @@
 # %% [markdown]
 # # The latent space
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import chapter, diagnosis, examples, findings, formatting, plots, result_tables
+from cvae.data import load_data
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+model = run.model("best")
+data = load_data(config, progress=False)
+points_per_class = 50 if profile == "smoke" else 100  # t-SNE grows with the points; the smoke budget is tight
+mu, labels, modalities = examples.latent_means(model, data.test, per_class=points_per_class, seed=seed)
+chapter.glue("n_latent_points", len(mu))
+chapter.glue("latent_dim", config.latent_dim)
+
+# %% [markdown]
 # ## Overview
 #
 # This chapter encodes a class-balanced sample of test images to their posterior means $\mu$ and asks what
@@ -11,24 +31,6 @@
 # 3. how much class and modality the auxiliary heads and a linear probe read from $\mu$, beside chance;
 # 4. which latent dimensions carry information (KL per dimension, active units).
 
-# %% tags=["parameters"]
-profile = "smoke"
-seed = 0
-data_source = ""
-data_dir = ""
-overrides = []
-
-# %% tags=["hide-input"]
-from cvae import chapter, diagnosis, examples, findings, formatting, plots, result_tables
-from cvae.data import load_data
-
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-model = run.model("best")
-data = load_data(config, progress=False)
-mu, labels, modalities = examples.latent_means(model, data.test, per_class=100, seed=seed)
-chapter.glue("n_latent_points", len(mu))
-chapter.glue("latent_dim", config.latent_dim)
-
 # %% [markdown]
 # ## PCA
 #
@@ -37,6 +39,7 @@ chapter.glue("latent_dim", config.latent_dim)
 #
 # The first two principal components of $\mu$ for {glue:text}`n_latent_points:,` test images, coloured by modality
 # (left) and by class (right; reds PathMNIST, blues TissueMNIST, greens OCTMNIST) (the original's Figure 4).
+# Data: {glue:text}`data_caption:s`.
 # ```
 
 # %% tags=["hide-input"]
@@ -53,6 +56,7 @@ chapter.glue("fig_pca", plots.latent_scatter(pca, modalities, labels, "PCA"))
 # :name: fig-tsne
 #
 # t-SNE of the same $\mu$, coloured by modality (left) and by class (right) (the original's Figure 5).
+# Data: {glue:text}`data_caption:s`.
 # ```
 
 # %% tags=["hide-input"]
@@ -76,6 +80,7 @@ for key in ("aux_class_accuracy", "aux_modality_accuracy", "probe_class_accuracy
 chapter.glue("active_units", formatting.number(formatting.lookup(evaluation, "active_units"), 0))
 study = chapter.study(profile, config, seed, data_source, overrides,
                       names=[diagnosis.CONTROL, *diagnosis.CONTRASTS])
+chapter.glue("diagnosis_seeds", int((study["name"] == diagnosis.CONTROL).sum()))
 claims = chapter.claims(config, run, study)
 aux_sentence = findings.verdict_sentence(claims, "aux_heads", bool(run.summary["synthetic_data"]))
 found = diagnosis.findings(evaluation, study)
@@ -85,7 +90,7 @@ latent
 
 # %% [markdown]
 # The original's heads stayed near 34% (class) and 39% (modality) although its modalities cluster in the latent
-# space. The diagnosis tests candidate causes on runs at the ablation scale, each over three seeds beside a control
+# space. The diagnosis tests candidate causes on runs at the ablation scale, each over {glue:text}`diagnosis_seeds:d` seeds beside a control
 # with the paper's settings: heads that get no gradient ($\gamma = 0$), an encoder that does not see the condition,
 # and an aux loss ten times heavier ($\gamma = 10$); on the main run it reads the heads in train and eval mode and
 # counts the active latent dimensions. Each finding states what its interval shows:
@@ -100,14 +105,16 @@ latent
 diagnosis.spread_table(study)
 
 # %% [markdown]
-# *Mean ± standard deviation over seeds (with the 95% interval) of the diagnosis runs, at the ablation scale.*
+# *Mean and 95% t-interval over seeds (the last column counts them) of the diagnosis runs, at the ablation scale.*
 #
 # ## Which dimensions are used
 #
-# ```{glue} fig_kl
-# ```
+# ```{glue:figure} fig_kl
+# :name: fig-kl
 #
-# *Mean KL divergence per latent dimension on the test images, sorted; dimensions above the dashed line are counted as active units.*
+# Mean KL divergence per latent dimension on the test images, sorted; dimensions above the dashed line are counted as active units.
+# Data: {glue:text}`data_caption:s`.
+# ```
 
 # %% tags=["hide-input"]
 kl = formatting.lookup(evaluation, "kl_per_dimension")

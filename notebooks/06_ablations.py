@@ -1,19 +1,7 @@
 # %% [markdown]
 # # Ablations, seeds and the loss weights
-#
-# ## Overview
-#
-# The original reports two findings from changing the model: a latent dimension of 128 gives a clearly lower loss
-# than 64, and a deeper model with about 4.8 million parameters looks no better. Its loss weights are unknown, so
-# this reproduction chose its own by a stated search. Every variant below is the base configuration with one change,
-# trained as its own cached run (`python -m cvae ablate NAME --profile P` trains one from the command line). This
-# chapter shows:
-#
-# 1. the original's two claims, each measured over three seeds, with the verdict of the discussion's rule;
-# 2. the search that chose the loss weights, one weight at a time, and how sensitive the criteria are to each;
-# 3. the other variants, the validation loss per epoch and one sample per class from each variant.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"
 seed = 0
 data_source = ""
@@ -22,7 +10,7 @@ overrides = []
 # study variants to train and show, e.g. ["paper", "latent64"]; an empty list means the whole study
 variants = []
 
-# %% tags=["hide-input"]
+# %% tags=["remove-input"]
 from cvae import ablation_tables, ablations, chapter, examples, findings, plots, weight_search
 from cvae.paths import runs_dir
 from cvae.study import search_results, study_seeds
@@ -37,6 +25,19 @@ chapter.glue("study_seeds", study_seeds(profile))
 chapter.glue("study_train_minutes", float(study["train_seconds"].sum()) / 60)
 chapter.glue("study_eval_minutes", float(study["eval_seconds"].sum()) / 60)
 csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
+
+# %% [markdown]
+# ## Overview
+#
+# The original reports two findings from changing the model: a latent dimension of 128 gives a clearly lower loss
+# than 64, and a deeper model with about 4.8 million parameters looks no better. Its loss weights are unknown, so
+# this reproduction chose its own by a stated search. Every variant below is the base configuration with one change,
+# trained as its own cached run (`python -m cvae ablate NAME --profile P` trains one from the command line). This
+# chapter shows:
+#
+# 1. the original's two claims, each measured over {glue:text}`study_seeds:d` seeds, with the verdict of the discussion's rule;
+# 2. the search that chose the loss weights, one weight at a time, and how sensitive the criteria are to each;
+# 3. the other variants, the validation loss per epoch and one sample per class from each variant.
 
 # %% [markdown]
 # The study trains {glue:text}`study_runs:d` runs at this profile's ablation scale ({glue:text}`ablation_scale:s`),
@@ -65,11 +66,13 @@ ablation_tables.seeded_table(study)
 #
 # {glue:text}`ablation_convergence:s`
 #
-# ```{glue} fig_seeds
-# ```
+# ```{glue:figure} fig_seeds
+# :name: fig-seeds
 #
-# *Best validation loss of every seed (dots) and the mean (bars) for the paper's model, latent 64 and the deeper
-# model.*
+# Best validation loss of every seed (dots) and the mean (bars) for the paper's model, latent 64 and the deeper
+# model.
+# Data: {glue:text}`data_caption:s`.
+# ```
 #
 # ## Choosing the loss weights
 #
@@ -92,12 +95,14 @@ ablation_tables.search_display(search)
 # %% [markdown]
 # {glue:text}`search_decision:s`
 #
-# ```{glue} fig_sensitivity
-# ```
+# ```{glue:figure} fig_sensitivity
+# :name: fig-sensitivity
 #
-# *Sensitivity of the five criteria to each loss weight, one weight at a time around the default (one seed per
+# Sensitivity of the five criteria to each loss weight, one weight at a time around the default (one seed per
 # candidate): the change against the default in percent, signed so that up is better (a lower FID counts as up). The
-# shaded candidate is the rule's winner for that weight.*
+# shaded candidate is the rule's winner for that weight.
+# Data: {glue:text}`data_caption:s`.
+# ```
 #
 # ## The other variants
 
@@ -111,11 +116,13 @@ ablation_tables.other_variants(study, int(seed))
 #
 # ## Validation loss per epoch
 #
-# ```{glue} fig_ablation_curves
-# ```
+# ```{glue:figure} fig_ablation_curves
+# :name: fig-ablation-curves
 #
-# *Validation loss per epoch of every variant at the base seed. Variants that change a loss weight change what the
-# total measures, so compare them on the criteria above rather than on this curve.*
+# Validation loss per epoch of every variant at the base seed. Variants that change a loss weight change what the
+# total measures, so compare them on the criteria above rather than on this curve.
+# Data: {glue:text}`data_caption:s`.
+# ```
 
 # %% tags=["hide-input"]
 at_seed = study[study["seed"] == int(seed)]
@@ -125,11 +132,13 @@ chapter.glue("fig_ablation_curves", plots.overlaid_curves({name: r.metrics for n
 # %% [markdown]
 # ## Samples of every variant
 #
-# ```{glue} fig_ablation_samples
-# ```
+# ```{glue:figure} fig_ablation_samples
+# :name: fig-ablation-samples
 #
-# *One sample from the prior for each of the 21 classes (columns, global label order) from each variant at the base
-# seed (rows).*
+# One sample from the prior for each of the 21 classes (columns, global label order) from each variant at the base
+# seed (rows).
+# Data: {glue:text}`data_caption:s`.
+# ```
 
 # %% tags=["hide-input"]
 chapter.glue("fig_ablation_samples", plots.variant_samples(examples.variant_strips(loaded, seed=seed)))

@@ -1,6 +1,20 @@
 # %% [markdown]
 # # Samples as training data
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import chapter, formatting, plots, result_tables
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+evaluation = chapter.evaluation(config)
+
+# %% [markdown]
 # ## Overview
 #
 # Conditional generation is motivated by data augmentation. This chapter asks whether the CVAE's samples help a
@@ -10,19 +24,6 @@
 #    classifier trained only on generated images, tested on real ones;
 # 2. a classifier trained on real images only against one trained on real plus generated images, with 1%, 10% and
 #    100% of the real training images, over seeds, both tested on the real test split.
-
-# %% tags=["parameters"]
-profile = "smoke"
-seed = 0
-data_source = ""
-data_dir = ""
-overrides = []
-
-# %% tags=["hide-input"]
-from cvae import chapter, formatting, plots, result_tables
-
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-evaluation = chapter.evaluation(config)
 
 # %% [markdown]
 # ## Train on synthetic, test on real
@@ -35,7 +36,7 @@ chapter.glue("evaluator_accuracy", formatting.percent(formatting.lookup(evaluati
 result_tables.tstr_table(evaluation)
 
 # %% [markdown]
-# A classifier trained only on generated images reaches {glue:text}`tstr_accuracy:s` on the real test images; the
+# A classifier trained only on generated images reaches {glue:text}`tstr_accuracy:s` on the held-out test images; the
 # same classifier trained on as many real images per class reaches {glue:text}`trtr_accuracy:s` (train on real, test
 # on real), and the domain evaluator, trained on far more real images, {glue:text}`evaluator_accuracy:s`.
 #
@@ -61,12 +62,14 @@ chapter.glue("fraction_seeds", int(evaluation["augmentation_by_fraction"]["seeds
 by_fraction.assign(fraction=by_fraction["fraction"].map(lambda f: f"{f:.0%}")).set_index(["fraction", "arm"]).round(4)
 
 # %% [markdown]
-# ```{glue} fig_fractions
-# ```
+# ```{glue:figure} fig_fractions
+# :name: fig-fractions
 #
-# *Test accuracy (21 classes) of classifiers trained on a share of the real training images alone and together with
+# Test accuracy (21 classes) of classifiers trained on a share of the real training images alone and together with
 # the generated samples; lines are means over seeds, bands their 95% intervals ({glue:text}`fraction_steps:d` Adam
-# steps each).*
+# steps each).
+# Data: {glue:text}`data_caption:s`.
+# ```
 #
 # {glue:text}`fraction_sentence:s`
 #

@@ -1,6 +1,21 @@
 # %% [markdown]
 # # Discussion
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import chapter, claims as claim_rules, diagnosis, findings
+from cvae.front_matter import load_front_matter
+from cvae.loss import beta_milestones
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+
+# %% [markdown]
 # ## Overview
 #
 # This chapter puts the original report's claims beside what this build measured, judges each by one rule, and says
@@ -12,21 +27,10 @@
 # 4. latent size and depth;
 # 5. the limits of this reproduction.
 
-# %% tags=["parameters"]
-profile = "smoke"
-seed = 0
-data_source = ""
-data_dir = ""
-overrides = []
-
 # %% tags=["hide-input"]
-from cvae import chapter, claims as claim_rules, diagnosis, findings
-from cvae.front_matter import load_front_matter
-from cvae.loss import beta_milestones
-
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 evaluation = chapter.evaluation(config)
 study = chapter.study(profile, config, seed, data_source, overrides)
+chapter.glue("diagnosis_seeds", int((study["name"] == diagnosis.CONTROL).sum()))
 synthetic = bool(run.summary["synthetic_data"])
 table = chapter.claims(config, run, study)
 counts = claim_rules.verdict_counts(table)
@@ -34,13 +38,14 @@ chapter.glue("verdict_counts", "In this build: " + ", ".join(f"{n} {verdict}" fo
 chapter.glue("claims_rule", claim_rules.RULE.replace("**", ""))
 chapter.glue("data_label", findings.data_label(synthetic))
 chapter.glue("abstract", chapter.html(findings.abstract(table, evaluation, run.summary, config.epochs, profile,
-                                                        run.summary["sizes"]["train"])))
+                                                        run.summary["sizes"]["train"],
+                                                        int((study["name"] == "paper").sum()))))
 for key in table.index:
     chapter.glue(f"claim_{key}", findings.verdict_sentence(table, key, synthetic))
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
 chapter.glue("original_citation", front.original.citation)
-table[["claim", "original", "ours", "verdict", "reason"]]
+table.set_index("claim")[["original", "ours", "verdict", "reason"]]
 
 # %% [markdown]
 # *The original's claims (its numbers quoted, never recomputed), what this build measured on
@@ -87,7 +92,7 @@ chapter.glue("diagnosis_summary", diagnosis.summary(findings.verdict_sentence(ta
 # the latent code only needs what the condition does not say: $\mu$ carrying little class information is what a
 # CVAE is expected to learn {cite:p}`sohn2015cvae,kingma2014semi`. And heads with dropout and batch normalisation read
 # in training mode, or an aux loss of a few nats beside summed pixel losses, lower the reported accuracy. The latent
-# chapter tests both on runs over three seeds; whatever it finds is a property of this pipeline, not a statement
+# chapter tests both on runs over {glue:text}`diagnosis_seeds:d` seeds; whatever it finds is a property of this pipeline, not a statement
 # about the original's code, which is not available.
 #
 # ## Latent size and depth

@@ -1,6 +1,21 @@
 # %% [markdown]
 # # Reproducibility
-#
+
+# %% tags=["parameters", "remove-cell"]
+profile = "smoke"
+seed = 0
+data_source = ""
+data_dir = ""
+overrides = []
+
+# %% tags=["remove-input"]
+from cvae import chapter, provenance
+
+config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+chapter.glue("command", provenance.book_command(profile, overrides))
+chapter.glue("config_hash", config.config_hash())
+
+# %% [markdown]
 # ## Overview
 #
 # What made this book, so that anyone can make it again:
@@ -12,20 +27,6 @@
 #
 # How fast the training step runs, what each performance switch gives and what the GPU measurement showed are in
 # the appendix, {doc}`10_performance`.
-
-# %% tags=["parameters"]
-profile = "smoke"
-seed = 0
-data_source = ""
-data_dir = ""
-overrides = []
-
-# %% tags=["hide-input"]
-from cvae import chapter, provenance
-
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-chapter.glue("command", provenance.book_command(profile, overrides))
-chapter.glue("config_hash", config.config_hash())
 
 # %% [markdown]
 # ## The command

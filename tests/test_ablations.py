@@ -30,7 +30,7 @@ def test_each_ablation_differs_from_paper_only_where_it_says():
         expected = {k for k, v in overrides.items()
                     if make_config("quick").to_dict()[k] != (list(v) if isinstance(v, tuple) else v)}
         assert set(diff) == expected, name
-    assert config_diff(base, ablation_config("a_l1=0.1", "quick")) == {"a_l1": (0.5, 0.1)}
+    assert config_diff(base, ablation_config("a_l1=0.5", "quick")) == {"a_l1": (0.1, 0.5)}
 
 
 def test_unknown_ablation_is_named():
@@ -50,7 +50,7 @@ def test_the_study_seeds_the_claims_and_shares_coinciding_runs():
     assert len(hashes) == len(set(hashes))  # every run once
     # gamma = 0 and 10 are the diagnosis variants themselves; every other candidate is its own run
     assert dict(next(r for r in runs if r.name == "no_aux" and r.seed == 5).weights) == {"gamma": 0.0}
-    assert "gamma=0" not in names and "gamma=0.1" in names and "a_l1=0.1" in names
+    assert "gamma=0" not in names and "gamma=0.1" in names and "a_l1=0.5" in names and "a_l1=0.1" not in names
     candidates = sum(len(values) - 1 for values in GRID.values())
     weighted = sum(len(run.weights) for run in runs)
     assert weighted == candidates

@@ -119,3 +119,28 @@ def test_no_page_words_a_verdict_by_hand():
                  for line in text.splitlines() if VERDICT_WORDS.search(line)]
     assert offending == [], "\n".join(offending)
     assert all(verdict in RULE for verdict in VERDICTS)
+
+
+def test_chapter_summaries_state_what_the_numbers_show():
+    from cvae.findings import reconstruction_summary, sampling_summary
+
+    def gain(mean, low, high):
+        return {"mean": mean, "sd": 0.1, "n": 500, "low": low, "high": high, "kind": "images"}
+
+    evaluation = {
+        "recon_ssim": {"pathmnist": 0.05, "tissuemnist": 0.4, "octmnist": 0.3},
+        "recon_ssim_gain_over_class_mean": {"pathmnist": gain(-0.02, -0.03, -0.01),
+                                            "tissuemnist": gain(0.05, 0.04, 0.06),
+                                            "octmnist": gain(0.001, -0.002, 0.004)},
+        "conditional_modality_accuracy": 0.5, "conditional_class_accuracy": 0.1,
+        "generation_sizes": {"samples": 100},
+    }
+    text = reconstruction_summary(evaluation)
+    assert "PathMNIST 0.05 (-0.020, 95% CI -0.030 to -0.010)" in text
+    assert "For TissueMNIST the reconstructions keep more of the individual image than its class average" in text
+    assert "for PathMNIST they are further from the image than its class average is" in text
+    assert "for OCTMNIST they are indistinguishable from the class average." in text
+    # Wilson 95% interval of 50/100: 40.4%-59.6%; of 10/100: 5.5%-17.4%
+    assert sampling_summary(evaluation) == (
+        "The evaluator assigns 50.0% (95% CI 40.4%-59.6%; chance 33.3%) of the samples to the modality they were "
+        "conditioned on and 10.0% (95% CI 5.5%-17.4%; chance 4.8%) to their class, out of 100 samples.")

@@ -84,9 +84,9 @@ def test_admonition_html_becomes_a_myst_admonition_and_other_html_is_left_alone(
 
     html = data_notice_html(True, "smoke", "abc123")
     markdown = html_to_markdown(html)
-    assert markdown.startswith("```{warning} Synthetic data\n") and markdown.rstrip().endswith("```")
+    assert markdown.startswith("```{admonition} Synthetic data\n:class: warning\n") and markdown.rstrip().endswith("```")
     assert "**synthetic stand-in**" in markdown and "`smoke`" in markdown and "**not medical data**" in markdown
-    assert data_notice_markdown(True, "smoke", "abc123").split("\n")[1].split(" (")[0] in markdown
+    assert data_notice_markdown(True, "smoke", "abc123").split("\n")[2].split(" (")[0] in markdown
     assert html_to_markdown("<div><video src='x'></video></div>") is None
     assert html_to_markdown("<p>two</p><table></table><table></table>") is None
 
@@ -112,6 +112,22 @@ def test_latex_ready_notebook_adds_markdown_beside_html_only():
     assert outputs[1]["data"]["text/markdown"].startswith("```{list-table}")
     assert "text/markdown" not in outputs[2]["data"]  # a figure keeps its PNG
     assert "text/markdown" not in notebook["cells"][0]["outputs"][1]["data"]  # the input is not modified
+
+
+def test_glued_prose_carries_its_markdown_for_latex_and_its_html_for_the_web():
+    from IPython.core.formatters import DisplayFormatter
+
+    from cvae.chapter import html
+    from cvae.pdf import glue_markdown
+
+    data, _ = DisplayFormatter().format(html("The run **reproduced** 2 of 7 claims."))
+    assert data["text/html"].strip() == "<p>The run <strong>reproduced</strong> 2 of 7 claims.</p>"
+    assert data["text/markdown"] == "The run **reproduced** 2 of 7 claims."
+    notebook = {"cells": [{"cell_type": "code", "outputs": [{
+        "output_type": "display_data", "metadata": {"scrapbook": {"name": "abstract"}},
+        "data": {"application/papermill.record/" + kind: value for kind, value in data.items()}}]}]}
+    ready, converted = latex_ready_notebook(notebook)
+    assert converted == 0 and glue_markdown(ready) == {"abstract": "The run **reproduced** 2 of 7 claims."}
 
 
 def test_cross_document_glue_of_html_in_prose_becomes_its_markdown():
@@ -251,7 +267,9 @@ def test_pdf_pages_with_figures_are_not_blank(tmp_path):
 
     pdf, _ = smoke_pdf()
     pages = _pages(pdf)
-    figure_pages = sorted({index + 1 for index, _ in _captions(pages)})
+    # the pages of the original's six figures (every figure is numbered now; these are the large ones)
+    figure_pages = sorted({index + 1 for index, caption in _captions(pages)
+                           if re.search(r"the original[’']s Figure \d", caption)})
     assert len(figure_pages) >= 5, figure_pages  # the six originals (two may share a page)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for page in figure_pages:

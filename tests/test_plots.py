@@ -128,10 +128,25 @@ def test_hyperparameter_table_lists_every_field_with_its_source():
     assert table.loc["epochs", "source"] == "profile smoke" and table.loc["epochs", "this run"] == "3"
 
 
-def test_data_notice_says_synthetic():
-    text = notices.data_notice_markdown(True, "smoke", "abc")
-    assert text.startswith("```{warning}") and "not medical data" in text
-    assert notices.data_notice_markdown(False, "quick", "abc").startswith("```{note}")
+def test_data_notice_is_titled_for_each_kind_of_data():
+    text = notices.data_notice_markdown(True, "smoke", "abc", built_with="profile=smoke, seed=0")
+    assert text.startswith("```{admonition} Synthetic data\n:class: warning\n") and "not medical data" in text
+    assert text.rstrip().endswith("Built with `profile=smoke, seed=0`.\n```")
+    unofficial = notices.data_notice_markdown(False, "quick", "abc", unofficial=["octmnist"])
+    assert unofficial.startswith("```{admonition} Not the official MedMNIST files\n:class: warning\n")
+    assert "The OCTMNIST file(s)" in unofficial
+    assert notices.data_notice_markdown(False, "quick", "abc").startswith("```{admonition} Data\n:class: note\n")
+    assert notices.data_caption(True) == "the synthetic stand-in, not medical data"
+    assert notices.data_caption(False, ["pathmnist"]) == "MedMNIST files that differ from the official release"
+    html = notices.data_notice_html(True, "smoke", "abc", built_with="profile=smoke")
+    assert html.count("<p>") == 2 and '<p class="admonition-title">Synthetic data</p>' in html
+
+
+def test_built_with_line_names_parameters_but_no_local_path():
+    from cvae.chapter import built_with
+
+    assert built_with("quick", 1, "", "/home/me/data", ["epochs=3"]) == (
+        "profile=quick, seed=1, data_source=profile default, data_dir=custom, epochs=3")
 
 
 def test_a_chapter_without_its_training_run_says_which_notebook_trains_it(runs_dir):
@@ -154,3 +169,30 @@ def test_precision_table_puts_the_default_beside_fp32_with_the_relative_differen
     assert shown.loc["training time (s)", "difference"] == "-40.0%"
     assert "SSIM" not in " ".join(shown.index)  # a column the table lacks is left out, not invented
     assert "status" in ablation_tables.precision_table(table[table["name"] == "paper"], seed=0).columns
+
+
+def test_epoch_table_counts_from_one_and_keeps_first_best_and_last_epochs():
+    from cvae.model_tables import epoch_table, metrics_for_download
+
+    metrics = pd.DataFrame({
+        "epoch": range(6), "beta": [0, 0, 0.05, 0.1, 0.1, 0.1], "lr": [5e-4] * 5 + [2.5e-4],
+        "train_total": [100.0, 90, 80, 70, 60, 1234.56], "val_total": [50.0, 40, 30, 20, 25, 26],
+        "val_mse": [1.0] * 6, "val_kl": [2.0] * 6, "val_class_acc": [0.1234] * 6, "val_modality_acc": [0.5] * 6,
+        "seconds": [2.25] * 6, "train_mse": [0.0] * 6,
+    })
+    table = epoch_table(metrics, best_epoch=3, last=2)
+    assert list(table.index) == ["1", "4 (best)", "5", "6"]
+    assert table.loc["6", "train loss"] == "1,234.6" and table.loc["6", "learning rate"] == "0.00025"
+    assert table.loc["4 (best)", "class acc (%)"] == 12.3 and table.loc["1", "β"] == "0"
+    assert "train_mse" not in table.columns and len(table.columns) == 9
+    assert list(metrics_for_download(metrics)["epoch"]) == [1, 2, 3, 4, 5, 6]
+
+
+def test_hyperparameter_table_shows_no_local_path():
+    from cvae.model_tables import hyperparameter_table
+    from cvae.paths import PROJECT_ROOT
+
+    inside = hyperparameter_table(make_config("smoke", {"data_dir": str(PROJECT_ROOT / "data" / "synthetic-300pc")}))
+    assert inside.loc["data_dir", "this run"] == "data/synthetic-300pc"
+    outside = hyperparameter_table(make_config("smoke", {"data_dir": "/home/someone/medmnist"}))
+    assert outside.loc["data_dir", "this run"] == "(a folder outside the project)"
