@@ -185,7 +185,9 @@ def write_submission(allow_synthetic: bool = False, include_checkpoints: bool = 
     newest_notebook = max(path.stat().st_mtime for path in built.notebooks)
     html_dir = root / "_build" / "html"
     pdf_path = root / PDF_PATH.relative_to(PROJECT_ROOT)
-    for path, make_target in ((pdf_path, "make pdf"), (html_dir / "index.html", "make book")):
+    # a chapter's page, not index.html: Jupyter Book writes that redirect once and never refreshes it
+    first_chapter = html_dir / "report" / f"{built.notebooks[0].stem}.html"
+    for path, make_target in ((pdf_path, "make pdf"), (first_chapter, "make book")):
         if not path.exists():
             raise BookError(f"{path} is missing: run `{make_target} PROFILE={built.profile}` first")
         if path.stat().st_mtime < newest_notebook:

@@ -275,6 +275,21 @@ def test_submission_refuses_a_stand_in_build_unless_told(tmp_path, runs_dir, mon
     assert len(list((tmp_path / "out").glob("cvae-report-smoke-*.zip"))) == 1
 
 
+def test_submission_judges_the_html_by_a_chapter_page_not_the_never_refreshed_index(tmp_path, runs_dir):
+    import os
+
+    from cvae.submission import write_submission
+
+    _fake_build(tmp_path, runs_dir)
+    html = tmp_path / "_build" / "html"
+    old = html.joinpath("index.html").stat().st_mtime - 3600
+    os.utime(html / "index.html", (old, old))  # Jupyter Book writes the redirect page once
+    assert write_submission(allow_synthetic=True, root=tmp_path).exists()
+    os.utime(html / "report" / "01_data.html", (old, old))
+    with pytest.raises(BookError, match=r"01_data\.html is older than the executed notebooks.*make book PROFILE=smoke"):
+        write_submission(allow_synthetic=True, root=tmp_path)
+
+
 def test_submission_refuses_a_missing_or_stale_pdf(tmp_path, runs_dir):
     import os
 
