@@ -105,7 +105,7 @@ def fraction_summary(result: dict, column: str = "overall") -> pd.DataFrame:
         by_arm = {arm: part[part["arm"] == arm].sort_values("seed")[column].tolist()
                   for arm in ("real_only", "real_plus_synthetic")}
         for arm, values in by_arm.items():
-            spread = over_seeds(values)
+            spread = over_seeds(values, (0.0, 1.0))  # test accuracies
             out.append({"fraction": fraction, "arm": arm, "mean": spread.mean, "low": spread.low,
                         "high": spread.high, "seeds": spread.n})
         gain = paired_difference(by_arm["real_plus_synthetic"], by_arm["real_only"])

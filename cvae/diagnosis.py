@@ -52,7 +52,7 @@ def spread_table(study: pd.DataFrame) -> pd.DataFrame:
             continue
         row = {}
         for column, label in TABLE_METRICS.items():
-            spread = over_seeds(list(_values(study, name, column)))
+            spread = over_seeds(list(_values(study, name, column)), (0.0, 1.0) if "accuracy" in column else None)
             row[label] = spread.cell(3)
         row["seeds"] = int((study["name"] == name).sum())
         rows[name] = row
@@ -89,8 +89,8 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
     out.append(f"Posterior: {active} of {len(evaluation['kl_per_dimension'])} latent dimensions carry more than "
                f"{metrics.ACTIVE_UNIT_THRESHOLD} nats" + (" (collapsed)." if active == 0 else " (not collapsed)."))
     if (study["name"] == "no_aux").any():
-        heads = over_seeds(list(_values(study, "no_aux", "aux_modality_accuracy")))
-        probe = over_seeds(list(_values(study, "no_aux", "probe_modality_accuracy")))
+        heads = over_seeds(list(_values(study, "no_aux", "aux_modality_accuracy")), (0.0, 1.0))
+        probe = over_seeds(list(_values(study, "no_aux", "probe_modality_accuracy")), (0.0, 1.0))
         symptom = heads.high is not None and heads.high < majority and probe.low is not None and probe.low > PROBE_READS
         out.append(
             f"Heads without gradient (gamma = 0): modality {heads.text(3)} while a probe on the same mu reads "

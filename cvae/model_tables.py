@@ -29,7 +29,8 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "a_l1": ("missing", "reproduction", "the weight search on the quick stand-in moved it from 0.5 to 0.1"),
     "a_perc": ("missing", "reproduction", "half weight on the sum over 32x7x7 frozen-CNN features"),
     "beta_max": ("missing", "reproduction", "unit-weight pixel sums imply sigma^2 = 0.5; beta < 1 tightens it"),
-    "beta_warmup_epochs": ("20", "original", "beta = 0 before this epoch (profiles scale it with the epochs)"),
+    "beta_warmup_epochs": ("20", "original", "beta = 0 while t <= this (epoch e trains with t = e - 1, so beta is "
+                                             "first non-zero in epoch warm-up + 2); profiles scale it"),
     "beta_ramp_epochs": ("100", "original", "linear ramp length (profiles scale it with the epochs)"),
     "gamma": ("missing", "reproduction", "class + modality cross-entropy in nats per sample, like the KL term"),
     "epochs": ("150", "original", "profiles shorten it"),
@@ -165,7 +166,7 @@ def epoch_table(metrics: pd.DataFrame, best_epoch: int, last: int = 3) -> pd.Dat
     for header in ("class acc (%)", "modality acc (%)"):
         table[header] = (100 * table[header]).round(1)
     table["β"] = table["β"].map(lambda value: f"{value:.3g}")
-    table["learning rate"] = table["learning rate"].map(lambda value: f"{value:.2g}")
+    table["learning rate"] = table["learning rate"].map(lambda value: f"{value:.3g}")
     for header in ("train loss", "val loss", "val MSE", "val KL"):
         table[header] = table[header].map(lambda value: f"{value:,.1f}")
     table["time (s)"] = table["time (s)"].map(lambda value: f"{value:.1f}")

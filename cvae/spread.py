@@ -56,8 +56,9 @@ class Spread:
         return mean if self.low is None else f"{mean} ({self.low:,.{digits}f} to {self.high:,.{digits}f})"
 
 
-def over_seeds(values: Sequence[float]) -> Spread:
-    """Mean, sample standard deviation and 95% t-interval of one value per seed."""
+def over_seeds(values: Sequence[float], bounds: tuple[float, float] | None = None) -> Spread:
+    """Mean, sample standard deviation and 95% t-interval of one value per seed; `bounds` (e.g. (0, 1) for an
+    accuracy) clips the interval to the values the quantity can take."""
     values = [float(v) for v in values]
     n = len(values)
     if n == 0:
@@ -69,7 +70,10 @@ def over_seeds(values: Sequence[float]) -> Spread:
     from scipy import stats  # here, not at import: scipy.stats costs every chapter ~0.6 s to import
 
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n)
-    return Spread(mean, sd, n, mean - half, mean + half, "seeds")
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Spread(mean, sd, n, low, high, "seeds")
 
 
 def paired_relative_difference(values: Sequence[float], baseline: Sequence[float]) -> Spread:

@@ -158,7 +158,8 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
 def seed_spread(table: pd.DataFrame, name: str, column: str) -> Spread | None:
     """The spread over seeds of one column for one variant (None when the variant is absent)."""
     values = table.loc[table["name"] == name].sort_values("seed")[column].dropna()
-    return over_seeds(list(values)) if len(values) else None
+    bounds = (0.0, 1.0) if "accuracy" in column else None  # a rate's interval stays inside [0, 1]
+    return over_seeds(list(values), bounds) if len(values) else None
 
 
 def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper",

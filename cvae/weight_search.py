@@ -126,9 +126,10 @@ def decision_sentence(table: pd.DataFrame, base: Config, data_label: str) -> str
                         for w, e in won.items())
     tail = ("" if len(won) == 1 else "; with several winners the rule also needs their combination, which this "
             f"book does not train, so it would take the largest single gain, {decide(table)}")
-    return (f"On {data_label}, the rule would change {changes}{tail}. The defaults ({defaults}) were fixed by the same "
-            f"search on the stand-in before this build; a search that disagrees on other data is a finding about "
-            f"that data, shown here rather than silently adopted.")
+    return (f"On {data_label}, the rule would change {changes}{tail}. The defaults ({defaults}) come from one earlier "
+            f"round of this search on the stand-in (results/weight_search_quick.json); this build's round, around "
+            f"those defaults and with one seed per candidate, is shown here, not adopted: a single seed cannot say "
+            f"whether the gain would hold for another.")
 
 
 __all__ = ["GRID", "CRITERIA", "CRITERION_NAMES", "RULE", "candidates", "mean_ranks", "search_table", "winners",

@@ -88,9 +88,10 @@ chapter.glue("diagnosis_summary", diagnosis.summary(findings.verdict_sentence(ta
 # %% [markdown]
 # {glue:text}`diagnosis_summary:s`
 #
-# Two mechanisms are known to push such heads towards chance. The condition enters the encoder and the decoder, so
-# the latent code only needs what the condition does not say: $\mu$ carrying little class information is what a
-# CVAE is expected to learn {cite:p}`sohn2015cvae,kingma2014semi`. And heads with dropout and batch normalisation read
+# Two mechanisms could push such heads towards chance. The condition enters the decoder, so the latent code only
+# needs what the condition does not say {cite:p}`sohn2015cvae,kingma2014semi`: $\mu$ may carry little class
+# information; but the condition enters the encoder too, which can just as well copy the label into $\mu$ (the latent
+# chapter measures which happens here). And heads with dropout and batch normalisation read
 # in training mode, or an aux loss of a few nats beside summed pixel losses, lower the reported accuracy. The latent
 # chapter tests both on runs over {glue:text}`diagnosis_seeds:d` seeds; whatever it finds is a property of this pipeline, not a statement
 # about the original's code, which is not available.

@@ -144,3 +144,11 @@ def test_chapter_summaries_state_what_the_numbers_show():
     assert sampling_summary(evaluation) == (
         "The evaluator assigns 50.0% (95% CI 40.4%-59.6%; chance 33.3%) of the samples to the modality they were "
         "conditioned on and 10.0% (95% CI 5.5%-17.4%; chance 4.8%) to their class, out of 100 samples.")
+
+
+def test_an_accuracy_interval_over_seeds_stays_inside_zero_and_one():
+    # 0.998, 1.0, 1.0: mean 0.99933, sd 0.001155, half-width 4.303 * 0.001155 / sqrt(3) = 0.00287
+    free = over_seeds([0.998, 1.0, 1.0])
+    assert free.high == pytest.approx(1.0022, abs=1e-4)
+    bounded = over_seeds([0.998, 1.0, 1.0], bounds=(0.0, 1.0))
+    assert bounded.high == 1.0 and bounded.low == pytest.approx(free.low) and bounded.mean == pytest.approx(0.99933, abs=1e-5)
