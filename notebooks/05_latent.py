@@ -102,10 +102,11 @@ latent
 # {glue:text}`diagnosis_verdict:s`
 
 # %% tags=["hide-input"]
-diagnosis.spread_table(study)
+diagnosis.spread_table(study).T  # one column per run: four columns fit the text column, eight metrics did not
 
 # %% [markdown]
-# *Mean and 95% t-interval over seeds (the last column counts them) of the diagnosis runs, at the ablation scale.*
+# *Mean and 95% t-interval over seeds (the last row counts them) of the diagnosis runs, one column each, at the
+# ablation scale.*
 #
 # ## Which dimensions are used
 #
