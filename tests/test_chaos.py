@@ -130,7 +130,8 @@ def test_random_kills_and_kills_inside_checkpoint_writes_resume_bit_identically(
 
 
 def test_two_identical_trainings_at_once_one_trains_the_other_names_it(stand_in_dir, tmp_path):
-    long = ["train", "--profile", "smoke", "--data-dir", str(stand_in_dir), *TINY, "--set", "epochs=200"]
+    # far more epochs than it can finish while the second process starts and is refused (200 was not always enough)
+    long = ["train", "--profile", "smoke", "--data-dir", str(stand_in_dir), *TINY, "--set", "epochs=20000"]
     runs = tmp_path / "runs"
     first = launch(long, runs)
     deadline = time.time() + 120
