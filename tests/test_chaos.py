@@ -133,14 +133,20 @@ def test_two_identical_trainings_at_once_one_trains_the_other_names_it(stand_in_
     # far more epochs than it can finish while the second process starts and is refused (200 was not always enough)
     long = ["train", "--profile", "smoke", "--data-dir", str(stand_in_dir), *TINY, "--set", "epochs=20000"]
     runs = tmp_path / "runs"
-    first = launch(long, runs)
+    # the long run writes to a file, not a pipe: nobody reads a pipe while it trains, and a full pipe would stall it
+    first_log = tmp_path / "first.stderr"
+    with open(first_log, "w") as log:
+        first = subprocess.Popen([sys.executable, "-c", LAUNCHER, *long], stdout=subprocess.DEVNULL, stderr=log,
+                                 env={**os.environ, "CVAE_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1",
+                                      "CHAOS_KILL": ""}, text=True)
     deadline = time.time() + 120
     while not list(runs.glob("run-*/checkpoint_last.pt")):  # it holds the lock and trains
         assert first.poll() is None and time.time() < deadline
         time.sleep(0.2)
     code, err = finish(launch(long, runs))
     first.send_signal(signal.SIGINT)  # Ctrl-C: it stops after saving what it finished
-    first_code, first_err = finish(first)
+    first_code = first.wait(timeout=300)
+    first_err = first_log.read_text()
     assert code == 2, err[-2000:]
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: ") and f"is being trained right now by process {first.pid} " in line
