@@ -138,7 +138,10 @@ def test_two_identical_trainings_at_once_one_trains_the_other_names_it(stand_in_
     with open(first_log, "w") as log:
         first = subprocess.Popen([sys.executable, "-c", LAUNCHER, *long], stdout=subprocess.DEVNULL, stderr=log,
                                  env={**os.environ, "CVAE_RUNS_DIR": str(runs), "PYTHONUNBUFFERED": "1",
-                                      "CHAOS_KILL": ""}, text=True)
+                                      "CHAOS_KILL": ""}, text=True,
+                                 # a suite started in the background (`cmd &`) ignores SIGINT, and children inherit
+                                 # that: restore the default so Python turns Ctrl-C into KeyboardInterrupt
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not list(runs.glob("run-*/checkpoint_last.pt")):  # it holds the lock and trains
         assert first.poll() is None and time.time() < deadline
