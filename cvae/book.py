@@ -101,7 +101,13 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
             failed = out_dir / f"{source.stem}.failed.ipynb"
             try:
                 result = pm.execute_notebook(notebook, str(running), parameters=parameters, kernel_name=KERNEL_NAME,
-                                             cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False)
+                                             cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False,
+                                             # every output is in by then; a graceful shutdown of a kernel that
+                                             # imported torch waits 0.7 s per chapter for its exit handlers
+                                             shutdown_kernel="immediate",
+                                             # the kernel listens on localhost only; its generic "running over TCP
+                                             # without encryption" warning printed once per chapter
+                                             extra_arguments=["--IPKernelApp.log_level=ERROR"])
             except pm.PapermillExecutionError as error:
                 if running.exists():
                     os.replace(running, failed)
