@@ -25,7 +25,8 @@ def _warning_to_stdout(message, category, filename, lineno, file=None, line=None
 
 def setup_notebook() -> None:
     """Deliberate warning handling for chapter notebooks: warnings print once to stdout as a visible note
-    (stderr output is treated as an error by the browser test); matplotlib gets readable defaults."""
+    (stderr output is treated as an error by the browser test); matplotlib gets the figures' page style
+    (`cvae.plots.STYLE`)."""
     import matplotlib as mpl
 
     warnings.resetwarnings()
@@ -35,8 +36,9 @@ def setup_notebook() -> None:
     # a file's MD5 mismatch is the titled "Not the official MedMNIST files" notice, not a raw line with its path
     warnings.filterwarnings("ignore", message=r".* has MD5 .*, not the official")
     warnings.showwarning = _warning_to_stdout
-    mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.facecolor": "white",
-                         "savefig.facecolor": "white", "font.size": 9})
+    from .plots import STYLE
+
+    mpl.rcParams.update(STYLE)  # the figure functions apply it themselves; this covers any other plot
     pd.set_option("display.precision", 4)
     pd.set_option("display.max_colwidth", None)  # a table cell is shown whole, never cut with "..."
     torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))

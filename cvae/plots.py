@@ -6,14 +6,17 @@ Figures keep a white face colour so they stay legible when the book is read in i
 
 from __future__ import annotations
 
+import functools
+import itertools
 import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .labels import CLASS_NAMES, MODALITY_NAMES, classes_of_modality
 from .loss import TERMS
@@ -24,8 +27,36 @@ TERM_TITLES = {
 }
 MODALITY_COLOURS = ("#d62728", "#1f77b4", "#2ca02c")
 
+# The page a figure is read on. At 1280 px the book's figures are 672 px wide (Chromium, sphinx-book-theme), and the
+# notebook saves each figure at FIGURE_DPI with a tight bounding box (0.1 in padding), so a figure up to
+# PAGE_WIDTH_IN wide is shown at its own size and its text at the size set here. MIN_TEXT_PX is the book's smallest
+# running text (tables, 0.85rem = 13.6 px beside a 16 px body; the theme's footnote marks are 13 px): no label of a
+# figure may be smaller on the page (tests/test_figures.py renders every figure and checks it).
+TEXT_COLUMN_PX = 672
+FIGURE_DPI = 100
+PAGE_WIDTH_IN = 6.5
+MIN_TEXT_PX = 13.6
+STYLE = {
+    "font.size": 10.5, "axes.titlesize": 11, "axes.labelsize": 10.5, "xtick.labelsize": 10, "ytick.labelsize": 10,
+    "legend.fontsize": 10, "legend.title_fontsize": 10.5, "figure.titlesize": 11.5, "figure.dpi": FIGURE_DPI,
+    "savefig.dpi": FIGURE_DPI, "figure.facecolor": "white", "savefig.facecolor": "white",
+}
+# 13 distinct line styles for the ablation variants: ten colours, then the first colours again dashed
+LINE_STYLES = [(colour, "-") for colour in plt.get_cmap("tab10").colors] + \
+    [(colour, "--") for colour in plt.get_cmap("tab10").colors]
+
+
+def _styled(function):
+    """Run a figure function under STYLE, whatever the caller's rcParams (the notebook's or a test's)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return function(*args, **kwargs)
+    return wrapper
+
 
 def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
+    kwargs.setdefault("layout", "constrained")
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, **kwargs)
     fig.patch.set_facecolor("white")
     return fig, axes
@@ -41,6 +72,11 @@ def class_colours() -> list:
     return colours
 
 
+def class_label(label: int) -> str:
+    """'8 colorectal adenocarcinoma epithelium': a global class as figures name it (label, then the medmnist name)."""
+    return f"{int(label)} {CLASS_NAMES[int(label)]}"
+
+
 def mosaic(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
     """Tile (rows*cols, H, W) images into one (rows*(H+pad)-pad, cols*(W+pad)-pad) array (missing tiles = white)."""
     images = np.asarray(images, dtype=np.float32)
@@ -54,56 +90,50 @@ def mosaic(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray
     return canvas
 
 
-def _show(ax, image: np.ndarray, title: str | None = None, fontsize: float = 8) -> None:
+def _show(ax, image: np.ndarray, title: str | None = None, **title_kwargs) -> None:
     ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=fontsize)
+        ax.set_title(title, **title_kwargs)
 
 
+def _epoch_axis(ax) -> None:
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+    ax.grid(alpha=0.3)
+
+
+@_styled
 def loss_curves(metrics: pd.DataFrame, best_epoch: int) -> Figure:
     """Figure 1: train and validation value of every loss term and the total per epoch, best epoch marked.
 
-    Eight panels: the six terms, the total, and the validation accuracy of both auxiliary heads.
+    Eight panels in four rows of two: the six terms, the total, and the validation accuracy of both auxiliary heads;
+    one legend above them all.
     """
-    fig, axes = _figure(2, 4, (13, 5.6))
+    fig, axes = _figure(4, 2, (PAGE_WIDTH_IN, 8.4))
     epochs = metrics["epoch"].to_numpy() + 1  # 1-based for the reader
     for ax, term in zip(axes.flat, (*TERMS, "total")):
-        ax.plot(epochs, metrics[f"train_{term}"], marker="o", ms=3, lw=1.5, label="train")
-        ax.plot(epochs, metrics[f"val_{term}"], marker="s", ms=3, lw=1.5, label="validation")
+        ax.plot(epochs, metrics[f"train_{term}"], marker="o", ms=3, lw=1.5, color="C0", label="train")
+        ax.plot(epochs, metrics[f"val_{term}"], marker="s", ms=3, lw=1.5, color="C1", label="validation")
         ax.axvline(best_epoch + 1, color="0.3", ls="--", lw=1, label=f"best epoch ({best_epoch + 1})")
-        ax.set_title(TERM_TITLES[term], fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
+        ax.set_title(f"{TERM_TITLES[term]} (per image)")
+        _epoch_axis(ax)
     ax = axes.flat[7]
-    ax.plot(epochs, metrics["val_class_acc"], marker="o", ms=3, label="class head")
-    ax.plot(epochs, metrics["val_modality_acc"], marker="s", ms=3, label="modality head")
+    ax.plot(epochs, metrics["val_class_acc"], marker="o", ms=3, color="C2", label="class head (validation)")
+    ax.plot(epochs, metrics["val_modality_acc"], marker="s", ms=3, color="C3", label="modality head (validation)")
     ax.axvline(best_epoch + 1, color="0.3", ls="--", lw=1)
     ax.set_ylim(0, 1.02)
-    ax.set_title("validation accuracy of the aux heads", fontsize=10)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    axes.flat[0].legend(fontsize=8)
-    fig.tight_layout()
+    ax.set_title("aux heads: accuracy")
+    _epoch_axis(ax)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    extra_handles, extra_labels = ax.get_legend_handles_labels()
+    fig.legend(handles + extra_handles, labels + extra_labels, loc="outside upper center", ncols=3, frameon=False)
     return fig
 
 
-def beta_schedule(epochs: Sequence[int], betas: Sequence[float]) -> Figure:
-    """The KL weight beta(t) per epoch (one axes)."""
-    fig, axes = _figure(1, 1, (5, 2.6))
-    ax = axes[0, 0]
-    ax.step(np.asarray(epochs) + 1, betas, where="post", lw=2)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(r"$\beta$")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
+@_styled
 def reconstructions(originals: Mapping[int, np.ndarray], recons: Mapping[int, np.ndarray]) -> Figure:
     """Figure 2: per modality, originals (top row) over reconstructions (bottom row); one axes per modality.
 
@@ -111,24 +141,39 @@ def reconstructions(originals: Mapping[int, np.ndarray], recons: Mapping[int, np
     """
     modalities = sorted(originals)
     n = max(len(originals[m]) for m in modalities)
-    fig, axes = _figure(len(modalities), 1, (min(1.0 * n, 12), 2.5 * len(modalities)))
+    width = min(0.62 * n + 0.2, PAGE_WIDTH_IN)
+    fig, axes = _figure(len(modalities), 1, (width, (width - 0.2) / n * 2 * len(modalities) + 0.45 * len(modalities)))
     for ax, m in zip(axes[:, 0], modalities):
-        stacked = np.concatenate([np.asarray(originals[m], np.float32) / (255.0 if np.asarray(originals[m]).dtype == np.uint8 else 1.0),
+        shown = np.asarray(originals[m])
+        stacked = np.concatenate([shown.astype(np.float32) / (255.0 if shown.dtype == np.uint8 else 1.0),
                                   np.asarray(recons[m], np.float32)])
-        _show(ax, mosaic(stacked, 2, len(originals[m])), f"{MODALITY_NAMES[m]}: originals (top), reconstructions (bottom)", 10)
-    fig.tight_layout()
+        _show(ax, mosaic(stacked, 2, len(shown)), f"{MODALITY_NAMES[m]}: originals (top), reconstructions (bottom)")
     return fig
 
 
+def _class_key(classes: Sequence[int], prefix: str = "", width_chars: int = 86) -> str:
+    """The names of some global classes as wrapped lines 'PathMNIST: 0 adipose · 1 background · ...'."""
+    # a no-break space inside each name keeps a label with its name on one line
+    names = " · ".join(class_label(label).replace(" ", "\u00a0") for label in classes)
+    return "\n".join(line.replace("\u00a0", " ") for line in textwrap.wrap(prefix + names, width_chars,
+                                                                            subsequent_indent="    "))
+
+
+@_styled
 def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, title: str | None = None) -> Figure:
     """Figures 3 and 6: rows = modalities, columns = that modality's classes, each cell a mosaic of images.
 
     `images_by_class[label]`: (k, 28, 28) images of one global class (k >= per_cell; in [0,1] or uint8).
-    The column titles are the medmnist class names; unused cells are hidden. 3 x 9 axes.
+    Each cell is titled by its global label; the class names are the key under the grid. 3 x 9 axes.
     """
     side = int(np.ceil(np.sqrt(per_cell)))
     ncols = max(len(classes_of_modality(m)) for m in range(len(MODALITY_NAMES)))
-    fig, axes = _figure(len(MODALITY_NAMES), ncols, (1.45 * ncols, 2.0 * len(MODALITY_NAMES)))
+    key = "\n".join(_class_key(classes_of_modality(m), f"{MODALITY_NAMES[m]}: ") for m in range(len(MODALITY_NAMES)))
+    key_height = 0.2 * (key.count("\n") + 1) + 0.15
+    grid_height = len(MODALITY_NAMES) * ((PAGE_WIDTH_IN - 0.4) / ncols + 0.3) + (0.3 if title else 0)
+    fig, axes = _figure(len(MODALITY_NAMES), ncols, (PAGE_WIDTH_IN, grid_height + key_height))
+    fig.get_layout_engine().set(rect=(0, key_height / (grid_height + key_height), 1,
+                                      1 - key_height / (grid_height + key_height)))
     for m, row in enumerate(axes):
         members = classes_of_modality(m)
         for c, ax in enumerate(row):
@@ -136,71 +181,81 @@ def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, tit
                 ax.axis("off")
                 continue
             label = members[c]
-            name = "\n".join(textwrap.wrap(CLASS_NAMES[label], 18, break_on_hyphens=False, break_long_words=False)[:3])
-            _show(ax, mosaic(np.asarray(images_by_class[label])[:per_cell], side, side), f"{label}: {name}", 6.5)
+            _show(ax, mosaic(np.asarray(images_by_class[label])[:per_cell], side, side), str(label))
             if c == 0:
-                ax.set_ylabel(MODALITY_NAMES[m], fontsize=10)
+                ax.set_ylabel(MODALITY_NAMES[m])
+    fig.text(0.01, 0.01, key, va="bottom", ha="left", fontsize=STYLE["xtick.labelsize"], linespacing=1.4)
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+        fig.suptitle(title)
     return fig
 
 
+@_styled
 def latent_scatter(embedding: np.ndarray, modalities: np.ndarray, labels: np.ndarray, method: str) -> Figure:
-    """Figures 4 and 5: a 2-D embedding of mu coloured by modality (left) and by global class (right); 2 axes."""
-    fig, axes = _figure(1, 2, (13, 5.4))
+    """Figures 4 and 5: a 2-D embedding of mu coloured by modality (left) and by global class (right); 2 axes.
+
+    The legends sit outside the panels: the modalities above, the classes below (one column per modality)."""
+    fig, axes = _figure(1, 2, (PAGE_WIDTH_IN, 6.4))
     embedding = np.asarray(embedding)
     for m, name in enumerate(MODALITY_NAMES):
         keep = modalities == m
         axes[0, 0].scatter(*embedding[keep].T, s=5, alpha=0.6, color=MODALITY_COLOURS[m], label=name)
-    axes[0, 0].legend(markerscale=3, fontsize=9)
-    axes[0, 0].set_title(f"{method} of $\\mu$, coloured by modality", fontsize=10)
+    axes[0, 0].set_title("by modality")
     colours = class_colours()
+    handles, names = [], []
     for label in np.unique(labels):
         keep = labels == label
-        axes[0, 1].scatter(*embedding[keep].T, s=5, alpha=0.6, color=colours[int(label)],
-                           label=f"{int(label)} {CLASS_NAMES[int(label)][:22]}")
-    axes[0, 1].legend(markerscale=3, fontsize=6.5, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    axes[0, 1].set_title(f"{method} of $\\mu$, coloured by class", fontsize=10)
+        handles.append(axes[0, 1].scatter(*embedding[keep].T, s=5, alpha=0.6, color=colours[int(label)]))
+        names.append(class_label(label))
+    axes[0, 1].set_title("by class")
     for ax in axes[0]:
         ax.set_xlabel(f"{method} 1")
         ax.set_ylabel(f"{method} 2")
+        ax.set_box_aspect(1)
         ax.grid(alpha=0.2)
-    fig.tight_layout()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=3, markerscale=3,
+               frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncols=2, markerscale=3, frameon=False,
+               columnspacing=1.0, handletextpad=0.3)
     return fig
 
 
+@_styled
 def gray_conversion(rgb: np.ndarray, gray: np.ndarray) -> Figure:
     """PathMNIST colour images (top) and their ITU-R 601 luma (bottom); (n,28,28,3) and (n,28,28) uint8; 2 axes."""
     n = len(rgb)
-    fig, axes = _figure(2, 1, (min(1.1 * n, 11), 3.2))
+    width = min(0.62 * n + 0.2, PAGE_WIDTH_IN)
+    fig, axes = _figure(2, 1, (width, 2 * (width - 0.2) / n + 0.9))
     rgb_tiles = np.ones((28, n * 29 - 1, 3), dtype=np.float32)
     for i, image in enumerate(rgb):
         rgb_tiles[:, i * 29: i * 29 + 28] = image / 255.0
     axes[0, 0].imshow(rgb_tiles, interpolation="nearest")
-    axes[0, 0].set_title("RGB", fontsize=9)
+    axes[0, 0].set_title("RGB")
     axes[0, 0].set_xticks([]), axes[0, 0].set_yticks([])
-    _show(axes[1, 0], mosaic(gray, 1, n), "gray = 0.299 R + 0.587 G + 0.114 B", 9)
-    fig.tight_layout()
+    _show(axes[1, 0], mosaic(gray, 1, n), "gray = 0.299 R + 0.587 G + 0.114 B")
     return fig
 
 
+@_styled
 def class_counts(counts: pd.DataFrame) -> Figure:
     """Images per global class and split as grouped horizontal bars; `counts` indexed by class, columns = splits."""
-    fig, axes = _figure(1, 1, (8, 6))
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 0.36 * len(counts) + 1.2))
     ax = axes[0, 0]
-    counts.plot.barh(ax=ax, width=0.8)
+    counts.plot.barh(ax=ax, width=0.8, legend=False)
     ax.invert_yaxis()
     ax.set_xlabel("images")
+    ax.set_ylabel("")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
     ax.grid(alpha=0.3, axis="x")
-    ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=len(counts.columns), frameon=False)
     return fig
 
 
+@_styled
 def kl_per_dimension(kl: Sequence[float], threshold: float = 0.01) -> Figure:
     """Mean KL per latent dimension (nats), sorted, with the active-unit threshold; one axes."""
-    fig, axes = _figure(1, 1, (8, 3))
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.2))
     ax = axes[0, 0]
     values = np.sort(np.asarray(kl, dtype=float))[::-1]
     ax.bar(np.arange(len(values)), values, width=1.0, color="#1f77b4")
@@ -208,8 +263,7 @@ def kl_per_dimension(kl: Sequence[float], threshold: float = 0.01) -> Figure:
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.set_xlabel("latent dimension (sorted by KL)")
     ax.set_ylabel("KL (nats)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", frameon=False)
     return fig
 
 
@@ -223,57 +277,62 @@ def _modality_index(modality) -> int:
     return int(modality)
 
 
+@_styled
 def per_class_accuracy(table: pd.DataFrame, value: str = "class_accuracy", chance: float | None = None) -> Figure:
     """Horizontal bars of one accuracy column per class (rows of `table` with `label`, `name`, `modality`); 1 axes."""
-    fig, axes = _figure(1, 1, (8, 6))
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 0.3 * len(table) + 1.3))
     ax = axes[0, 0]
     colours = [MODALITY_COLOURS[_modality_index(m)] for m in table["modality"]]
-    ax.barh([f"{int(l)} {n[:30]}" for l, n in zip(table["label"], table["name"])], table[value], color=colours)
+    ax.barh([f"{int(l)} {n}" for l, n in zip(table["label"], table["name"])], table[value], color=colours)
+    handles = [Patch(color=colour, label=name) for colour, name in zip(MODALITY_COLOURS, MODALITY_NAMES)]
     if chance is not None:
-        ax.axvline(chance, color="0.3", ls="--", lw=1, label="chance")
-        ax.legend(fontsize=8)
+        handles.append(ax.axvline(chance, color="0.3", ls="--", lw=1, label=f"chance ({chance:.1%})"))
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
     ax.set_xlabel(value.replace("_", " "))
-    ax.tick_params(axis="y", labelsize=7)
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(handles), frameon=False, columnspacing=1.0)
     return fig
 
 
-def overlaid_curves(curves: Mapping[str, pd.DataFrame], column: str = "val_total", ylabel: str = "validation loss") -> Figure:
-    """One line per named run (e.g. ablation variants): `column` over epochs; one axes."""
-    fig, axes = _figure(1, 1, (8, 4))
+@_styled
+def overlaid_curves(curves: Mapping[str, pd.DataFrame], column: str = "val_total",
+                    ylabel: str = "validation loss (per image)") -> Figure:
+    """One line per named run (e.g. ablation variants): `column` over epochs; one axes, a distinct colour and dash
+    per run (up to 20), the legend under the axes."""
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.4 + 0.22 * ((len(curves) + 2) // 3)))
     ax = axes[0, 0]
-    for name, metrics in curves.items():
-        ax.plot(metrics["epoch"] + 1, metrics[column], marker="o", ms=3, lw=1.5, label=name)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
+    for (name, metrics), (colour, dash) in zip(curves.items(), itertools.cycle(LINE_STYLES)):
+        ax.plot(metrics["epoch"] + 1, metrics[column], marker="o", ms=3, lw=1.5, color=colour, ls=dash, label=name)
+    _epoch_axis(ax)
     ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 
+@_styled
 def variant_samples(samples: Mapping[str, np.ndarray], per_row: int = 21) -> Figure:
-    """One row per named variant: a strip of generated images (one per class); one axes per variant."""
+    """One row per named variant, titled by its name: a strip of generated images (one per class); one axes each."""
     names = list(samples)
-    fig, axes = _figure(len(names), 1, (11, 0.75 * len(names) + 0.6))
+    strip_height = (PAGE_WIDTH_IN - 0.2) / per_row
+    fig, axes = _figure(len(names), 1, (PAGE_WIDTH_IN, len(names) * (strip_height + 0.3) + 0.1))
     for ax, name in zip(axes[:, 0], names):
         images = np.asarray(samples[name])
-        _show(ax, mosaic(images, 1, min(per_row, len(images))))
-        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
+        _show(ax, mosaic(images, 1, min(per_row, len(images))), name, loc="left", fontsize=STYLE["xtick.labelsize"],
+              pad=2)
     return fig
 
 
+@_styled
 def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names: Mapping[str, str]) -> Figure:
-    """One panel per searched weight: each criterion's change against the default value (in %, signed so that up is
-    better), over the weight's candidate values; the default and the rule's winner marked."""
+    """One panel per searched weight (three to a row): each criterion's change against the default value (in %,
+    signed so that up is better), over the weight's candidate values; the default and the rule's winner marked."""
     weights = list(dict.fromkeys(search["weight"]))
-    fig, axes = _figure(1, len(weights), (3.1 * len(weights), 3.4), sharey=True)
-    for ax, weight in zip(axes[0], weights):
+    ncols = min(3, len(weights))
+    nrows = -(-len(weights) // ncols)
+    fig, axes = _figure(nrows, ncols, (PAGE_WIDTH_IN, 2.5 * nrows + 1.0), sharey=True)
+    for ax, weight in zip(axes.flat, weights):
         line = search[search["weight"] == weight].sort_values("value")
         base = line[line["current"]].iloc[0]
         positions = range(len(line))
@@ -281,25 +340,28 @@ def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names:
             change = sign * (line[column] - base[column]) / abs(base[column]) * 100
             ax.plot(positions, change, marker="o", ms=4, lw=1.5, label=names[column])
         ax.axhline(0, color="0.4", lw=0.8)
-        ax.set_xticks(list(positions), [f"{v:g}" for v in line["value"]])
+        ax.set_xticks(list(positions), [f"{v:g}" + ("\n(default)" if row["current"] else "")
+                                        for v, (_, row) in zip(line["value"], line.iterrows())],
+                      multialignment="center")
         for position, (_, row) in zip(positions, line.iterrows()):
             if row["winner"]:
                 ax.axvspan(position - 0.3, position + 0.3, color="#ffd54f", alpha=0.35, lw=0)
-            if row["current"]:
-                ax.annotate("default", (position, 0), xytext=(0, -14), textcoords="offset points", ha="center",
-                            fontsize=8, color="0.3")
-        ax.set_xlabel(weight.replace("_", " "))
+        ax.set_title(weight.replace("_", " "))
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("change against the default (%, up = better)")
+    for ax in axes.flat[len(weights):]:
+        ax.axis("off")
+    for row in axes:
+        row[0].set_ylabel("change (%, up = better)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    handles.append(Patch(color="#ffd54f", alpha=0.35, label="the rule's winner"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
+@_styled
 def seeded_dots(study: pd.DataFrame, names: Sequence[str], column: str, ylabel: str) -> Figure:
     """Each seed's value (dots) and the mean (bar) of one column for some variants: the spread behind a claim."""
-    fig, axes = _figure(1, 1, (6.4, 3.2))
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN * 0.8, 3.2))
     ax = axes[0, 0]
     shown = [name for name in names if (study["name"] == name).any()]
     for position, name in enumerate(shown):
@@ -313,15 +375,21 @@ def seeded_dots(study: pd.DataFrame, names: Sequence[str], column: str, ylabel: 
     ax.set_ylim(min(lows) - 0.6 * span, max(highs) + 0.3 * span)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
     return fig
 
 
+def _moment_tick(moment: str) -> str:
+    """'epoch 25: end of the beta ramp' -> '25\nend of\nthe\nbeta\nramp' (a tick under a bar 0.7 in wide)."""
+    epoch, _, name = moment.partition(": ")
+    return "\n".join([epoch.removeprefix("epoch "), *textwrap.wrap(name, 7)]) if name else moment
+
+
+@_styled
 def loss_shares(balance: Mapping[str, Mapping[str, Mapping[str, float]]], terms: Sequence[str]) -> Figure:
     """Stacked bars per measured moment: each weighted term's share of the loss (left) and of the gradient norm over
-    the parameters (right)."""
+    the parameters (right); the legend under both."""
     moments = list(balance)
-    fig, axes = _figure(1, 2, (10, 3.6), sharey=True)
+    fig, axes = _figure(1, 2, (PAGE_WIDTH_IN, 4.4), sharey=True)
     colours = plt.get_cmap("tab10").colors
     for ax, key, title in zip(axes[0], ("share_of_loss", "share_of_gradient"), ("share of the loss",
                                                                                "share of the gradient norm")):
@@ -330,20 +398,20 @@ def loss_shares(balance: Mapping[str, Mapping[str, Mapping[str, float]]], terms:
             values = np.array([balance[m][term][key] for m in moments])
             ax.bar(range(len(moments)), values, bottom=bottom, color=colours[index], label=TERM_TITLES[term])
             bottom += values
-        ax.set_xticks(range(len(moments)), [textwrap.fill(m, 14) for m in moments], fontsize=8)
+        ax.set_xticks(range(len(moments)), [_moment_tick(m) for m in moments])
         ax.set_ylim(0, 1)
-        ax.set_title(title, fontsize=9)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+        ax.set_title(title)
+        ax.set_xlabel("start of epoch")
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].set_ylabel("share")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 
+@_styled
 def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence[float]) -> Figure:
     """The learning rate per epoch (log scale, left axis) with the KL weight beta(t) (right axis); epochs 1-based."""
-    fig, axes = _figure(1, 1, (7, 3.0))
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.0))
     ax = axes[0, 0]
     ax.step(epochs, rates, where="post", color="#1f77b4", lw=2, label="learning rate")
     ax.set_yscale("log")
@@ -354,28 +422,30 @@ def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence
     twin.plot(epochs, betas, color="#d62728", lw=1.5, ls="--", label="KL weight beta(t)")
     twin.set_ylabel("beta(t)", color="#d62728")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
+@_styled
 def fraction_curves(summary: pd.DataFrame) -> Figure:
     """Test accuracy against the share of real training images (log x), real-only and real plus generated: the mean
     over seeds with its 95% interval as a band."""
-    fig, axes = _figure(1, 1, (6.4, 3.4))
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.6))
     ax = axes[0, 0]
     for arm, colour in (("real_only", "#546e7a"), ("real_plus_synthetic", "#e65100")):
         part = summary[summary["arm"] == arm].sort_values("fraction")
         ax.plot(part["fraction"] * 100, part["mean"], marker="o", color=colour, lw=2, label=arm.replace("_", " "))
         ax.fill_between(part["fraction"] * 100, part["low"], part["high"], color=colour, alpha=0.2, lw=0)
     ax.set_xscale("log")
-    ax.set_xlabel("real training images used (% of the training split)")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel("real training images used (share of the training split)")
     ax.set_ylabel("test accuracy (21 classes)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=2, frameon=False)
     return fig
 
 
+@_styled
 def placeholder_figure(text: str):
     """A small figure that says what is missing (keeps the numbered figure and its caption in place)."""
     fig, ax = plt.subplots(figsize=(5, 1.2))
@@ -386,8 +456,9 @@ def placeholder_figure(text: str):
 
 
 __all__ = [
-    "loss_curves", "beta_schedule", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
+    "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
     "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples",
-    "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares", "learning_rate",
-    "fraction_curves",
+    "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares",
+    "learning_rate", "fraction_curves", "class_label", "STYLE", "PAGE_WIDTH_IN", "TEXT_COLUMN_PX", "FIGURE_DPI",
+    "MIN_TEXT_PX",
 ]

@@ -1,0 +1,182 @@
+"""Every figure of the book is legible where it is read: rendered as the notebook saves it (tight bounding box, the
+figure's dpi) and scaled to the book's figure width at 1280 px, no text is smaller than the book's smallest running
+text (`plots.MIN_TEXT_PX`), and no legend covers a plotting area. The inputs are at the size of a full build
+(30 epochs, 21 classes, 13 variants, the whole weight grid), where crowding is worst."""
+
+from __future__ import annotations
+
+import io
+from unittest import mock
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)  # tests only; the book's kernels keep the inline backend
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.text import Text
+
+from cvae import plots
+from cvae.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES
+from cvae.loss import TERMS
+from cvae.weight_search import CRITERIA, CRITERION_NAMES, GRID
+
+RNG = np.random.default_rng(0)
+
+
+def _metrics(epochs: int) -> pd.DataFrame:
+    rows = []
+    for epoch in range(epochs):
+        row = {"epoch": epoch, "beta": min(0.1, 0.01 * epoch), "lr": 5e-4 * 0.5 ** (epoch // 10)}
+        for term in (*TERMS, "total"):
+            row[f"train_{term}"] = 1000.0 / (epoch + 1) + RNG.uniform(0, 50)
+            row[f"val_{term}"] = 1000.0 / (epoch + 1) + RNG.uniform(0, 50)
+        row.update(val_class_acc=0.3 + 0.01 * epoch, val_modality_acc=0.9)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _images(n: int) -> np.ndarray:
+    return RNG.random((n, 28, 28))
+
+
+def _search() -> pd.DataFrame:
+    rows = []
+    defaults = {"a_l1": 0.1, "a_perc": 0.5, "beta_max": 0.1, "gamma": 1.0}
+    for weight, values in GRID.items():
+        for value in values:
+            rows.append({"weight": weight, "value": value, "current": value == defaults[weight],
+                         "winner": value == values[-1], **{c: RNG.uniform(0.2, 30) for c in CRITERIA}})
+    return pd.DataFrame(rows)
+
+
+def _per_class() -> pd.DataFrame:
+    return pd.DataFrame({"label": range(NUM_CLASSES), "name": CLASS_NAMES, "modality": MODALITY_OF_CLASS,
+                         "class_accuracy": RNG.random(NUM_CLASSES)})
+
+
+def _balance() -> dict:
+    moments = ("start", "end of warm-up", "end of the beta ramp", "last epoch")
+    return {f"epoch {e}: {m}": {t: {"share_of_loss": 1 / len(TERMS), "share_of_gradient": 1 / len(TERMS)}
+                                for t in TERMS} for e, m in zip((1, 5, 25, 30), moments)}
+
+
+def _study() -> pd.DataFrame:
+    return pd.DataFrame([{"name": name, "seed": seed, "best_val_total": RNG.uniform(300, 320)}
+                         for name in ("paper", "latent64", "deep") for seed in range(3)])
+
+
+def _fractions() -> pd.DataFrame:
+    return pd.DataFrame([{"fraction": f, "arm": arm, "mean": 0.5, "low": 0.45, "high": 0.55}
+                         for f in (0.01, 0.1, 1.0) for arm in ("real_only", "real_plus_synthetic")])
+
+
+VARIANTS = ["paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "plateau_at_beta_max",
+            "fp32", "a_l1=0", "a_l1=0.5", "a_perc=0", "a_perc=5", "beta_max=1"]
+FIGURES = {
+    "loss_curves": lambda: plots.loss_curves(_metrics(30), best_epoch=12),
+    "learning_rate": lambda: plots.learning_rate(np.arange(1, 31), _metrics(30)["lr"], _metrics(30)["beta"]),
+    "loss_shares": lambda: plots.loss_shares(_balance(), TERMS),
+    "reconstructions": lambda: plots.reconstructions({m: _images(12) for m in range(3)},
+                                                     {m: _images(12) for m in range(3)}),
+    "class_grid": lambda: plots.class_grid({label: _images(4) for label in range(NUM_CLASSES)}, per_cell=4),
+    "latent_scatter": lambda: plots.latent_scatter(RNG.normal(size=(2100, 2)), np.repeat(MODALITY_OF_CLASS, 100),
+                                                   np.repeat(np.arange(NUM_CLASSES), 100), "t-SNE"),
+    "gray_conversion": lambda: plots.gray_conversion(RNG.integers(0, 255, (9, 28, 28, 3)).astype(np.uint8),
+                                                     RNG.integers(0, 255, (9, 28, 28)).astype(np.uint8)),
+    "class_counts": lambda: plots.class_counts(pd.DataFrame(
+        {"train": RNG.integers(1000, 40000, NUM_CLASSES), "val": RNG.integers(100, 4000, NUM_CLASSES),
+         "test": RNG.integers(100, 8000, NUM_CLASSES)}, index=[plots.class_label(c) for c in range(NUM_CLASSES)])),
+    "kl_per_dimension": lambda: plots.kl_per_dimension(RNG.exponential(0.5, 128)),
+    "per_class_accuracy": lambda: plots.per_class_accuracy(_per_class(), "class_accuracy", chance=1 / 21),
+    "overlaid_curves": lambda: plots.overlaid_curves({name: _metrics(12) for name in VARIANTS}),
+    "variant_samples": lambda: plots.variant_samples({name: _images(21) for name in VARIANTS}),
+    "weight_sensitivity": lambda: plots.weight_sensitivity(_search(), CRITERIA, CRITERION_NAMES),
+    "seeded_dots": lambda: plots.seeded_dots(_study(), ["paper", "latent64", "deep"], "best_val_total",
+                                             "best validation loss (per image)"),
+    "fraction_curves": lambda: plots.fraction_curves(_fractions()),
+    "placeholder_figure": lambda: plots.placeholder_figure("evaluation not available"),
+}
+
+
+def _render(fig) -> float:
+    """Save as the notebook does and return the scale at which the page shows the PNG (1 = its own size)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight", dpi=fig.dpi)
+    buffer.seek(0)
+    width_px = plt.imread(buffer).shape[1]
+    return min(1.0, plots.TEXT_COLUMN_PX / width_px)
+
+
+def _drawn_texts(fig) -> list[Text]:
+    """The texts a draw of the figure actually draws (not tick labels outside the axes' limits), with some text."""
+    drawn = []
+    draw = Text.draw
+
+    def recording(text, renderer):
+        if text.get_visible() and text.get_text().strip():
+            drawn.append(text)
+        return draw(text, renderer)
+
+    with mock.patch.object(Text, "draw", recording):
+        fig.canvas.draw()
+    return drawn
+
+
+def test_every_book_figure_has_a_case_here():
+    assert set(FIGURES) == {name for name in plots.__all__ if callable(getattr(plots, name))
+                            and name not in ("mosaic", "class_colours", "class_label")}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figure_text_is_no_smaller_than_the_books_small_print(name):
+    fig = FIGURES[name]()
+    scale = _render(fig)
+    small = sorted({(round(t.get_fontsize() * fig.dpi / 72 * scale, 1), t.get_text()[:30]) for t in _drawn_texts(fig)})
+    assert small, "no text found"
+    assert small[0][0] >= plots.MIN_TEXT_PX, f"{name}: text below {plots.MIN_TEXT_PX} px on the page: {small[:5]}"
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_no_legend_covers_a_plotting_area(name):
+    fig = FIGURES[name]()
+    _render(fig)
+    renderer = fig.canvas.get_renderer()
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    data_axes = [ax for ax in fig.axes if ax.axison and (ax.lines or ax.collections or ax.patches)]
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in data_axes:
+            assert not box.overlaps(ax.bbox), f"{name}: a legend covers the axes titled {ax.get_title()!r}"
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_no_two_labels_overlap(name):
+    fig = FIGURES[name]()
+    _render(fig)
+    renderer = fig.canvas.get_renderer()
+    boxes = [(text.get_text(), text.get_window_extent(renderer).shrunk(0.98, 0.9)) for text in _drawn_texts(fig)]
+    for index, (text, box) in enumerate(boxes):
+        for other, other_box in boxes[index + 1:]:
+            assert not box.overlaps(other_box), f"{name}: {text!r} overlaps {other!r}"
+    plt.close(fig)
+
+
+def test_figures_use_the_page_style_whatever_the_callers_rcparams():
+    with plt.rc_context({"font.size": 6, "figure.dpi": 50}):
+        fig = plots.kl_per_dimension(np.ones(8))
+    assert fig.dpi == plots.FIGURE_DPI
+    assert fig.axes[0].xaxis.label.get_fontsize() == plots.STYLE["axes.labelsize"]
+    plt.close(fig)
+
+
+def test_ablation_curves_give_each_of_thirteen_variants_its_own_line_style():
+    fig = FIGURES["overlaid_curves"]()
+    styles = {(line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()), line.get_linestyle())
+              for line in fig.axes[0].get_lines()}
+    assert len(styles) == len(VARIANTS)
+    plt.close(fig)
