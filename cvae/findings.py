@@ -58,6 +58,13 @@ def _listing(claims: pd.DataFrame, verdict: str) -> str:
     return "; ".join(claims.loc[key, "claim"] for key in keys) if keys else "none"
 
 
+def _kept(summary: dict) -> str:
+    kept = summary.get("checkpoint_epoch", summary["best_epoch"])
+    if int(kept) == int(summary["best_epoch"]):
+        return ", the checkpoint every chapter evaluates"
+    return f"; every chapter evaluates the checkpoint of epoch {int(kept) + 1}, the lowest loss at β_max"
+
+
 def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,
              train_images: int, seeds: int) -> str:
     """The abstract (MyST markdown): what was reproduced, what was not, what this data could not test, and the
@@ -69,8 +76,9 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
     psnr, ssim = evaluation["recon_psnr"], evaluation["recon_ssim"]
     parts = [
         f"We retrained the conditional VAE of the original course report on {data}: {train_images:,} training images, "
-        f"profile `{profile}`, {epochs} epochs, best validation loss {summary['best_val_total']:,.1f} per image at "
-        f"epoch {int(summary['best_epoch']) + 1}. Each of the original's {len(claims)} claims was judged by one rule "
+        f"profile `{profile}`, {epochs} epochs, lowest validation loss {summary['best_val_total']:,.1f} per image in "
+        f"epoch {int(summary['best_epoch']) + 1}{_kept(summary)}. Each of the original's {len(claims)} claims was "
+        f"judged by one rule "
         f"(95% intervals over {seeds} seeds, or over the test images), stated in the discussion.",
         f"**Reproduced** ({counts['reproduced']}): {_listing(claims, 'reproduced')}.",
         f"**Not reproduced** ({counts['not reproduced']}): {_listing(claims, 'not reproduced')}.",

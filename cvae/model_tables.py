@@ -41,6 +41,9 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "plateau_factor": ("0.5", "original", "ReduceLROnPlateau"),
     "plateau_metric": ("validation loss", "reproduction", "the total, as the original presumably did; "
                        "total_at_beta_max ignores the beta ramp (the method chapter)"),
+    "checkpoint_metric": ("validation loss", "reproduction", "total_at_beta_max: one objective for every epoch; "
+                          "the original's total under beta(t) picks an epoch before the KL term weighs anything on a "
+                          "short schedule (the training chapter reports both)"),
     "grad_clip": ("1.0", "original", "maximum gradient norm"),
     "seed": ("-", "reproduction", "every stochastic step is seeded"),
     "device": ("GPU", "reproduction", "auto: CUDA, then MPS, then CPU; not part of the config hash"),
@@ -157,10 +160,12 @@ _EPOCH_COLUMNS = (("beta", "β"), ("lr", "learning rate"), ("train_total", "trai
                   ("val_modality_acc", "modality acc (%)"), ("seconds", "time (s)"))
 
 
-def epoch_table(metrics: pd.DataFrame, best_epoch: int, last: int = 3) -> pd.DataFrame:
-    """The first, the best and the last `last` epochs of a run (epochs counted from 1, losses per image, accuracies
-    of the validation set in %), one row each; `best_epoch` is 0-based as in metrics.csv."""
-    wanted = sorted({0, int(best_epoch), *list(metrics["epoch"].astype(int))[-last:]})
+def epoch_table(metrics: pd.DataFrame, best_epoch: int, last: int = 3, kept_epoch: int | None = None) -> pd.DataFrame:
+    """The first, the best, the kept and the last `last` epochs of a run (epochs counted from 1, losses per image,
+    accuracies of the validation set in %), one row each; `best_epoch` (the lowest validation total) and
+    `kept_epoch` (the kept checkpoint's) are 0-based as in metrics.csv."""
+    kept = int(best_epoch if kept_epoch is None else kept_epoch)
+    wanted = sorted({0, int(best_epoch), kept, *list(metrics["epoch"].astype(int))[-last:]})
     rows = metrics.set_index(metrics["epoch"].astype(int)).loc[wanted]
     table = pd.DataFrame({header: rows[column] for column, header in _EPOCH_COLUMNS})
     for header in ("class acc (%)", "modality acc (%)"):
@@ -170,9 +175,26 @@ def epoch_table(metrics: pd.DataFrame, best_epoch: int, last: int = 3) -> pd.Dat
     for header in ("train loss", "val loss", "val MSE", "val KL"):
         table[header] = table[header].map(lambda value: f"{value:,.1f}")
     table["time (s)"] = table["time (s)"].map(lambda value: f"{value:.1f}")
-    table.index = [f"{epoch + 1}" + (" (best)" if epoch == int(best_epoch) else "") for epoch in wanted]
+    marks = {int(best_epoch): "lowest total"}
+    marks[kept] = "kept" if kept != int(best_epoch) else "lowest total, kept"
+    table.index = [f"{epoch + 1}" + (f" ({marks[epoch]})" if epoch in marks else "") for epoch in wanted]
     table.index.name = "epoch"
     return table
+
+
+def kept_checkpoint_sentence(summary: dict, metrics: pd.DataFrame) -> str:
+    """Which epoch's checkpoint the later chapters evaluate, by which rule, and its beta against the original rule's
+    epoch (a run summary with best_epoch, checkpoint_epoch, checkpoint_metric; metrics.csv's rows)."""
+    best, kept = int(summary["best_epoch"]), int(summary["checkpoint_epoch"])
+    beta = dict(zip(metrics["epoch"].astype(int), metrics["beta"]))
+    if summary["checkpoint_metric"] == "total":
+        return (f"The later chapters evaluate the checkpoint of epoch {kept + 1}, the lowest validation total "
+                f"(the original's rule, `checkpoint_metric=total`).")
+    rule = "the lowest validation loss with the KL term at β_max"
+    if kept == best:
+        return f"The later chapters evaluate the checkpoint of epoch {kept + 1}, which is also {rule}."
+    return (f"The later chapters evaluate the checkpoint of epoch {kept + 1} ({rule}, trained with β = "
+            f"{beta[kept]:.3g}), not that of epoch {best + 1} (β = {beta[best]:.3g}); the method chapter says why.")
 
 
 def metrics_for_download(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -182,5 +204,5 @@ def metrics_for_download(metrics: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = [
     "architecture_table", "hyperparameter_table", "reference_table", "learning_rate_sentence", "epoch_table",
-    "metrics_for_download",
+    "kept_checkpoint_sentence", "metrics_for_download",
 ]

@@ -105,31 +105,39 @@ def _epoch_axis(ax) -> None:
     ax.grid(alpha=0.3)
 
 
+def _mark_epochs(ax, best_epoch: int, kept_epoch: int | None) -> None:
+    ax.axvline(best_epoch + 1, color="0.3", ls="--", lw=1, label=f"lowest total (epoch {best_epoch + 1})")
+    if kept_epoch is not None and kept_epoch != best_epoch:
+        ax.axvline(kept_epoch + 1, color="#6a1b9a", ls=":", lw=1.5, label=f"kept checkpoint (epoch {kept_epoch + 1})")
+
+
 @_styled
-def loss_curves(metrics: pd.DataFrame, best_epoch: int) -> Figure:
-    """Figure 1: train and validation value of every loss term and the total per epoch, best epoch marked.
+def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None = None) -> Figure:
+    """Figure 1: train and validation value of every loss term and the total per epoch, with the epoch of the lowest
+    validation total (the original's rule) and, where it differs, the kept checkpoint's epoch marked (0-based inputs).
 
     Eight panels in four rows of two: the six terms, the total, and the validation accuracy of both auxiliary heads;
     one legend above them all.
     """
-    fig, axes = _figure(4, 2, (PAGE_WIDTH_IN, 8.4))
+    fig, axes = _figure(4, 2, (PAGE_WIDTH_IN, 8.6))
     epochs = metrics["epoch"].to_numpy() + 1  # 1-based for the reader
     for ax, term in zip(axes.flat, (*TERMS, "total")):
         ax.plot(epochs, metrics[f"train_{term}"], marker="o", ms=3, lw=1.5, color="C0", label="train")
         ax.plot(epochs, metrics[f"val_{term}"], marker="s", ms=3, lw=1.5, color="C1", label="validation")
-        ax.axvline(best_epoch + 1, color="0.3", ls="--", lw=1, label=f"best epoch ({best_epoch + 1})")
+        _mark_epochs(ax, best_epoch, kept_epoch)
         ax.set_title(f"{TERM_TITLES[term]} (per image)")
         _epoch_axis(ax)
     ax = axes.flat[7]
     ax.plot(epochs, metrics["val_class_acc"], marker="o", ms=3, color="C2", label="class head (validation)")
     ax.plot(epochs, metrics["val_modality_acc"], marker="s", ms=3, color="C3", label="modality head (validation)")
-    ax.axvline(best_epoch + 1, color="0.3", ls="--", lw=1)
+    _mark_epochs(ax, best_epoch, kept_epoch)
     ax.set_ylim(0, 1.02)
     ax.set_title("aux heads: accuracy")
     _epoch_axis(ax)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    extra_handles, extra_labels = ax.get_legend_handles_labels()
-    fig.legend(handles + extra_handles, labels + extra_labels, loc="outside upper center", ncols=3, frameon=False)
+    extra = [(h, label) for h, label in zip(*ax.get_legend_handles_labels()) if label not in labels]
+    fig.legend(handles + [h for h, _ in extra], labels + [label for _, label in extra], loc="outside upper center",
+               ncols=2, frameon=False)
     return fig
 
 

@@ -49,6 +49,8 @@ from .runs import (BEST_CHECKPOINT, CONFIG_FILE, DIVERGED_FILE, LAST_CHECKPOINT,
                    torch_bytes)
 
 EVAL_BATCH_SIZE = 1024
+# the metrics.csv column each `checkpoint_metric` minimises
+CHECKPOINT_COLUMNS = {"total": "val_total", "total_at_beta_max": "val_total_at_beta_max"}
 _SUM_KEYS = (*TERMS, "total")
 
 
@@ -545,8 +547,9 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
                         "seconds": time.perf_counter() - tick, "train_samples_per_s": seen / train_seconds})
             rows.append(row)
             files = {}
-            if val["total"] < best_val:
-                best_val = val["total"]
+            selected = val["total"] if config.checkpoint_metric == "total" else at_beta_max
+            if selected < best_val:
+                best_val = selected
                 if main:
                     files[BEST_CHECKPOINT] = torch_bytes({"model": model.state_dict(), "config": config.to_dict(),
                                                           "epoch": epoch})
@@ -582,10 +585,13 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
     digests = distributed.all_gather_strings(distributed.state_digest(model))
     if main:
         metrics = pd.DataFrame(rows)
-        best = metrics.loc[metrics["val_total"].idxmin()]
+        best = metrics.loc[metrics["val_total"].idxmin()]  # the original's rule: the lowest total under beta(t)
+        kept = metrics.loc[metrics[CHECKPOINT_COLUMNS[config.checkpoint_metric]].idxmin()]
         summary = {
             "config_hash": config.config_hash(), "parameters": count_parameters(model), "epochs": config.epochs,
             "best_epoch": int(best["epoch"]), "best_val_total": float(best["val_total"]),
+            "checkpoint_metric": config.checkpoint_metric, "checkpoint_epoch": int(kept["epoch"]),
+            "checkpoint_val_total_at_beta_max": float(kept["val_total_at_beta_max"]),
             "final_val_total": float(metrics["val_total"].iloc[-1]),
             "train_seconds": float(metrics["seconds"].sum()), "this_session_seconds": time.time() - started,
             "median_train_samples_per_s": float(metrics["train_samples_per_s"].median()),

@@ -55,17 +55,21 @@ hyper
 # :name: fig-loss
 #
 # Training and validation value of every loss term (per image, unweighted), of the weighted total, and the
-# validation accuracy of both auxiliary heads (eval mode) per epoch; the dashed line marks the best epoch by
-# validation loss (the original's Figure 1).
+# validation accuracy of both auxiliary heads (eval mode) per epoch; the dashed line marks the epoch with the lowest
+# validation total (the original's rule), the dotted line, where it differs, the kept checkpoint's epoch (the
+# original's Figure 1).
 # Data: {glue:text}`data_caption:s`.
 # ```
 
 # %% tags=["hide-input"]
 metrics = run.metrics
 best = int(run.summary["best_epoch"])
+kept = int(run.summary["checkpoint_epoch"])
 best_row = metrics.loc[metrics["epoch"] == best].iloc[0]
-chapter.glue("fig_loss", plots.loss_curves(metrics, best))
+chapter.glue("fig_loss", plots.loss_curves(metrics, best, kept))
 chapter.glue("best_epoch", best + 1)  # 1-based, as the original counts ("after 79 epochs")
+chapter.glue("kept_epoch", kept + 1)
+chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary, metrics))
 chapter.glue("epochs_trained", len(metrics))
 chapter.glue("best_val_total", run.summary["best_val_total"])
 chapter.glue("best_val_class_acc", float(best_row["val_class_acc"]))
@@ -75,7 +79,7 @@ chapter.glue("train_minutes", run.summary["train_seconds"] / 60)
 chapter.glue("samples_per_second", run.summary["median_train_samples_per_s"])
 chapter.glue("device", run.summary["device"])
 ablation_tables.write_csv(model_tables.metrics_for_download(metrics), chapter.report_dir() / "02_metrics.csv")
-model_tables.epoch_table(metrics, best)
+model_tables.epoch_table(metrics, best, kept_epoch=kept)
 
 # %% [markdown]
 # The best validation loss ({glue:text}`best_val_total:.1f` per image) was reached in epoch
@@ -83,8 +87,8 @@ model_tables.epoch_table(metrics, best)
 # auxiliary heads classified {glue:text}`best_val_class_acc:.1%` of the validation images by class and
 # {glue:text}`best_val_modality_acc:.1%` by modality (the original: about 34% and 39%). Training took
 # {glue:text}`train_minutes:.1f` minutes on {glue:text}`device:s`, at {glue:text}`samples_per_second:,.0f`
-# training images per second. The table shows the first, the best and the last epochs; every column of every
-# epoch is a download: {download}`02_metrics.csv <02_metrics.csv>`.
+# training images per second. {glue:text}`kept_sentence:s` The table shows the first, the best, the kept and the
+# last epochs; every column of every epoch is a download: {download}`02_metrics.csv <02_metrics.csv>`.
 #
 # ## The KL weight and the learning rate
 #
@@ -131,5 +135,5 @@ chapter.glue("balance_sentence", loss_balance.balance_sentence(balance))
 # ## Summary
 #
 # The model has {glue:text}`parameters:,` trainable parameters (the original: 1,155,993) and trained for
-# {glue:text}`epochs_trained:d` epochs; the best checkpoint (epoch {glue:text}`best_epoch:d`) is the one the
-# following chapters load from the run folder.
+# {glue:text}`epochs_trained:d` epochs; the kept checkpoint (epoch {glue:text}`kept_epoch:d`, the lowest validation
+# loss at $\beta_\text{max}$) is the one the following chapters load from the run folder.

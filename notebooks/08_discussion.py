@@ -9,7 +9,7 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import chapter, claims as claim_rules, diagnosis, findings
+from cvae import chapter, claims as claim_rules, diagnosis, findings, model_tables
 from cvae.front_matter import load_front_matter
 from cvae.loss import beta_milestones
 
@@ -66,6 +66,7 @@ chapter.glue("original_beta_first", original_first)
 chapter.glue("original_beta_full", original_full)
 chapter.glue("best_epoch", int(run.summary["best_epoch"]) + 1)
 chapter.glue("epochs", config.epochs)
+chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary, run.metrics))
 
 # %% [markdown]
 # {glue:text}`claim_best_epoch:s`
@@ -77,7 +78,7 @@ chapter.glue("epochs", config.epochs)
 # {glue:text}`beta_full:d` of {glue:text}`epochs:d`, and its best epoch was {glue:text}`best_epoch:d`. While
 # $\beta(t)$ rises, the validation total is not one fixed objective: later epochs pay a larger KL price for the same
 # reconstruction, so a "best" epoch chosen on the total leans early (the training chapter plots the learning rate,
-# which the same total drives).
+# which the same total drives). {glue:text}`kept_sentence:s`
 #
 # ## The auxiliary heads
 

@@ -35,6 +35,7 @@ def test_unknown_override_key_is_named():
     ("batch_size=0", "batch_size must be positive"),
     ("lr=2", r"lr must be in \(0, 1\)"),
     ("latent_dim", "not of the form key=value"),
+    ("checkpoint_metric=lowest", "checkpoint_metric must be one of total, total_at_beta_max, got 'lowest'"),
 ])
 def test_bad_values_are_named(item, message):
     with pytest.raises(ConfigError, match=message):

@@ -76,7 +76,7 @@ def _fractions() -> pd.DataFrame:
 VARIANTS = ["paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "plateau_at_beta_max",
             "fp32", "a_l1=0", "a_l1=0.5", "a_perc=0", "a_perc=5", "beta_max=1"]
 FIGURES = {
-    "loss_curves": lambda: plots.loss_curves(_metrics(30), best_epoch=12),
+    "loss_curves": lambda: plots.loss_curves(_metrics(30), best_epoch=4, kept_epoch=27),
     "learning_rate": lambda: plots.learning_rate(np.arange(1, 31), _metrics(30)["lr"], _metrics(30)["beta"]),
     "loss_shares": lambda: plots.loss_shares(_balance(), TERMS),
     "reconstructions": lambda: plots.reconstructions({m: _images(12) for m in range(3)},

@@ -183,9 +183,11 @@ def test_epoch_table_counts_from_one_and_keeps_first_best_and_last_epochs():
         "seconds": [2.25] * 6, "train_mse": [0.0] * 6,
     })
     table = epoch_table(metrics, best_epoch=3, last=2)
-    assert list(table.index) == ["1", "4 (best)", "5", "6"]
+    assert list(table.index) == ["1", "4 (lowest total, kept)", "5", "6"]
     assert table.loc["6", "train loss"] == "1,234.6" and table.loc["6", "learning rate"] == "0.00025"
-    assert table.loc["4 (best)", "class acc (%)"] == 12.3 and table.loc["1", "β"] == "0"
+    assert table.loc["4 (lowest total, kept)", "class acc (%)"] == 12.3 and table.loc["1", "β"] == "0"
+    assert list(epoch_table(metrics, best_epoch=1, last=1, kept_epoch=3).index) == [
+        "1", "2 (lowest total)", "4 (kept)", "6"]
     assert "train_mse" not in table.columns and len(table.columns) == 9
     assert list(metrics_for_download(metrics)["epoch"]) == [1, 2, 3, 4, 5, 6]
 

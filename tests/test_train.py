@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from cvae.config import make_config
 from cvae.data import iterate_batches, load_data
 from cvae.model import CVAE
-from cvae.runs import LAST_CHECKPOINT, RunError, atomic_torch_save, is_finished, load_run
+from cvae.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, RunError, atomic_torch_save, is_finished, load_run
 from cvae import train as train_module
 from cvae.train import autocast_dtype, build_optimizer, train, train_step
 
@@ -60,9 +60,22 @@ def test_short_run_learns_and_is_reused(stand_in_dir, runs_dir):
     assert run.metrics["val_total"].iloc[1] < run.metrics["val_total"].iloc[0]  # both at beta = 0
     assert list(run.metrics["beta"]) == pytest.approx([0.0, 0.0, 0.05, 0.1])
     assert run.summary["synthetic_data"] is True
+    # the original's rule (lowest total under beta(t)) is reported; the kept checkpoint is the lowest total at beta_max
+    at_beta_max = run.metrics["val_total"] + (0.1 - run.metrics["beta"]) * run.metrics["val_kl"]
+    assert run.metrics["val_total_at_beta_max"].tolist() == pytest.approx(at_beta_max.tolist())
+    assert run.summary["best_epoch"] == int(run.metrics["val_total"].idxmin())
+    assert run.summary["checkpoint_epoch"] == int(at_beta_max.idxmin())
+    assert torch.load(run_dir / BEST_CHECKPOINT, weights_only=False)["epoch"] == run.summary["checkpoint_epoch"]
     stamp = (run_dir / "summary.json").stat().st_mtime_ns
     assert train(config, progress=False) == run_dir
     assert (run_dir / "summary.json").stat().st_mtime_ns == stamp  # reused, not retrained
+
+
+def test_the_original_checkpoint_rule_keeps_the_lowest_total(stand_in_dir, runs_dir):
+    config = tiny_config(stand_in_dir, epochs=3, beta_warmup_epochs=0, beta_ramp_epochs=2, checkpoint_metric="total")
+    run = load_run(train(config, progress=False))
+    assert run.summary["checkpoint_epoch"] == run.summary["best_epoch"] == int(run.metrics["val_total"].idxmin())
+    assert torch.load(run.path / BEST_CHECKPOINT, weights_only=False)["epoch"] == run.summary["best_epoch"]
 
 
 @pytest.mark.slow
