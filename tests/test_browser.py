@@ -210,6 +210,43 @@ def test_every_page_fits_a_phone_with_the_notice_first(site, browser):
             context.close()
 
 
+# WCAG 2 contrast ratio of every caption, paragraph, list item, table cell and admonition text against the background
+# it sits on (the nearest ancestor with an opaque one): the lowest few, as [ratio, element, text]
+_LOWEST_CONTRAST = """() => {
+  const parse = c => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const p = m[1].split(',').map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const background = el => { for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a > 0.5) return c; }
+    return {r: 255, g: 255, b: 255, a: 1}; };
+  const out = [];
+  const selector = 'figcaption, figcaption *, .bd-article p, .bd-article li, .bd-article td, .admonition p';
+  for (const el of document.querySelectorAll(selector)) {
+    if (!el.textContent.trim() || el.getClientRects().length === 0 || el.closest('.headerlink')) continue;
+    const l1 = lum(parse(getComputedStyle(el).color)), l2 = lum(background(el));
+    out.push([(Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05), el.tagName, el.textContent.trim().slice(0, 40)]);
+  }
+  return out.sort((a, b) => a[0] - b[0]).slice(0, 3);
+}"""
+WCAG_AA_CONTRAST = 4.5  # body text
+
+
+@pytest.mark.slow
+def test_text_keeps_its_contrast_in_both_themes(site, browser):
+    base, _ = site
+    for scheme in ("light", "dark"):
+        for page_path in ("book/intro", "report/02_training", "report/08_discussion"):
+            context, page, response, errors = _open(browser, base, page_path, color_scheme=scheme)
+            try:
+                page.evaluate(f"() => document.documentElement.dataset.theme = '{scheme}'")
+                page.wait_for_timeout(200)
+                lowest = page.evaluate(_LOWEST_CONTRAST)
+                assert lowest and lowest[0][0] >= WCAG_AA_CONTRAST, f"{page_path} ({scheme}): {lowest}"
+            finally:
+                context.close()
+
+
 @pytest.mark.slow
 def test_reader_features_and_dark_theme(site, browser):
     base, html = site

@@ -77,6 +77,16 @@ def test_the_stand_in_still_gets_verdicts_on_claims_about_the_model():
     assert table.loc["aux_heads", "verdict"] == "reproduced"
     assert verdict_counts(table) == {"reproduced": 3, "not reproduced": 1, "inconclusive": 0,
                                      "not testable on this data": 3}
+    assert table.loc["aux_heads", "reason"].endswith("on the stand-in, a verdict about this pipeline, not about MedMNIST")
+    assert "stand-in" not in claims_table(evidence()).loc["aux_heads", "reason"]
+
+
+def test_a_comparison_says_which_run_had_the_lower_loss():
+    lower = claims_table(evidence(latent=_seeds(-0.025, 0.043))).loc["latent", "ours"]
+    assert lower == ("latent 64: best validation loss 2.5% lower than latent 128 "
+                     "(difference -6.8% to +1.8%, 95% CI, 3 seeds)")
+    higher = claims_table(evidence(deep=_seeds(0.017, 0.045))).loc["deep", "ours"]
+    assert higher.startswith("the deeper model: best validation loss 1.7% higher than the original's")
 
 
 def test_paired_relative_difference_and_the_verdict_use_the_same_seeds():
