@@ -7,7 +7,6 @@ is missing, where it should go, where to get it and what to do instead. Nothing 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zipfile
@@ -21,7 +20,7 @@ import torch
 from .config import Config
 from .labels import CLASS_OFFSETS, CLASSES_PER_DATASET, DATASETS
 from .medmnist_info import INFO
-from .paths import DATA_DIR_ENV, default_data_dir
+from .paths import DATA_DIR_ENV, default_data_dir, file_digest
 from .synthetic import SPLITS, is_stand_in, rebuild_command, write_stand_in
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma
@@ -81,20 +80,9 @@ def rgb_to_gray(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
 
 
-_MD5_CACHE: dict[tuple, str] = {}
-
-
 def md5_of(path: Path) -> str:
-    """Hex MD5 of a file, read in 1 MiB blocks (remembered in this process while its inode, size and mtime stay)."""
-    stat = os.stat(path)
-    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key not in _MD5_CACHE:
-        digest = hashlib.md5()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _MD5_CACHE[key] = digest.hexdigest()
-    return _MD5_CACHE[key]
+    """Hex MD5 of a file (the form MedMNIST publishes its checksums in); `cvae.paths.file_digest`."""
+    return file_digest(path, "md5")
 
 
 def resolve_data_dir(config: Config, data_dir: str | Path | None = None) -> Path:

@@ -1,7 +1,9 @@
-"""Where things live: the data folder, the run folders; each movable by an environment variable."""
+"""Where things live: the data folder, the run folders (each movable by an environment variable), and what a file
+there holds (its digest)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -29,3 +31,20 @@ def default_data_dir(data_source: str, synthetic_per_class: int = 300) -> Path:
         size = "official" if synthetic_per_class == 0 else f"{synthetic_per_class}pc"
         return PROJECT_ROOT / "data" / f"synthetic-{size}"
     return Path(MEDMNIST_DEFAULT_ROOT).expanduser()
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest ('md5', 'sha256', any hashlib name) of a file, read in 1 MiB blocks; remembered in this process
+    while the file's inode, size and mtime stay the same."""
+    stat = os.stat(path)
+    key = (algorithm, str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.new(algorithm)
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]

@@ -29,7 +29,7 @@ import torch
 
 from .config import Config, ConfigError
 from .model import CVAE
-from .paths import runs_dir
+from .paths import file_digest, runs_dir
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
@@ -98,20 +98,9 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / SUMMARY_FILE).exists()
 
 
-_DIGEST_CACHE: dict[tuple, str] = {}
-
-
 def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file (remembered in this process while its inode, size and mtime stay the same)."""
-    stat = os.stat(path)
-    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key not in _DIGEST_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _DIGEST_CACHE[key] = digest.hexdigest()
-    return _DIGEST_CACHE[key]
+    """Hex SHA-256 of a file (what digests.json records); `cvae.paths.file_digest`."""
+    return file_digest(path, "sha256")
 
 
 def _retrain_hint(run_dir: Path) -> str:
