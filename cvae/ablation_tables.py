@@ -13,15 +13,16 @@ from .study import SEEDED, paired_spread, seed_spread
 def _spread_cell(spread, digits: int, percent: bool = False) -> str:
     if spread is None:
         return "not trained"
-    scale, unit = (100, " %") if percent else (1, "")
+    scale = 100 if percent else 1  # the header carries the unit: "aux class acc (%)"
     if spread.sd is None:
-        return f"{spread.mean * scale:,.{digits}f}{unit}"
-    return f"{spread.mean * scale:,.{digits}f} ± {spread.sd * scale:,.{digits}f}{unit}"
+        return f"{spread.mean * scale:,.{digits}f}"
+    return f"{spread.mean * scale:,.{digits}f} ± {spread.sd * scale:,.{digits}f}"
 
 
 def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
     """The variants measured over seeds: parameters, best validation loss (mean ± sd), its paired change against the
-    paper's model (mean and 95% interval), aux-head and probe class accuracy, PSNR; one row per variant."""
+    paper's model (mean and 95% interval), aux-head and probe class accuracy; one row per variant (the seed count is
+    the chapter's text: every seeded variant has the same)."""
     rows = {}
     for name in SEEDED:
         if not (study["name"] == name).any():
@@ -29,7 +30,6 @@ def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
         change = paired_spread(study, name) if name != "paper" else None
         rows[name] = {
             "parameters": f"{int(study.loc[study['name'] == name, 'parameters'].iloc[0]):,}",
-            "seeds": int((study["name"] == name).sum()),
             "best val loss (per image)": _spread_cell(seed_spread(study, name, "best_val_total"), 1),
             "change vs paper (95% CI)": "—" if change is None else (
                 f"{change.mean:+.1%}" + (f" ({change.low:+.1%} to {change.high:+.1%})" if change.low is not None

@@ -114,4 +114,30 @@ def fraction_summary(result: dict, column: str = "overall") -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-__all__ = ["augmentation_metrics", "augmentation_by_fraction", "fraction_indices", "fraction_summary", "FRACTIONS"]
+ARM_NAMES = {"real_only": "real only", "real_plus_synthetic": "real + generated", "gain": "gain"}
+
+
+def fraction_sentence(summary: pd.DataFrame) -> str:
+    """'At 1% of the real images, adding the samples changes the test accuracy by +5.2 percentage points (95% CI ...,
+    3 seeds).' for every fraction of `fraction_summary`'s gain rows."""
+    gains = summary[summary["arm"] == "gain"].set_index("fraction")
+    return " ".join(
+        f"At {fraction:.0%} of the real images, adding the samples changes the test accuracy by "
+        f"{100 * row['mean']:+.1f} percentage points (95% CI {100 * row['low']:+.1f} to {100 * row['high']:+.1f}, "
+        f"{int(row['seeds'])} seeds)." for fraction, row in gains.iterrows())
+
+
+def fraction_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """`fraction_summary` for the page: accuracies in %, the gain in percentage points, arms named in words."""
+    unit = summary["arm"].map(lambda arm: "points" if arm == "gain" else "%")
+    cells = {column: [f"{100 * value:+.1f}" if arm == "gain" else f"{100 * value:.1f}"
+                      for value, arm in zip(summary[column], summary["arm"])] for column in ("mean", "low", "high")}
+    intervals = [f"{low} to {high}" for low, high in zip(cells["low"], cells["high"])]
+    return pd.DataFrame({"real images used": summary["fraction"].map(lambda f: f"{f:.0%}"),
+                         "classifier": summary["arm"].map(ARM_NAMES), "unit": unit, "mean": cells["mean"],
+                         "95% CI": intervals, "seeds": summary["seeds"].astype(int),
+                         }).set_index(["real images used", "classifier"])
+
+
+__all__ = ["augmentation_metrics", "augmentation_by_fraction", "fraction_indices", "fraction_summary", "FRACTIONS",
+           "ARM_NAMES", "fraction_sentence", "fraction_table"]

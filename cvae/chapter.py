@@ -83,13 +83,19 @@ def open_chapter(profile: str = "smoke", seed: int | None = None, data_source: s
 
 
 def built_with(profile: str, seed, data_source: str = "", data_dir: str = "", overrides: Iterable[str] = ()) -> str:
-    """The notebook parameters as one line for the data notice (the parameters cells are not shown on the page);
-    a custom data folder is named only as such: a local path says nothing to a reader."""
+    """The notebook parameters as one line for the data notice (the parameters cells are not shown on the page),
+    each key once; a data folder other than the source's default is named only as "custom": a local path says
+    nothing to a reader."""
+    from .paths import default_data_dir
+
     parts = [f"profile={profile}", f"seed={Config().seed if seed is None else int(seed)}",
              f"data_source={data_source or 'profile default'}"]
-    if data_dir:
+    config = notebook_config(profile, seed, data_source, "", overrides)
+    if data_dir and Path(data_dir).resolve() != default_data_dir(config.data_source,
+                                                                 config.synthetic_per_class).resolve():
         parts.append("data_dir=custom")
-    parts += list(overrides or [])
+    shown = {"profile", "seed", "data_source", "data_dir"}
+    parts += [item for item in overrides or [] if item.split("=", 1)[0].strip() not in shown]
     return ", ".join(parts)
 
 

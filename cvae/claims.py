@@ -64,9 +64,11 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("aux_heads", "the auxiliary heads stay near chance",
           "class about 34%, modality about 39%", about_images=False),
     Claim("modality_clusters", "the modalities form separate clusters in the latent space (PCA, t-SNE)",
-          "Figures 4 and 5", about_images=True),
-    Claim("reconstructions", "reconstructions work quite well (PathMNIST)", "Figure 2", about_images=True),
-    Claim("samples", "samples differ by modality, and less clearly by class", "Figures 3 and 6", about_images=True),
+          "its Figures 4 and 5 (the intro maps them to this book's)", about_images=True),
+    Claim("reconstructions", "reconstructions work quite well (PathMNIST)",
+          "its Figure 2 (the intro maps it to this book's)", about_images=True),
+    Claim("samples", "samples differ by modality, and less clearly by class",
+          "its Figures 3 and 6 (the intro maps them to this book's)", about_images=True),
 )
 
 
@@ -163,11 +165,13 @@ def _reconstructions(e: dict) -> Finding:
 def _samples(e: dict) -> Finding:
     modality: Spread = e["conditional_modality"]
     cls: Spread = e["conditional_class"]
-    chance = e["class_chance"]
+    chance, within = e["class_chance"], e["class_chance_within_modality"]
     ours = (f"the evaluator assigns {modality.text(1, percent=True)} of samples to their modality and "
-            f"{cls.text(1, percent=True)} to their class (chance {chance:.1%})")
+            f"{cls.text(1, percent=True)} to their class (chance {chance:.1%}; {within:.1%} for a guess among the "
+            f"right modality's classes)")
     by_modality = _side(modality, SAMPLE_MODALITY_THRESHOLD, claimed_above=True)
-    by_class = _side(cls, chance, claimed_above=True)
+    # "differ by class" beyond what the modality gives away: against chance among the modality's classes
+    by_class = _side(cls, within, claimed_above=True)
     if "not reproduced" in (by_modality, by_class):
         verdict = "not reproduced"
     elif by_modality == by_class == "reproduced":
@@ -175,7 +179,7 @@ def _samples(e: dict) -> Finding:
     else:
         verdict = "inconclusive"
     return Finding(ours, verdict, f"modality interval against {SAMPLE_MODALITY_THRESHOLD:.0%}, class interval "
-                                  f"against chance")
+                                  f"against chance within the modality")
 
 
 _FINDERS: dict[str, Callable[[dict], Finding]] = {
@@ -210,6 +214,7 @@ def claims_table(evidence: dict) -> pd.DataFrame:
     latent, deep (Spread of the paired relative difference in best validation loss: latent64 vs the original's model,
     deep vs the original's model, positive = higher loss); aux_class, aux_modality (Spread over seeds); and, for
     real data, probe_modality, conditional_modality, conditional_class (Spread over test images), class_chance,
+    class_chance_within_modality,
     recon_ssim_path (float) and recon_ssim_gain_path (Spread over test images)."""
     rows = []
     for claim in CLAIMS:

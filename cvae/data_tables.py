@@ -7,26 +7,31 @@ import torch
 
 from .data import MedMNISTData
 from .labels import CLASS_NAMES, DATASETS, MODALITY_NAMES, NUM_CLASSES, classes_of_modality
+from .medmnist_info import INFO
 
 
 def dataset_table(data: MedMNISTData) -> pd.DataFrame:
-    """Images per dataset and split as loaded (after any subset) beside the files' own sizes and the official ones."""
-    import medmnist
-
+    """Images per dataset and split as loaded (after any subset) beside the files' own sizes and the official training
+    size, with thousands separators; two header rows (split, then used / in file / official) keep it narrow."""
     rows = []
     for modality, flag in enumerate(DATASETS):
         report = data.files[flag]
-        row = {"dataset": MODALITY_NAMES[modality], "classes": len(classes_of_modality(modality))}
+        row = {("", "classes"): len(classes_of_modality(modality))}
         for split in ("train", "val", "test"):
-            row[f"{split} (used)"] = int((data.split(split).modalities == modality).sum())
-        for split in ("train", "val", "test"):
-            row[f"{split} (file)"] = int(report.sizes[split])
-        row["train (official)"] = int(medmnist.INFO[flag]["n_samples"]["train"])
-        row["MD5 matches"] = "yes" if report.md5_ok else "no"
+            row[(split, "used")] = int((data.split(split).modalities == modality).sum())
+            row[(split, "in file")] = int(report.sizes[split])
+        row[("train", "official")] = int(INFO[flag]["n_samples"]["train"])
+        row[("", "official MD5")] = "yes" if report.md5_ok else "no"
         rows.append(row)
-    table = pd.DataFrame(rows).set_index("dataset")
-    total = table.select_dtypes("number").sum()
-    table.loc["total"] = {**total.to_dict(), "MD5 matches": ""}
+    table = pd.DataFrame(rows, index=pd.Index(MODALITY_NAMES, name="dataset"))
+    counts = [column for column in table.columns if column[1] != "official MD5"]
+    table.loc["total"] = {**table[counts].sum().to_dict(), ("", "official MD5"): ""}
+    order = [("", "classes"), ("train", "used"), ("train", "in file"), ("train", "official"), ("val", "used"),
+             ("val", "in file"), ("test", "used"), ("test", "in file"), ("", "official MD5")]
+    table = table[order]
+    for column in counts:
+        table[column] = table[column].map(lambda value: f"{int(value):,}")
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
 
 

@@ -25,6 +25,7 @@ from .spread import Spread, accuracy_interval, over_seeds, paired_difference
 CONTRASTS = ("no_aux", "encoder_unconditioned", "gamma_10")  # each against the control, `paper`
 CONTROL = "paper"
 PROBE_READS = 0.90  # "a probe reads the modality": its interval lies above 90%
+STRONG_UNIT_NATS = 0.1  # a second, stricter count of used dimensions beside the active-unit threshold
 TABLE_METRICS = {"aux_class_accuracy": "aux class (eval)", "aux_modality_accuracy": "aux modality (eval)",
                  "aux_class_accuracy_train_mode": "aux class (train mode)",
                  "aux_modality_accuracy_train_mode": "aux modality (train mode)",
@@ -86,8 +87,10 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
         f"{gap[1]:+.1%} (class) on the main run; on the control runs {control_gap.text(3)} (modality)"
         + (": the two readings differ." if _sign(control_gap) else ": no difference the seeds can resolve."))
     active = evaluation["active_units"]
+    strong = metrics.active_units(evaluation["kl_per_dimension"], STRONG_UNIT_NATS)
     out.append(f"Posterior: {active} of {len(evaluation['kl_per_dimension'])} latent dimensions carry more than "
-               f"{metrics.ACTIVE_UNIT_THRESHOLD} nats" + (" (collapsed)." if active == 0 else " (not collapsed)."))
+               f"{metrics.ACTIVE_UNIT_THRESHOLD} nats and {strong} more than {STRONG_UNIT_NATS} nats"
+               + (" (collapsed)." if active == 0 else "."))
     if (study["name"] == "no_aux").any():
         heads = over_seeds(list(_values(study, "no_aux", "aux_modality_accuracy")), (0.0, 1.0))
         probe = over_seeds(list(_values(study, "no_aux", "probe_modality_accuracy")), (0.0, 1.0))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .claims import CLAIMS, claims_table, sentence, verdict_counts
-from .labels import NUM_CLASSES
+from .labels import NUM_CLASSES, within_modality_chance
 from .spread import Spread, accuracy_interval
 from .study import claim_evidence
 
@@ -37,7 +37,7 @@ def evidence(evaluation: dict, summary: dict, epochs: int, study: pd.DataFrame) 
         "probe_modality": rate(evaluation["probe_modality_accuracy"], n_test),
         "conditional_modality": rate(evaluation["conditional_modality_accuracy"], n_samples),
         "conditional_class": rate(evaluation["conditional_class_accuracy"], n_samples),
-        "class_chance": 1 / NUM_CLASSES,
+        "class_chance": 1 / NUM_CLASSES, "class_chance_within_modality": within_modality_chance(),
         "recon_ssim_path": evaluation["recon_ssim"]["pathmnist"],
         "recon_ssim_gain_path": Spread.from_dict(gain) if gain else None,
     }
@@ -61,8 +61,9 @@ def _listing(claims: pd.DataFrame, verdict: str) -> str:
 def _kept(summary: dict) -> str:
     kept = summary.get("checkpoint_epoch", summary["best_epoch"])
     if int(kept) == int(summary["best_epoch"]):
-        return ", the checkpoint every chapter evaluates"
-    return f"; every chapter evaluates the checkpoint of epoch {int(kept) + 1}, the lowest loss at β_max"
+        return ", the checkpoint the later chapters evaluate"
+    return (f" (the original's rule, which keeps an epoch of a still-rising KL weight); the later chapters evaluate "
+            f"epoch {int(kept) + 1}, the lowest validation loss with the KL term at its final weight (see the method)")
 
 
 def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,
@@ -89,7 +90,8 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"{psnr['octmnist']:.1f} dB and SSIM {ssim['pathmnist']:.2f} / {ssim['tissuemnist']:.2f} / "
         f"{ssim['octmnist']:.2f} (PathMNIST / TissueMNIST / OCTMNIST); the evaluator assigns "
         f"{evaluation['conditional_modality_accuracy']:.1%} of the samples to their modality and "
-        f"{evaluation['conditional_class_accuracy']:.1%} to their class (chance {1 / NUM_CLASSES:.1%}); the "
+        f"{evaluation['conditional_class_accuracy']:.1%} to their class (chance {1 / NUM_CLASSES:.1%}, "
+        f"{within_modality_chance():.1%} among the right modality's classes); the "
         f"auxiliary heads read {evaluation['aux_class_accuracy']:.1%} (class) and "
         f"{evaluation['aux_modality_accuracy']:.1%} (modality) against the original's about 34% and 39%.",
     ]
@@ -129,14 +131,15 @@ def sampling_summary(evaluation: dict) -> str:
     95% Wilson intervals over the samples and chance levels."""
     n = int((evaluation.get("generation_sizes") or {}).get("samples") or 0)
 
-    def rate(key: str, chance: float) -> str:
+    def rate(key: str, chance: str) -> str:
         value = evaluation[key]
         interval = accuracy_interval(round(value * n), n) if n else None
         spread = f"95% CI {interval.low:.1%}-{interval.high:.1%}; " if interval else ""
-        return f"{value:.1%} ({spread}chance {chance:.1%})"
+        return f"{value:.1%} ({spread}chance {chance})"
 
-    return (f"The evaluator assigns {rate('conditional_modality_accuracy', 1 / 3)} of the samples to the modality they "
-            f"were conditioned on and {rate('conditional_class_accuracy', 1 / NUM_CLASSES)} to their class"
+    class_chance = f"{1 / NUM_CLASSES:.1%}, {within_modality_chance():.1%} among the right modality's classes"
+    return (f"The evaluator assigns {rate('conditional_modality_accuracy', f'{1 / 3:.1%}')} of the samples to the "
+            f"modality they were conditioned on and {rate('conditional_class_accuracy', class_chance)} to their class"
             + (f", out of {n:,} samples." if n else "."))
 
 

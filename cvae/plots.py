@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from .labels import CLASS_NAMES, MODALITY_NAMES, classes_of_modality
 from .loss import TERMS
@@ -124,6 +124,9 @@ def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None =
     for ax, term in zip(axes.flat, (*TERMS, "total")):
         ax.plot(epochs, metrics[f"train_{term}"], marker="o", ms=3, lw=1.5, color="C0", label="train")
         ax.plot(epochs, metrics[f"val_{term}"], marker="s", ms=3, lw=1.5, color="C1", label="validation")
+        if term == "total" and "val_total_at_beta_max" in metrics:  # what picks the kept checkpoint
+            ax.plot(epochs, metrics["val_total_at_beta_max"], ls="-.", lw=1.5, color="C5",
+                    label="validation at the final β (picks the kept one)")
         _mark_epochs(ax, best_epoch, kept_epoch)
         ax.set_title(f"{TERM_TITLES[term]} (per image)")
         _epoch_axis(ax)
@@ -134,10 +137,9 @@ def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None =
     ax.set_ylim(0, 1.02)
     ax.set_title("aux heads: accuracy")
     _epoch_axis(ax)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    extra = [(h, label) for h, label in zip(*ax.get_legend_handles_labels()) if label not in labels]
-    fig.legend(handles + [h for h, _ in extra], labels + [label for _, label in extra], loc="outside upper center",
-               ncols=2, frameon=False)
+    entries = {label: handle for panel in (axes.flat[0], axes.flat[6], ax)
+               for handle, label in zip(*panel.get_legend_handles_labels())}  # one entry per label, in order
+    fig.legend(list(entries.values()), list(entries), loc="outside upper center", ncols=2, frameon=False)
     return fig
 
 
@@ -354,7 +356,7 @@ def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names:
         for position, (_, row) in zip(positions, line.iterrows()):
             if row["winner"]:
                 ax.axvspan(position - 0.3, position + 0.3, color="#ffd54f", alpha=0.35, lw=0)
-        ax.set_title(weight.replace("_", " "))
+        ax.set_title(weight)  # the config's name, as the text and the tables write it
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(weights):]:
         ax.axis("off")
@@ -368,19 +370,21 @@ def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names:
 
 @_styled
 def seeded_dots(study: pd.DataFrame, names: Sequence[str], column: str, ylabel: str) -> Figure:
-    """Each seed's value (dots) and the mean (bar) of one column for some variants: the spread behind a claim."""
+    """Each seed's value (dots) and their mean (line) of one column for some variants: the spread behind a claim."""
     fig, axes = _figure(1, 1, (PAGE_WIDTH_IN * 0.8, 3.2))
     ax = axes[0, 0]
     shown = [name for name in names if (study["name"] == name).any()]
     for position, name in enumerate(shown):
         values = study.loc[study["name"] == name, column].to_numpy()
-        ax.bar(position, values.mean(), color="#cfd8dc", width=0.6)
+        # the mean as a line, not a bar: the axis does not start at zero
+        ax.hlines(values.mean(), position - 0.25, position + 0.25, color="#546e7a", lw=2.5)
         ax.scatter(np.full(len(values), position), values, color="#37474f", s=18, zorder=3)
     ax.set_xticks(range(len(shown)), shown)
     lows = [study.loc[study["name"] == name, column].min() for name in shown]
     highs = [study.loc[study["name"] == name, column].max() for name in shown]
     span = max(highs) - min(lows) or abs(max(highs)) or 1.0
-    ax.set_ylim(min(lows) - 0.6 * span, max(highs) + 0.3 * span)
+    ax.set_xlim(-0.6, len(shown) - 0.4)
+    ax.set_ylim(min(lows) - 0.3 * span, max(highs) + 0.3 * span)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
     return fig
@@ -389,7 +393,9 @@ def seeded_dots(study: pd.DataFrame, names: Sequence[str], column: str, ylabel: 
 def _moment_tick(moment: str) -> str:
     """'epoch 25: end of the beta ramp' -> '25\nend of\nthe\nbeta\nramp' (a tick under a bar 0.7 in wide)."""
     epoch, _, name = moment.partition(": ")
-    return "\n".join([epoch.removeprefix("epoch "), *textwrap.wrap(name, 7)]) if name else moment
+    if not name:
+        return moment
+    return "\n".join([epoch.removeprefix("epoch "), *textwrap.wrap(name, 8, break_long_words=False)])
 
 
 @_styled
@@ -423,6 +429,10 @@ def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence
     ax = axes[0, 0]
     ax.step(epochs, rates, where="post", color="#1f77b4", lw=2, label="learning rate")
     ax.set_yscale("log")
+    levels = sorted(set(float(rate) for rate in rates))
+    if len(levels) <= 6:  # label the rates the schedule actually used
+        ax.set_yticks(levels, [f"{level:.3g}" for level in levels])
+        ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate", color="#1f77b4")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -441,7 +451,8 @@ def fraction_curves(summary: pd.DataFrame) -> Figure:
     ax = axes[0, 0]
     for arm, colour in (("real_only", "#546e7a"), ("real_plus_synthetic", "#e65100")):
         part = summary[summary["arm"] == arm].sort_values("fraction")
-        ax.plot(part["fraction"] * 100, part["mean"], marker="o", color=colour, lw=2, label=arm.replace("_", " "))
+        ax.plot(part["fraction"] * 100, part["mean"], marker="o", color=colour, lw=2,
+                label={"real_only": "real only", "real_plus_synthetic": "real + generated"}[arm])
         ax.fill_between(part["fraction"] * 100, part["low"], part["high"], color=colour, alpha=0.2, lw=0)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))

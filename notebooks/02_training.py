@@ -23,7 +23,8 @@ config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrid
 # the configuration, so rebuilding the book does not retrain. It shows:
 #
 # 1. the configuration of this run and where each value comes from;
-# 2. the loss terms per epoch on the training and validation sets, with the best epoch marked
+# 2. the loss terms per epoch on the training and validation sets, with the epoch of the lowest validation total and the
+#    kept checkpoint's epoch marked
 #    ({numref}`fig-loss`, the original's Figure 1);
 # 3. the KL weight schedule and the validation accuracy of the auxiliary heads.
 

@@ -19,7 +19,7 @@ data = load_data(config, progress=False)
 # %% [markdown]
 # ## Overview
 #
-# This chapter loads the best checkpoint of the training chapter's run and reconstructs test images
+# This chapter loads the kept checkpoint of the training chapter's run and reconstructs test images
 # of every modality through the posterior mean: encode to $\mu$, decode $\mu$ with the image's own class and
 # modality. It shows:
 #

@@ -69,7 +69,7 @@ ablation_tables.seeded_table(study)
 # ```{glue:figure} fig_seeds
 # :name: fig-seeds
 #
-# Best validation loss of every seed (dots) and the mean (bars) for the paper's model, latent 64 and the deeper
+# Best validation loss of every seed (dots) and their mean (line) for the paper's model, latent 64 and the deeper
 # model.
 # Data: {glue:text}`data_caption:s`.
 # ```

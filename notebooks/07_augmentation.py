@@ -48,18 +48,14 @@ result_tables.tstr_table(evaluation)
 # generated sample, both tested on the whole real test split.
 
 # %% tags=["hide-input"]
-from cvae.augmentation import fraction_summary
+from cvae.augmentation import fraction_sentence, fraction_summary, fraction_table
 
 by_fraction = fraction_summary(evaluation["augmentation_by_fraction"])
-gains = by_fraction[by_fraction["arm"] == "gain"].set_index("fraction")
 chapter.glue("fig_fractions", plots.fraction_curves(by_fraction[by_fraction["arm"] != "gain"]))
-chapter.glue("fraction_sentence", " ".join(
-    f"At {fraction:.0%} of the real images, adding the samples changes the test accuracy by {row['mean']:+.1%} "
-    f"(95% CI {row['low']:+.1%} to {row['high']:+.1%}, {int(row['seeds'])} seeds)."
-    for fraction, row in gains.iterrows()))
+chapter.glue("fraction_sentence", fraction_sentence(by_fraction))
 chapter.glue("fraction_steps", int(evaluation["augmentation_by_fraction"]["steps"]))
 chapter.glue("fraction_seeds", int(evaluation["augmentation_by_fraction"]["seeds"]))
-by_fraction.assign(fraction=by_fraction["fraction"].map(lambda f: f"{f:.0%}")).set_index(["fraction", "arm"]).round(4)
+fraction_table(by_fraction)
 
 # %% [markdown]
 # ```{glue:figure} fig_fractions

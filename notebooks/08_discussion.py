@@ -75,9 +75,10 @@ chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary,
 # chapter. In the original's schedule ($t_\text{warmup} = 20$, $t_\text{ramp} = 100$) the KL weight is zero up to
 # epoch 21, first non-zero in epoch {glue:text}`original_beta_first:d`, and reaches $\beta_\text{max}$ in epoch
 # {glue:text}`original_beta_full:d`; this build's schedule does so in epochs {glue:text}`beta_first:d` and
-# {glue:text}`beta_full:d` of {glue:text}`epochs:d`, and its best epoch was {glue:text}`best_epoch:d`. While
-# $\beta(t)$ rises, the validation total is not one fixed objective: later epochs pay a larger KL price for the same
-# reconstruction, so a "best" epoch chosen on the total leans early (the training chapter plots the learning rate,
+# {glue:text}`beta_full:d` of {glue:text}`epochs:d`, and its lowest validation total came in epoch
+# {glue:text}`best_epoch:d`. While $\beta(t)$ rises, the validation total is not one fixed objective: later epochs
+# pay a larger KL price for the same reconstruction, so a "best" epoch chosen on the total leans early (the training
+# chapter plots the learning rate,
 # which the same total drives). {glue:text}`kept_sentence:s`
 #
 # ## The auxiliary heads

@@ -110,3 +110,20 @@ def test_a_tiny_study_trains_once_and_reuses_its_runs(stand_in_dir, runs_dir, mo
     assert all((path / "summary.json").stat().st_mtime_ns == stamp for path, stamp in stamps.items())
     assert run_ablation("paper", "smoke", extra=TINY, progress=False).name in set(table["run"])
     assert load_run(folders[0]).config.seed in (0, 1, 2)
+
+
+def test_seeded_table_reads_each_variant_over_its_seeds():
+    import pandas as pd
+
+    from cvae.ablation_tables import seeded_table
+
+    rows = [{"name": name, "seed": seed, "parameters": 1_155_993, "best_val_total": loss + seed,
+             "aux_class_accuracy": 0.5, "aux_modality_accuracy": 1.0, "probe_class_accuracy": 0.9}
+            for name, loss in (("paper", 100.0), ("latent64", 110.0)) for seed in range(3)]
+    table = seeded_table(pd.DataFrame(rows))
+    assert list(table.index) == ["paper", "latent64"]
+    assert table.loc["paper", "parameters"] == "1,155,993"
+    assert table.loc["latent64", "best val loss (per image)"] == "111.0 ± 1.0"
+    assert table.loc["latent64", "aux class acc (%)"] == "50.0 ± 0.0"  # the unit is in the header
+    assert table.loc["paper", "change vs paper (95% CI)"] == "—"
+    assert table.loc["latent64", "change vs paper (95% CI)"].startswith("+9.9% (")

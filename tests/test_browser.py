@@ -154,9 +154,16 @@ def test_every_page_loads_with_images_math_glue_and_no_errors(site, browser):
 _LAYOUT_JS = """() => {
   const doc = document.documentElement;
   const column = document.querySelector('article.bd-article').getBoundingClientRect();
-  const unboxed = [];
+  const article = document.querySelector('article.bd-article');
+  const pad = getComputedStyle(article);
+  const textRight = column.right - parseFloat(pad.paddingRight);  // the text column's edge
+  const textWidth = Math.round(textRight - column.left - parseFloat(pad.paddingLeft));
+  const unboxed = [], wide = [];
   for (const el of document.querySelectorAll('article.bd-article table, article.bd-article mjx-container')) {
     const r = el.getBoundingClientRect();
+    if (el.tagName === 'TABLE' && r.width > 0 && r.right > textRight + 1) {
+      wide.push(`${Math.round(r.width)} px (column ${textWidth} px): ${el.innerText.slice(0, 60)}`);
+    }
     if (r.width === 0 || r.right <= column.right + 1) continue;
     let box = el.parentElement, boxed = false;
     while (box && box !== document.body) {
@@ -171,7 +178,7 @@ _LAYOUT_JS = """() => {
   const notice = document.querySelector('article.bd-article .admonition');
   const code = document.querySelector('article.bd-article .cell .cell_input, article.bd-article div.highlight');
   const top = e => e ? e.getBoundingClientRect().top + window.scrollY : null;
-  return {overflow: doc.scrollWidth - doc.clientWidth, unboxed,
+  return {overflow: doc.scrollWidth - doc.clientWidth, unboxed, wide,
           title: notice ? notice.querySelector('.admonition-title').innerText.trim() : null,
           noticeTop: top(notice), noticeBottom: notice ? top(notice) + notice.getBoundingClientRect().height : null,
           codeTop: top(code), viewport: window.innerHeight};
@@ -184,6 +191,8 @@ def _assert_layout(page, page_path: str, width: int) -> None:
     layout = page.evaluate(_LAYOUT_JS)
     assert layout["overflow"] <= 0, f"{page_path} at {width} px scrolls sideways by {layout['overflow']} px"
     assert layout["unboxed"] == [], f"{page_path} at {width} px: wider than the text column {layout['unboxed']}"
+    if width >= 1280:  # on a desktop every table fits the text column; on a phone a table may scroll in its box
+        assert layout["wide"] == [], f"{page_path} at {width} px: tables wider than the text column {layout['wide']}"
     assert layout["title"] == "Synthetic data", f"{page_path}: the first admonition is {layout['title']!r}"
     assert layout["noticeBottom"] <= layout["viewport"], f"{page_path} at {width} px: notice below the first screen"
     assert layout["codeTop"] is None or layout["noticeTop"] < layout["codeTop"], f"{page_path}: code above the notice"
@@ -287,3 +296,13 @@ def test_internal_links_resolve(site):
             if not (page.parent / target).resolve().exists():
                 missing.append(f"{page.relative_to(html)} -> {target}")
     assert missing == [], missing[:20]
+
+
+@pytest.mark.slow
+def test_command_options_keep_their_two_hyphens(site):
+    """Typography never turns a command's `--option` into an en dash (a pasted command would fail)."""
+    _, html = site
+    mangled = [f"{page.relative_to(html)}: {match.group(0)!r}" for page in html.rglob("*.html")
+               if "_static" not in page.parts
+               for match in re.finditer(r"\S*\u2013[a-z][\w-]*", page.read_text(errors="replace"))]
+    assert mangled == [], mangled[:10]

@@ -88,7 +88,7 @@ def _study(no_aux_heads: float, unconditioned_probe: float, gamma10_gain: float)
 
 EVALUATION = {"baselines": {"modality_majority": 0.47, "modality_chance": 1 / 3}, "aux_modality_accuracy": 0.97,
               "aux_class_accuracy": 0.8, "aux_modality_accuracy_train_mode": 0.98, "aux_class_accuracy_train_mode": 0.81,
-              "probe_modality_accuracy": 0.99, "active_units": 40, "kl_per_dimension": [0.1] * 128,
+              "probe_modality_accuracy": 0.99, "active_units": 40, "kl_per_dimension": [0.5] * 30 + [0.05] * 98,
               "latent_test_images": 2100, "generation_sizes": {"test": 2100}}
 
 
@@ -97,7 +97,7 @@ def test_diagnosis_findings_state_what_the_intervals_show():
     found = diagnosis.findings(EVALUATION, study)
     assert any("gamma = 0" in f and "the original's symptom" in f and "not the original" not in f for f in found)
     assert any("Labels kept out of the encoder" in f and "mu holds less of the class" in f for f in found)
-    assert any("(not collapsed)" in f for f in found)
+    assert "Posterior: 40 of 128 latent dimensions carry more than 0.01 nats and 30 more than 0.1 nats." in found
     fix = diagnosis.best_fix(study)
     assert fix["variant"] == "gamma_10" and fix["metric"] == "aux_class_accuracy"
     assert fix["gain"].mean == pytest.approx(0.06) and fix["gain"].low > 0
@@ -163,3 +163,20 @@ def test_evaluate_run_on_smoke_end_to_end_and_cached(tmp_path, monkeypatch):
 
     monkeypatch.setattr(evaluate, "load_data", no_loading)
     assert evaluate.evaluate_run(config, progress=False) == result  # served from evaluation.json
+
+
+def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
+    from cvae.augmentation import fraction_sentence, fraction_summary, fraction_table
+
+    rows = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": value}
+            for seed, (real, both) in enumerate([(0.50, 0.55), (0.52, 0.56), (0.48, 0.54)])
+            for arm, value in (("real_only", real), ("real_plus_synthetic", both))]
+    summary = fraction_summary({"rows": rows})
+    gain = summary[summary["arm"] == "gain"].iloc[0]
+    assert gain["mean"] == pytest.approx(0.05)  # paired: (0.05 + 0.04 + 0.06) / 3
+    assert fraction_sentence(summary).startswith(
+        "At 1% of the real images, adding the samples changes the test accuracy by +5.0 percentage points (95% CI")
+    table = fraction_table(summary)
+    assert list(table.index.get_level_values("classifier")) == ["real only", "real + generated", "gain"]
+    assert table.loc[("1%", "gain"), "unit"] == "points" and table.loc[("1%", "gain"), "mean"] == "+5.0"
+    assert table.loc[("1%", "real only"), "mean"] == "50.0" and table.loc[("1%", "real only"), "unit"] == "%"

@@ -33,7 +33,8 @@ def _metrics(epochs: int) -> pd.DataFrame:
         for term in (*TERMS, "total"):
             row[f"train_{term}"] = 1000.0 / (epoch + 1) + RNG.uniform(0, 50)
             row[f"val_{term}"] = 1000.0 / (epoch + 1) + RNG.uniform(0, 50)
-        row.update(val_class_acc=0.3 + 0.01 * epoch, val_modality_acc=0.9)
+        row.update(val_class_acc=0.3 + 0.01 * epoch, val_modality_acc=0.9,
+                   val_total_at_beta_max=row["val_total"] + (0.1 - row["beta"]) * row["val_kl"])
         rows.append(row)
     return pd.DataFrame(rows)
 

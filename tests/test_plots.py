@@ -149,6 +149,12 @@ def test_built_with_line_names_parameters_but_no_local_path():
 
     assert built_with("quick", 1, "", "/home/me/data", ["epochs=3"]) == (
         "profile=quick, seed=1, data_source=profile default, data_dir=custom, epochs=3")
+    from cvae.paths import default_data_dir
+
+    # the book passes the folder it resolved and repeats data_source among the overrides: each key shows once
+    default = str(default_data_dir("synthetic", 0))
+    assert built_with("quick", 0, "synthetic", default, ["data_source=synthetic", "synthetic_per_class=0"]) == (
+        "profile=quick, seed=0, data_source=synthetic, synthetic_per_class=0")
 
 
 def test_a_chapter_without_its_training_run_says_which_notebook_trains_it(runs_dir):
@@ -180,11 +186,12 @@ def test_epoch_table_counts_from_one_and_keeps_first_best_and_last_epochs():
         "epoch": range(6), "beta": [0, 0, 0.05, 0.1, 0.1, 0.1], "lr": [5e-4] * 5 + [2.5e-4],
         "train_total": [100.0, 90, 80, 70, 60, 1234.56], "val_total": [50.0, 40, 30, 20, 25, 26],
         "val_mse": [1.0] * 6, "val_kl": [2.0] * 6, "val_class_acc": [0.1234] * 6, "val_modality_acc": [0.5] * 6,
-        "seconds": [2.25] * 6, "train_mse": [0.0] * 6,
+        "seconds": [2.25] * 6, "train_mse": [0.0] * 6, "val_total_at_beta_max": [60.0, 50, 40, 30, 27, 26],
     })
     table = epoch_table(metrics, best_epoch=3, last=2)
     assert list(table.index) == ["1", "4 (lowest total, kept)", "5", "6"]
     assert table.loc["6", "train loss"] == "1,234.6" and table.loc["6", "learning rate"] == "0.00025"
+    assert table.loc["6", "val loss at final β"] == "26.0"
     assert table.loc["4 (lowest total, kept)", "class acc (%)"] == 12.3 and table.loc["1", "β"] == "0"
     assert list(epoch_table(metrics, best_epoch=1, last=1, kept_epoch=3).index) == [
         "1", "2 (lowest total)", "4 (kept)", "6"]
