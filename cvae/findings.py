@@ -62,7 +62,7 @@ def _kept(summary: dict) -> str:
     kept = summary.get("checkpoint_epoch", summary["best_epoch"])
     if int(kept) == int(summary["best_epoch"]):
         return ", the checkpoint the later chapters evaluate"
-    return (f" (the original's rule, which keeps an epoch of a still-rising KL weight); the later chapters evaluate "
+    return (f" (the original's rule, which compares epochs under a changing KL weight); the later chapters evaluate "
             f"epoch {int(kept) + 1}, the lowest validation loss with the KL term at its final weight (see the method)")
 
 

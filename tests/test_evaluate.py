@@ -110,7 +110,10 @@ def test_diagnosis_says_no_when_the_seeds_cannot_resolve_a_change():
     assert any("not the original's symptom" in f for f in found)
     assert any("Labels kept out of the encoder" in f and "no change the seeds can resolve" in f for f in found)
     assert diagnosis.best_fix(study) is None
-    assert diagnosis.summary("S.", study).endswith("by more than the seeds' spread.")
+    # no change raises the heads; the one that lowers them beyond the seeds' spread is named with its interval
+    assert diagnosis.summary("S.", study) == (
+        "S. No tested change raises the heads by more than the seeds' spread; no_aux lowers the aux class accuracy "
+        "by 75.0 percentage points (95% CI 75.0 to 75.0).")
     table = diagnosis.spread_table(study)
     assert list(table.index) == ["paper", "no_aux", "encoder_unconditioned", "gamma_10"]
     # 0.795, 0.800, 0.805: sd 0.005, half-width t(0.975, 2) * 0.005 / sqrt(3) = 4.303 * 0.002887 = 0.0124
