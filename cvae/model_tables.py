@@ -103,7 +103,7 @@ def architecture_table(model: torch.nn.Module, batch: int = 2) -> pd.DataFrame:
         })
     table = pd.DataFrame(rows).set_index("block")
     table.loc["total", "trainable parameters"] = int(table["trainable parameters"].sum())
-    table["trainable parameters"] = table["trainable parameters"].astype(int)
+    table["trainable parameters"] = table["trainable parameters"].map(lambda n: f"{int(n):,}")  # "1,155,993"
     return table.fillna("")
 
 

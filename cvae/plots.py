@@ -132,7 +132,9 @@ def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None =
         _epoch_axis(ax)
     ax = axes.flat[7]
     ax.plot(epochs, metrics["val_class_acc"], marker="o", ms=3, color="C2", label="class head (validation)")
-    ax.plot(epochs, metrics["val_modality_acc"], marker="s", ms=3, color="C3", label="modality head (validation)")
+    # dashed over solid: both lines stay visible where the two heads read the same (e.g. both at 100%)
+    ax.plot(epochs, metrics["val_modality_acc"], marker="s", ms=3, color="C3", ls="--",
+            label="modality head (validation)")
     _mark_epochs(ax, best_epoch, kept_epoch)
     ax.set_ylim(0, 1.02)
     ax.set_title("aux heads: accuracy")
