@@ -231,8 +231,10 @@ def test_pdf_has_title_page_contents_figures_numbers_tables_and_references():
     assert numbers == list(range(1, ORIGINAL_FIGURES + 1)), originals  # each of the six captioned exactly once
     # glued numbers (computed by the run) and the tables with every column
     assert "1,155,993" in flat  # the model's parameter count, glued from the training chapter
-    for column in ("train (used)", "val (used)", "test (used)", "train (file)"):
-        assert column in flat, column  # the data chapter's table, no column lost
+    # the data chapter's table, no column lost: its two header rows become "split / kind" in the PDF
+    for column in ("train / used", "train / in file", "train / official", "val / used", "test / in file",
+                   "official MD5"):
+        assert column in flat, column
     assert "<IPython" not in whole and not re.search(r"object at 0x[0-9a-f]+", whole)
     assert "Synthetic data" in flat  # the data notice, as an admonition
     # the bibliography and the equations
