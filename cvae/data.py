@@ -7,7 +7,6 @@ is missing, where it should go, where to get it and what to do instead. Nothing 
 
 from __future__ import annotations
 
-import os
 import warnings
 import zipfile
 from dataclasses import dataclass, field

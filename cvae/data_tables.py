@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 
 from .data import MedMNISTData
-from .labels import CLASS_NAMES, DATASETS, MODALITY_NAMES, NUM_CLASSES, classes_of_modality
+from .labels import DATASETS, MODALITY_NAMES, NUM_CLASSES, class_label, classes_of_modality
 from .medmnist_info import INFO
 
 
@@ -37,7 +37,7 @@ def dataset_table(data: MedMNISTData) -> pd.DataFrame:
 
 def class_count_table(data: MedMNISTData) -> pd.DataFrame:
     """Images per global class (index 'label name') and split as loaded."""
-    index = [f"{label} {CLASS_NAMES[label]}"[:40] for label in range(NUM_CLASSES)]
+    index = [class_label(label) for label in range(NUM_CLASSES)]
     columns = {}
     for split in ("train", "val", "test"):
         counts = torch.bincount(data.split(split).labels, minlength=NUM_CLASSES).numpy()

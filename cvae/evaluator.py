@@ -27,7 +27,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import Config
-from .data import MedMNISTData, Split, iterate_batches, load_data
+from .data import MedMNISTData, Split, load_data
 from .labels import DATASETS, NUM_CLASSES
 from .original import REFERENCE_RESNET18_28
 from .paths import runs_dir

@@ -33,6 +33,12 @@ def classes_of_modality(modality: int) -> list[int]:
     return list(range(CLASS_OFFSETS[flag], CLASS_OFFSETS[flag] + CLASSES_PER_DATASET[flag]))
 
 
+def class_label(label: int) -> str:
+    """'8 colorectal adenocarcinoma epithelium': a global class as figures and tables name it (label, then the
+    medmnist name)."""
+    return f"{int(label)} {CLASS_NAMES[int(label)]}"
+
+
 def within_modality_chance() -> float:
     """Accuracy of a guess uniform over the right modality's classes, averaged over the 21 classes (equal samples
     per class): (9 x 1/9 + 8 x 1/8 + 4 x 1/4) / 21 = 3/21. The class baseline once the modality is right."""

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
-from .labels import CLASS_NAMES, MODALITY_NAMES, classes_of_modality
+from .labels import MODALITY_NAMES, class_label, classes_of_modality
 from .loss import TERMS
 
 TERM_TITLES = {
@@ -70,11 +70,6 @@ def class_colours() -> list:
         members = classes_of_modality(modality)
         colours += [cmap(0.35 + 0.6 * i / max(len(members) - 1, 1)) for i in range(len(members))]
     return colours
-
-
-def class_label(label: int) -> str:
-    """'8 colorectal adenocarcinoma epithelium': a global class as figures name it (label, then the medmnist name)."""
-    return f"{int(label)} {CLASS_NAMES[int(label)]}"
 
 
 def mosaic(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
@@ -206,7 +201,7 @@ def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, tit
 def latent_scatter(embedding: np.ndarray, modalities: np.ndarray, labels: np.ndarray, method: str) -> Figure:
     """Figures 4 and 5: a 2-D embedding of mu coloured by modality (left) and by global class (right); 2 axes.
 
-    The legends sit outside the panels: the modalities above, the classes below (one column per modality)."""
+    The legends sit outside the panels: the modalities above, the classes below in two columns."""
     fig, axes = _figure(1, 2, (PAGE_WIDTH_IN, 6.4))
     embedding = np.asarray(embedding)
     for m, name in enumerate(MODALITY_NAMES):
@@ -295,7 +290,7 @@ def per_class_accuracy(table: pd.DataFrame, value: str = "class_accuracy", chanc
     fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 0.3 * len(table) + 1.3))
     ax = axes[0, 0]
     colours = [MODALITY_COLOURS[_modality_index(m)] for m in table["modality"]]
-    ax.barh([f"{int(l)} {n}" for l, n in zip(table["label"], table["name"])], table[value], color=colours)
+    ax.barh([class_label(label) for label in table["label"]], table[value], color=colours)
     handles = [Patch(color=colour, label=name) for colour, name in zip(MODALITY_COLOURS, MODALITY_NAMES)]
     if chance is not None:
         handles.append(ax.axvline(chance, color="0.3", ls="--", lw=1, label=f"chance ({chance:.1%})"))
@@ -446,7 +441,7 @@ def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence
 
 
 @_styled
-def fraction_curves(summary: pd.DataFrame) -> Figure:
+def fraction_curves(summary: pd.DataFrame, names: Mapping[str, str]) -> Figure:
     """Test accuracy against the share of real training images (log x), real-only and real plus generated: the mean
     over seeds with its 95% interval as a band."""
     fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.6))
@@ -454,7 +449,7 @@ def fraction_curves(summary: pd.DataFrame) -> Figure:
     for arm, colour in (("real_only", "#546e7a"), ("real_plus_synthetic", "#e65100")):
         part = summary[summary["arm"] == arm].sort_values("fraction")
         ax.plot(part["fraction"] * 100, part["mean"], marker="o", color=colour, lw=2,
-                label={"real_only": "real only", "real_plus_synthetic": "real + generated"}[arm])
+                label=names[arm])
         ax.fill_between(part["fraction"] * 100, part["low"], part["high"], color=colour, alpha=0.2, lw=0)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
@@ -480,6 +475,6 @@ __all__ = [
     "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
     "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples",
     "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares",
-    "learning_rate", "fraction_curves", "class_label", "STYLE", "PAGE_WIDTH_IN", "TEXT_COLUMN_PX", "FIGURE_DPI",
+    "learning_rate", "fraction_curves", "STYLE", "PAGE_WIDTH_IN", "TEXT_COLUMN_PX", "FIGURE_DPI",
     "MIN_TEXT_PX",
 ]

@@ -539,7 +539,8 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
                 raise TrainingDiverged(diverged_message(record))
             lr = optimizer.param_groups[0]["lr"]
             at_beta_max = val["total"] + (config.beta_max - beta) * val["kl"]  # the total with beta(t) = beta_max
-            scheduler.step(val["total"] if config.plateau_metric == "total" else at_beta_max)
+            watched = {"total": val["total"], "total_at_beta_max": at_beta_max}  # by PLATEAU_METRICS name
+            scheduler.step(watched[config.plateau_metric])
             row = {"epoch": epoch, "beta": beta, "lr": lr, "val_total_at_beta_max": at_beta_max}
             row.update({f"train_{k}": train_means[k] for k in (*TERMS, "total")})
             row.update({f"val_{k}": val[k] for k in (*TERMS, "total")})
@@ -547,9 +548,8 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
                         "seconds": time.perf_counter() - tick, "train_samples_per_s": seen / train_seconds})
             rows.append(row)
             files = {}
-            selected = val["total"] if config.checkpoint_metric == "total" else at_beta_max
-            if selected < best_val:
-                best_val = selected
+            if watched[config.checkpoint_metric] < best_val:
+                best_val = watched[config.checkpoint_metric]
                 if main:
                     files[BEST_CHECKPOINT] = torch_bytes({"model": model.state_dict(), "config": config.to_dict(),
                                                           "epoch": epoch})
@@ -591,7 +591,6 @@ def _train(config, data, data_dir, force, progress, run_dir, stop_after_epoch, d
             "config_hash": config.config_hash(), "parameters": count_parameters(model), "epochs": config.epochs,
             "best_epoch": int(best["epoch"]), "best_val_total": float(best["val_total"]),
             "checkpoint_metric": config.checkpoint_metric, "checkpoint_epoch": int(kept["epoch"]),
-            "checkpoint_val_total_at_beta_max": float(kept["val_total_at_beta_max"]),
             "final_val_total": float(metrics["val_total"].iloc[-1]),
             "train_seconds": float(metrics["seconds"].sum()), "this_session_seconds": time.time() - started,
             "median_train_samples_per_s": float(metrics["train_samples_per_s"].median()),

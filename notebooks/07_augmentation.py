@@ -48,10 +48,10 @@ result_tables.tstr_table(evaluation)
 # generated sample, both tested on the whole real test split.
 
 # %% tags=["hide-input"]
-from cvae.augmentation import fraction_sentence, fraction_summary, fraction_table
+from cvae.augmentation import ARM_NAMES, fraction_sentence, fraction_summary, fraction_table
 
 by_fraction = fraction_summary(evaluation["augmentation_by_fraction"])
-chapter.glue("fig_fractions", plots.fraction_curves(by_fraction[by_fraction["arm"] != "gain"]))
+chapter.glue("fig_fractions", plots.fraction_curves(by_fraction[by_fraction["arm"] != "gain"], ARM_NAMES))
 chapter.glue("fraction_sentence", fraction_sentence(by_fraction))
 chapter.glue("fraction_steps", int(evaluation["augmentation_by_fraction"]["steps"]))
 chapter.glue("fraction_seeds", int(evaluation["augmentation_by_fraction"]["seeds"]))

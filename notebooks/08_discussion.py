@@ -78,8 +78,7 @@ chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary,
 # {glue:text}`beta_full:d` of {glue:text}`epochs:d`, and its lowest validation total came in epoch
 # {glue:text}`best_epoch:d`. While $\beta(t)$ rises, the validation total is not one fixed objective: later epochs
 # pay a larger KL price for the same reconstruction, so a "best" epoch chosen on the total leans early (the training
-# chapter plots the learning rate,
-# which the same total drives). {glue:text}`kept_sentence:s`
+# chapter plots the learning rate, which the same total drives). {glue:text}`kept_sentence:s`
 #
 # ## The auxiliary heads
 

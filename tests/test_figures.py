@@ -19,7 +19,8 @@ import pytest
 from matplotlib.text import Text
 
 from cvae import plots
-from cvae.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES
+from cvae.augmentation import ARM_NAMES
+from cvae.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES, class_label
 from cvae.loss import TERMS
 from cvae.weight_search import CRITERIA, CRITERION_NAMES, GRID
 
@@ -89,7 +90,7 @@ FIGURES = {
                                                      RNG.integers(0, 255, (9, 28, 28)).astype(np.uint8)),
     "class_counts": lambda: plots.class_counts(pd.DataFrame(
         {"train": RNG.integers(1000, 40000, NUM_CLASSES), "val": RNG.integers(100, 4000, NUM_CLASSES),
-         "test": RNG.integers(100, 8000, NUM_CLASSES)}, index=[plots.class_label(c) for c in range(NUM_CLASSES)])),
+         "test": RNG.integers(100, 8000, NUM_CLASSES)}, index=[class_label(c) for c in range(NUM_CLASSES)])),
     "kl_per_dimension": lambda: plots.kl_per_dimension(RNG.exponential(0.5, 128)),
     "per_class_accuracy": lambda: plots.per_class_accuracy(_per_class(), "class_accuracy", chance=1 / 21),
     "overlaid_curves": lambda: plots.overlaid_curves({name: _metrics(12) for name in VARIANTS}),
@@ -97,7 +98,7 @@ FIGURES = {
     "weight_sensitivity": lambda: plots.weight_sensitivity(_search(), CRITERIA, CRITERION_NAMES),
     "seeded_dots": lambda: plots.seeded_dots(_study(), ["paper", "latent64", "deep"], "best_val_total",
                                              "best validation loss (per image)"),
-    "fraction_curves": lambda: plots.fraction_curves(_fractions()),
+    "fraction_curves": lambda: plots.fraction_curves(_fractions(), ARM_NAMES),
     "placeholder_figure": lambda: plots.placeholder_figure("evaluation not available"),
 }
 
@@ -128,43 +129,41 @@ def _drawn_texts(fig) -> list[Text]:
 
 def test_every_book_figure_has_a_case_here():
     assert set(FIGURES) == {name for name in plots.__all__ if callable(getattr(plots, name))
-                            and name not in ("mosaic", "class_colours", "class_label")}
+                            and name not in ("mosaic", "class_colours")}
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
-def test_figure_text_is_no_smaller_than_the_books_small_print(name):
-    fig = FIGURES[name]()
+@pytest.fixture(params=sorted(FIGURES))
+def rendered(request):
+    """(name, figure, its scale on the page, renderer) of one book figure, saved as the notebook saves it."""
+    fig = FIGURES[request.param]()
     scale = _render(fig)
-    small = sorted({(round(t.get_fontsize() * fig.dpi / 72 * scale, 1), t.get_text()[:30]) for t in _drawn_texts(fig)})
-    assert small, "no text found"
-    assert small[0][0] >= plots.MIN_TEXT_PX, f"{name}: text below {plots.MIN_TEXT_PX} px on the page: {small[:5]}"
+    yield request.param, fig, scale, fig.canvas.get_renderer()
     plt.close(fig)
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
-def test_no_legend_covers_a_plotting_area(name):
-    fig = FIGURES[name]()
-    _render(fig)
-    renderer = fig.canvas.get_renderer()
+def test_figure_text_is_no_smaller_than_the_books_small_print(rendered):
+    name, fig, scale, _ = rendered
+    small = sorted({(round(t.get_fontsize() * fig.dpi / 72 * scale, 1), t.get_text()[:30]) for t in _drawn_texts(fig)})
+    assert small, "no text found"
+    assert small[0][0] >= plots.MIN_TEXT_PX, f"{name}: text below {plots.MIN_TEXT_PX} px on the page: {small[:5]}"
+
+
+def test_no_legend_covers_a_plotting_area(rendered):
+    name, fig, _, renderer = rendered
     legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
     data_axes = [ax for ax in fig.axes if ax.axison and (ax.lines or ax.collections or ax.patches)]
     for legend in legends:
         box = legend.get_window_extent(renderer)
         for ax in data_axes:
             assert not box.overlaps(ax.bbox), f"{name}: a legend covers the axes titled {ax.get_title()!r}"
-    plt.close(fig)
 
 
-@pytest.mark.parametrize("name", sorted(FIGURES))
-def test_no_two_labels_overlap(name):
-    fig = FIGURES[name]()
-    _render(fig)
-    renderer = fig.canvas.get_renderer()
+def test_no_two_labels_overlap(rendered):
+    name, fig, _, renderer = rendered
     boxes = [(text.get_text(), text.get_window_extent(renderer).shrunk(0.98, 0.9)) for text in _drawn_texts(fig)]
     for index, (text, box) in enumerate(boxes):
         for other, other_box in boxes[index + 1:]:
             assert not box.overlaps(other_box), f"{name}: {text!r} overlaps {other!r}"
-    plt.close(fig)
 
 
 def test_figures_use_the_page_style_whatever_the_callers_rcparams():

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from cvae import ablation_tables, chapter, model_tables, notices, plots
 from cvae.config import make_config
-from cvae.labels import CLASS_NAMES, NUM_CLASSES, classes_of_modality
+from cvae.labels import NUM_CLASSES, class_label, classes_of_modality
 from cvae.loss import TERMS
 from cvae.model import CVAE
 
@@ -68,7 +68,7 @@ def test_class_grid_rows_are_modalities_columns_are_classes_with_a_key_of_names(
     (key,) = fig.texts
     flat = " ".join(key.get_text().split())
     assert flat.startswith("PathMNIST: 0 adipose · 1 background")
-    assert all(plots.class_label(label) in flat for label in range(NUM_CLASSES))  # every name, whole
+    assert all(class_label(label) in flat for label in range(NUM_CLASSES))  # every name, whole
 
 
 def test_latent_scatter_two_panels_with_legends_outside():
@@ -79,7 +79,7 @@ def test_latent_scatter_two_panels_with_legends_outside():
     assert len(fig.axes) == 2
     by_modality, by_class = fig.legends
     assert [t.get_text() for t in by_modality.get_texts()] == ["PathMNIST", "TissueMNIST", "OCTMNIST"]
-    assert [t.get_text() for t in by_class.get_texts()] == [plots.class_label(l) for l in np.unique(labels)]
+    assert [t.get_text() for t in by_class.get_texts()] == [class_label(l) for l in np.unique(labels)]
 
 
 def test_gray_conversion_and_small_figures():
