@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pip's notes about absent local index folders are noise on the CI machines; real errors still fail the build
 QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: env book pdf submission test test-fast ablations bench browser tex clean help
+.PHONY: env book pdf submission test test-fast ablations search bench browser tex clean help
 
 # Debian packages of the PDF: TeX Live with xelatex and latexmk, the fonts Sphinx uses, pdftotext/pdftoppm for its tests
 TEX_PACKAGES := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk fonts-freefont-otf poppler-utils
@@ -20,7 +20,8 @@ help:
 	@echo "make submission [ALLOW_SYNTHETIC=1]   zip the built PDF, HTML, notebooks and run records in _build/submission/"
 	@echo "make test                             fresh environment, then every test (book build + browser test included)"
 	@echo "make test-fast                        the fast unit tests only"
-	@echo "make ablations [PROFILE=...]          train (or reuse) the standard ablation set"
+	@echo "make ablations [PROFILE=...]          train (or reuse) the study and print every claim's verdict"
+	@echo "make search [PROFILE=...]             the loss-weight search over 3 seeds (cached; the ablations chapter shows it)"
 	@echo "make bench                            the switch study (each performance switch) for the appendix"
 	@echo "make clean                            remove the built book and executed notebooks (keeps runs/ and data/)"
 
@@ -61,6 +62,9 @@ test-fast: env
 
 ablations: env
 	$(BIN)/python -m cvae ablate --profile $(PROFILE) --standard
+
+search: env
+	$(BIN)/python -m cvae search --profile $(PROFILE)
 
 bench: env
 	$(BIN)/python -m cvae bench --switches

@@ -108,8 +108,17 @@ def cmd_ablate(args) -> int:
             print(f"{run.name:24s} seed {run.seed}  {changes or '(the base configuration)'}")
         return 0
     if args.study:
-        table = study.run_study(args.profile, args.overrides, config.seed, data_dir=args.data_dir, progress=True)
-        report = study.study_report(table, args.profile, args.overrides, config.seed)
+        from .claims import claims_report
+        from .evaluate import evaluate_run
+        from .findings import table as claims_table
+        from .runs import load_run, run_dir_for
+
+        table = study.run_study(args.profile, args.overrides, config.seed, data_dir=args.data_dir,
+                                progress=not args.json)
+        evaluation = evaluate_run(config, progress=not args.json)  # the claims need the main run too
+        summary = load_run(run_dir_for(config)).summary
+        claims = claims_report(claims_table(evaluation, summary, config.epochs, table))
+        report = study.study_report(table, args.profile, config.seed, claims)
         print(json.dumps(report, indent=2) if args.json else study.format_report(report))
         return 0
     if not args.names and not args.overrides:
@@ -117,6 +126,16 @@ def cmd_ablate(args) -> int:
     for name in args.names or [None]:
         run_dir = ablations.run_ablation(name, profile=args.profile, extra=args.overrides, data_dir=args.data_dir)
         print(f"{name or 'custom'}\t{run_dir}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    from . import study
+
+    config = _config(args)  # ConfigError (bad --set) before anything trains
+    record = study.run_search(args.profile, args.overrides, config.seed, data_dir=args.data_dir,
+                              progress=not args.json)
+    print(json.dumps(record, indent=2) if args.json else study.format_search(record))
     return 0
 
 
@@ -201,16 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("ablate", help="train (or reuse) ablations, or the whole study (seeds, weight search)")
+    p = sub.add_parser("ablate", help="train (or reuse) ablations, or the whole study over seeds with its claims")
     p.add_argument("names", nargs="*", help="ablation names (see --list), or one override such as a_l1=0.1")
     p.add_argument("--list", action="store_true", help="print every run of the study: name, seed, overrides")
     p.add_argument("--study", "--standard", dest="study", action="store_true",
-                   help="train (or reuse) and measure every run of the study; print the claims over seeds and the "
-                        "weight search's decision")
+                   help="train (or reuse) and measure every run of the study and the main run; print every "
+                        "claim with its test, margin, verdict, detectable effect and learning gate")
     p.add_argument("--json", action="store_true", help="with --study: the report as JSON (keys in the README)")
     _add_profile(p)
     _add_data_dir(p)
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("search", help="the loss-weight search over seeds, outside the book build (cached runs; "
+                                      "records its decision in runs/weight_search-<hash>.json)")
+    p.add_argument("--json", action="store_true", help="the record as JSON (keys in the README)")
+    _add_profile(p)
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("bench", help="training throughput against the conventional MedMNIST pipeline")
     _add_profile(p, default="smoke")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .study import SEEDED, paired_spread, seed_spread
+from .study import COMPARED, SEEDED, paired_spread, run_gate, seed_spread
+from .weight_search import CRITERIA, CRITERION_NAMES
 
 
 def _spread_cell(spread, digits: int, percent: bool = False) -> str:
@@ -20,46 +21,44 @@ def _spread_cell(spread, digits: int, percent: bool = False) -> str:
 
 
 def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
-    """The variants measured over seeds: parameters, best validation loss (mean ± sd), its paired change against the
-    paper's model (mean and 95% interval), aux-head and probe class accuracy; one row per variant (the seed count is
-    the chapter's text: every seeded variant has the same)."""
+    """The variants measured over seeds: parameters, validation loss at the final KL weight at the kept checkpoint
+    (mean ± sd), its paired change against the paper's model (mean and 95% interval), aux-head accuracy and how many
+    seeds passed the learning gate; one row per variant (the seed count is the chapter's text)."""
     rows = {}
     for name in SEEDED:
-        if not (study["name"] == name).any():
+        runs = study[study["name"] == name]
+        if runs.empty:
             continue
         change = paired_spread(study, name) if name != "paper" else None
         rows[name] = {
-            "parameters": f"{int(study.loc[study['name'] == name, 'parameters'].iloc[0]):,}",
-            "best val loss (per image)": _spread_cell(seed_spread(study, name, "best_val_total"), 1),
+            "parameters": f"{int(runs['parameters'].iloc[0]):,}",
+            "val loss at final β (per image)": _spread_cell(seed_spread(study, name, COMPARED), 1),
             "change vs paper (95% CI)": "—" if change is None else (
                 f"{change.mean:+.1%}" + (f" ({change.low:+.1%} to {change.high:+.1%})" if change.low is not None
                                          else "")),
             "aux class acc (%)": _spread_cell(seed_spread(study, name, "aux_class_accuracy"), 1, percent=True),
             "aux modality acc (%)": _spread_cell(seed_spread(study, name, "aux_modality_accuracy"), 1, percent=True),
-            "probe class acc (%)": _spread_cell(seed_spread(study, name, "probe_class_accuracy"), 1, percent=True),
+            "learned": f"{sum(run_gate(row).ok for _, row in runs.iterrows())} of {len(runs)}",
         }
     return pd.DataFrame(rows).T.rename_axis("variant")
 
 
 def search_display(search: pd.DataFrame) -> pd.DataFrame:
-    """The weight search (`cvae.weight_search.search_table`) for reading: one row per candidate, the five criteria,
-    the mean rank and the marks for the current value and the winner of its weight."""
-    shown = pd.DataFrame({
-        "weight": search["weight"], "value": search["value"].map(lambda v: f"{v:g}"),
-        "PSNR (dB)": search["recon_psnr"].map(lambda v: f"{v:.2f}"),
-        "SSIM": search["recon_ssim"].map(lambda v: f"{v:.3f}"),
-        "domain FID": search["domain_fid"].map(lambda v: f"{v:,.1f}"),
-        "cond. class acc (%)": search["conditional_class_accuracy"].map(lambda v: f"{100 * v:.1f}"),
-        "probe class acc (%)": search["probe_class_accuracy"].map(lambda v: f"{100 * v:.1f}"),
-        "mean rank": search["mean_rank"].map(lambda v: f"{v:.1f}"),
-        "": [("default" if c else "") + (", winner" if w and c else "winner" if w else "")
-             for c, w in zip(search["current"], search["winner"])],
-    })
-    return shown.set_index(["weight", "value"])
+    """The weight search (`cvae.weight_search.search_table`) for reading: one row per candidate, each criterion's
+    mean over seeds with its paired gain over the default, and the verdict against the default."""
+    columns = {"weight": search["weight"], "value": search["value"].map(lambda v: f"{v:g}")}
+    for column in CRITERIA:
+        scale, digits = (100, 1) if "accuracy" in column else (1, 2 if "psnr" in column else 1)
+        unit = " (%)" if "accuracy" in column else ""
+        columns[CRITERION_NAMES[column] + unit] = [
+            f"{scale * mean:,.{digits}f}" + ("" if current else f" ({scale * gain:+,.{digits}f})")
+            for mean, gain, current in zip(search[column], search[f"{column}_gain"], search["current"])]
+    columns["against the default"] = search["verdict"] + search["winner"].map(lambda w: "; winner" if w else "")
+    return pd.DataFrame(columns).set_index(["weight", "value"])
 
 
 def other_variants(study: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The paper's model and the named variants trained once (at the base seed), on the criteria of the search."""
+    """The paper's model and the named variants trained once (at the base seed), on the test split's criteria."""
     names = ["paper"] + [n for n in dict.fromkeys(study["name"]) if n not in SEEDED and "=" not in n]
     rows = {}
     for name in names:
@@ -67,7 +66,7 @@ def other_variants(study: pd.DataFrame, seed: int) -> pd.DataFrame:
         if row.empty:
             continue
         row = row.iloc[0]
-        rows[name] = {"best val loss (per image)": f"{row['best_val_total']:,.1f}",
+        rows[name] = {"val loss at final β (per image)": f"{row[COMPARED]:,.1f}",
                       "PSNR (dB)": f"{row['recon_psnr']:.2f}", "SSIM": f"{row['recon_ssim']:.3f}",
                       "domain FID": f"{row['domain_fid']:,.1f}",
                       "cond. class acc (%)": f"{100 * row['conditional_class_accuracy']:.1f}",
@@ -76,7 +75,7 @@ def other_variants(study: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 PRECISION_METRICS = {  # study column -> label in the precision comparison
-    "best_val_total": "best validation loss (per image)", "final_val_mse": "validation MSE (per image)",
+    COMPARED: "validation loss at the final β (per image)", "final_val_mse": "validation MSE (per image)",
     "recon_psnr": "reconstruction PSNR (dB)", "recon_ssim": "reconstruction SSIM", "domain_fid": "domain FID",
     "conditional_class_accuracy": "conditional class accuracy", "train_seconds": "training time (s)",
 }
@@ -106,11 +105,4 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def spread_text(study: pd.DataFrame, name: str, column: str, digits: int = 3) -> str:
-    """'mean ± sd (n seeds, 95% CI ...)' of one column of one variant, or 'not trained'."""
-    spread = seed_spread(study, name, column)
-    return "not trained" if spread is None else spread.text(digits)
-
-
-__all__ = ["seeded_table", "search_display", "other_variants", "precision_table", "write_csv", "spread_text",
-           "PRECISION_METRICS"]
+__all__ = ["seeded_table", "search_display", "other_variants", "precision_table", "write_csv", "PRECISION_METRICS"]

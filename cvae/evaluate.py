@@ -38,9 +38,9 @@ from .runs import atomic_write_text, is_finished, load_run, run_dir_for
 from .train import select_device, train
 
 EVALUATION_FILE = "evaluation.json"
-EVALUATION_VERSION = 4
+EVALUATION_VERSION = 5
 VARIANT_METRICS_FILE = "variant_metrics.json"
-VARIANT_METRICS_VERSION = 1
+VARIANT_METRICS_VERSION = 2
 
 
 def evaluation_key(config: Config, settings: EvaluationSettings, evaluator_config: Config | None = None) -> str:
@@ -149,13 +149,14 @@ def evaluate_run(config: Config, force: bool = False, progress: bool = True) -> 
 _TEST_FEATURES: dict[tuple, torch.Tensor] = {}  # (evaluator folder, test labels digest) -> features, per process
 
 
-def _test_features(evaluator: Evaluator, test: Split, device) -> torch.Tensor:
-    """The evaluator's features of a real test split, computed once per process for every variant sharing it."""
-    digest = hashlib.sha256(test.labels.numpy().tobytes() + test.images[:64].numpy().tobytes()).hexdigest()
-    key = (str(evaluator.path), len(test), digest)
+def _real_features(evaluator: Evaluator, split: Split, device) -> torch.Tensor:
+    """The evaluator's features of a real split, computed once per process for every variant sharing it."""
+    digest = hashlib.sha256(split.labels.numpy().tobytes() + split.images[:64].numpy().tobytes()).hexdigest()
+    key = (str(evaluator.path), len(split), digest)
     if key not in _TEST_FEATURES:
-        _TEST_FEATURES.clear()  # one split at a time: the study loops seed by seed
-        _TEST_FEATURES[key] = extract_features(evaluator.model, test.images, device)
+        if len(_TEST_FEATURES) >= 2:
+            _TEST_FEATURES.clear()  # the validation and test splits of one seed at a time: the study loops by seed
+        _TEST_FEATURES[key] = extract_features(evaluator.model, split.images, device)
     return _TEST_FEATURES[key]
 
 
@@ -169,7 +170,8 @@ def cached_variant_metrics(config: Config, evaluator_config: Config | None = Non
 def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator: Evaluator | None = None,
                     evaluator_config: Config | None = None, progress: bool = False) -> dict:
     """The study's numbers of one run, cached in `<run>/variant_metrics.json`: reconstruction MSE/PSNR/SSIM (test,
-    overall), aux heads in eval and train mode, linear probes on mu, active units, loss scales, and, from
+    overall) and the SSIM gain over the class-mean image (the learning gate), validation PSNR and FID (the weight
+    search's criteria), aux heads in eval and train mode, linear probes on mu, active units, loss scales, and, from
     `variant_samples_per_class` samples per class, the domain FID against the test split and the conditional
     class/modality accuracy, with the seconds the measurement took. `evaluator` (else the one of `evaluator_config`,
     else the config's own) judges the samples: the study passes the book's main configuration, so every variant is
@@ -187,8 +189,10 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
         evaluator, _ = load_or_train_evaluator(judge, None, progress=progress, device=device)
     run = load_run(train(config, data=data, progress=progress))
     model = run.model("best", device)
-    recon = reconstruction_metrics(model, data.test, device)
+    recon = reconstruction_metrics(model, data.test, device, class_means_from=data.train)
     out = {key_: recon[key_]["overall"] for key_ in ("recon_mse", "recon_psnr", "recon_ssim")}
+    out["recon_ssim_gain"] = recon["recon_ssim_gain_over_class_mean"]["overall"]["mean"]  # the learning gate's
+    out["val_recon_psnr"] = reconstruction_metrics(model, data.val, device)["recon_psnr"]["overall"]  # the search's
     out.update(latent_metrics(model, data, config, settings, device, light=True))
     images, labels, modalities = generate_conditional_samples(model, settings.variant_samples_per_class,
                                                               settings.seed, device)
@@ -196,8 +200,9 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     out["conditional_class_accuracy"] = metrics.accuracy(predicted, labels.numpy())
     out["conditional_modality_accuracy"] = metrics.accuracy(np.asarray(MODALITY_OF_CLASS)[predicted],
                                                             modalities.numpy())
-    out["domain_fid"] = metrics.frechet_distance(_test_features(evaluator, data.test, device),
-                                                 extract_features(evaluator.model, images, device))
+    sample_features = extract_features(evaluator.model, images, device)
+    out["domain_fid"] = metrics.frechet_distance(_real_features(evaluator, data.test, device), sample_features)
+    out["val_domain_fid"] = metrics.frechet_distance(_real_features(evaluator, data.val, device), sample_features)
     out["loss_scales"] = loss_scales(run.metrics, config)
     result = _plain({"evaluation_key": key, "version": VARIANT_METRICS_VERSION, "run": run.path.name,
                      "evaluator": evaluator.path.name, **out, "eval_seconds": time.perf_counter() - started})

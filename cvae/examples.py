@@ -22,10 +22,11 @@ def latent_means(model, split: Split, per_class: int = 150, seed: int = 0):
     """mu for a class-balanced sample of a split: (mu (M, latent) float32, labels (M,), modalities (M,)) NumPy."""
     model.eval()
     subset = split.subset(balanced_indices(split, per_class, seed))
+    device = next(model.parameters()).device
     mus = []
-    for images, labels, modalities in iterate_batches(subset, 1024):
+    for images, labels, modalities in iterate_batches(subset, 1024, device):
         mu, _ = model.encode(images, labels, modalities)
-        mus.append(mu)
+        mus.append(mu.float().cpu())
     return torch.cat(mus).numpy(), subset.labels.numpy(), subset.modalities.numpy()
 
 

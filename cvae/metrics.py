@@ -164,7 +164,14 @@ def active_units(kl_per_dimension, threshold: float = ACTIVE_UNIT_THRESHOLD) -> 
 
 def linear_probe_accuracy(train_features, train_labels, test_features, test_labels, seed: int = 0,
                           max_train: int = 20000, max_iter: int = 500) -> float:
-    """Accuracy on the test set of a logistic-regression probe fitted on (standardised) training features.
+    """Accuracy on the test set of a logistic-regression probe fitted on (standardised) training features."""
+    predicted = linear_probe_predictions(train_features, train_labels, test_features, seed, max_train, max_iter)
+    return accuracy(predicted, test_labels)
+
+
+def linear_probe_predictions(train_features, train_labels, test_features, seed: int = 0, max_train: int = 20000,
+                             max_iter: int = 500) -> np.ndarray:
+    """Test-set predictions (N,) of a logistic-regression probe fitted on (standardised) training features.
 
     At most `max_train` training rows are used (a seeded subsample), which bounds the cost on large splits.
     """
@@ -186,7 +193,25 @@ def linear_probe_accuracy(train_features, train_labels, test_features, test_labe
         # separable classes: lbfgs keeps growing the weights; the accuracy is settled
         warnings.simplefilter("ignore", ConvergenceWarning)
         probe.fit(train_features, train_labels)
-    return accuracy(probe.predict(np.asarray(test_features, dtype=np.float64)), test_labels)
+    return probe.predict(np.asarray(test_features, dtype=np.float64))
+
+
+def per_class_means(values, classes, num_classes: int) -> list[float]:
+    """Mean of per-item values (N,) within each class 0..num_classes-1, in class order (classes without items are
+    left out): the per-class numbers an interval over classes is computed from."""
+    values, classes = np.asarray(values, dtype=np.float64), np.asarray(classes)
+    return [float(values[classes == c].mean()) for c in range(num_classes) if (classes == c).any()]
+
+
+def neighbour_agreement(points, labels, k: int = 10) -> np.ndarray:
+    """For each point of a 2-D embedding (N, 2), the fraction of its k nearest other points with the same label (N,):
+    how well the labels separate in what the figure shows."""
+    from sklearn.neighbors import NearestNeighbors
+
+    points, labels = np.asarray(points, dtype=np.float64), np.asarray(labels)
+    k = min(k, len(points) - 1)
+    _, index = NearestNeighbors(n_neighbors=k + 1).fit(points).kneighbors(points)
+    return (labels[index[:, 1:]] == labels[:, None]).mean(axis=1)
 
 
 def finite(value: float) -> float | None:
@@ -198,6 +223,7 @@ __all__ = [
     "PassThroughFeatures", "frechet_distance", "kernel_distance", "accuracy", "grouped_accuracy", "chance_accuracy",
     "majority_accuracy", "mse_per_image", "psnr_per_image", "ssim_per_image", "reconstruction_scores",
     "reconstruction_scores_per_image", "silhouette",
-    "mean_kl_per_dimension", "active_units", "linear_probe_accuracy", "finite", "PSNR_CAP_DB",
+    "mean_kl_per_dimension", "active_units", "linear_probe_accuracy", "linear_probe_predictions", "per_class_means",
+    "neighbour_agreement", "finite", "PSNR_CAP_DB",
     "ACTIVE_UNIT_THRESHOLD",
 ]

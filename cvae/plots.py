@@ -333,8 +333,9 @@ def variant_samples(samples: Mapping[str, np.ndarray], per_row: int = 21) -> Fig
 
 @_styled
 def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names: Mapping[str, str]) -> Figure:
-    """One panel per searched weight (three to a row): each criterion's change against the default value (in %,
-    signed so that up is better), over the weight's candidate values; the default and the rule's winner marked."""
+    """One panel per searched weight (three to a row): each criterion's paired change against the default (in % of
+    the default's mean, signed so that up is better) with its 95% interval over seeds as a bar, over the weight's
+    candidate values; the default and the rule's winner marked."""
     weights = list(dict.fromkeys(search["weight"]))
     ncols = min(3, len(weights))
     nrows = -(-len(weights) // ncols)
@@ -343,9 +344,14 @@ def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names:
         line = search[search["weight"] == weight].sort_values("value")
         base = line[line["current"]].iloc[0]
         positions = range(len(line))
-        for column, sign in criteria.items():
-            change = sign * (line[column] - base[column]) / abs(base[column]) * 100
-            ax.plot(positions, change, marker="o", ms=4, lw=1.5, label=names[column])
+        for offset, column in zip(np.linspace(-0.12, 0.12, len(criteria)), criteria):
+            scale = 100 / abs(base[column])
+            change = line[f"{column}_gain"].to_numpy(dtype=float) * scale
+            low = line[f"{column}_low"].to_numpy(dtype=float) * scale
+            high = line[f"{column}_high"].to_numpy(dtype=float) * scale
+            where = np.asarray(positions) + offset
+            ax.errorbar(where, change, yerr=[np.nan_to_num(change - low), np.nan_to_num(high - change)],
+                        marker="o", ms=4, lw=1.5, capsize=2, label=names[column])
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_xticks(list(positions), [f"{v:g}" + ("\n(default)" if row["current"] else "")
                                         for v, (_, row) in zip(line["value"], line.iterrows())],

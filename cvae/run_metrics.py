@@ -36,6 +36,7 @@ class EvaluationSettings:
     silhouette_samples: int = 2000
     classifier_steps: int = 150
     variant_samples_per_class: int = 50
+    embedding_points_per_class: int = 100  # test images per class in the PCA / t-SNE of mu (t-SNE grows with them)
     fraction_classifier_steps: int = 150
     fraction_classifier_width: int = 16
     fraction_seeds: int = 3
@@ -54,7 +55,7 @@ def evaluation_settings_for(config: Config) -> EvaluationSettings:
     small = config.data_source == "synthetic" and 0 < config.synthetic_per_class <= 1000
     if small:  # the smoke book: every step of the evaluation, at the smallest sizes that still run it
         return EvaluationSettings(samples_per_class=reference, classifier_steps=100, variant_samples_per_class=20,
-                                  fraction_classifier_steps=40, fraction_seeds=2)
+                                  fraction_classifier_steps=40, fraction_seeds=2, embedding_points_per_class=50)
     return EvaluationSettings(samples_per_class=reference, classifier_steps=600, fraction_classifier_steps=300)
 
 
@@ -122,10 +123,11 @@ def class_mean_images(split: Split) -> torch.Tensor:
 def reconstruction_metrics(model: CVAE, test: Split, device="cpu", class_means_from: Split | None = None) -> dict:
     """MSE (per pixel, [0,1] scale), PSNR (dB, capped at 100) and SSIM per modality and overall on the test split.
 
-    With `class_means_from` (the training split), also the per-image SSIM gain of the reconstruction over the image's
-    class-mean training image (the trivial reconstruction that knows only the condition), per modality, as a mean with
-    its 95% interval over the test images (`cvae.spread`)."""
-    from .spread import mean_interval
+    With `class_means_from` (the training split), also the SSIM gain of the reconstruction over the image's
+    class-mean training image (the trivial reconstruction that knows only the condition), per modality, as the mean of
+    the per-class mean gains with its 95% interval over classes (`cvae.spread.over_classes`: images of one class
+    share their fate, so the images are not independent)."""
+    from .spread import over_classes
 
     originals, recons = reconstruct(model, test, device)
     out = {"recon_mse": {}, "recon_psnr": {}, "recon_ssim": {}}
@@ -140,8 +142,8 @@ def reconstruction_metrics(model: CVAE, test: Split, device="cpu", class_means_f
             out[f"recon_{key}"][flag] = float(per_image[key][mask].mean())
         if class_means_from is not None and int(mask.sum()) > 1:
             out["recon_ssim_class_mean_baseline"][flag] = float(baseline[mask].mean())
-            out["recon_ssim_gain_over_class_mean"][flag] = mean_interval(
-                (ssim[mask] - baseline[mask]).tolist()).to_dict()
+            by_class = metrics.per_class_means((ssim - baseline)[mask].numpy(), test.labels[mask].numpy(), NUM_CLASSES)
+            out["recon_ssim_gain_over_class_mean"][flag] = over_classes(by_class, bounds=None).to_dict()
     return out
 
 
@@ -155,11 +157,13 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
     eval_mode = aux_head_accuracy(model, data.test, device)
     train_mode = aux_head_accuracy(model, data.test, device, train_mode=True, batch_size=config.batch_size,
                                    seed=settings.seed)
-    probe = {
-        target: metrics.linear_probe_accuracy(train_codes["mu"], train_codes[key], test_codes["mu"], test_codes[key],
-                                              seed=settings.seed, max_train=settings.probe_max_train)
+    predicted = {
+        target: metrics.linear_probe_predictions(train_codes["mu"], train_codes[key], test_codes["mu"],
+                                                 seed=settings.seed, max_train=settings.probe_max_train)
         for target, key in (("class", "labels"), ("modality", "modalities"))
     }
+    probe = {target: metrics.accuracy(predicted[target], test_codes[key])
+             for target, key in (("class", "labels"), ("modality", "modalities"))}
     kl = metrics.mean_kl_per_dimension(test_codes["mu"], test_codes["logvar"])
     out = {
         "aux_class_accuracy": eval_mode["class"], "aux_modality_accuracy": eval_mode["modality"],
@@ -168,6 +172,11 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
         "active_units": metrics.active_units(kl), "kl_total": float(sum(kl)), "latent_test_images": len(data.test),
     }
     if not light:
+        for target, key in (("class", "labels"), ("modality", "modalities")):
+            correct = np.asarray(predicted[target]) == np.asarray(test_codes[key])
+            out[f"probe_{target}_accuracy_by_class"] = metrics.per_class_means(correct, test_codes["labels"],
+                                                                               NUM_CLASSES)
+        out.update(latent_embedding(model, data.test, settings, device))
         out["kl_per_dimension"] = kl
         out["baselines"] = {
             "class_chance": metrics.chance_accuracy(NUM_CLASSES),
@@ -184,6 +193,31 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
     return out
 
 
+def latent_embedding(model: CVAE, test: Split, settings: EvaluationSettings, device="cpu") -> dict:
+    """PCA and t-SNE of mu for a class-balanced sample of test images (what the latent chapter's figures show) and
+    how well modality and class separate in each: per class, the mean share of a point's 10 nearest neighbours in
+    the 2-D embedding that have its label. Keys: latent_embedding {labels, modalities, PCA, t-SNE, pca_explained},
+    separation_2d {modality|class: {PCA|t-SNE: [per-class means]}}."""
+    from .examples import embed_2d, latent_means
+
+    mu, labels, modalities = latent_means(model, test, settings.embedding_points_per_class,
+                                          settings.seed)
+    embedding: dict = {"labels": labels.tolist(), "modalities": modalities.tolist()}
+    separation: dict = {"modality": {}, "class": {}}
+    for method in ("PCA", "t-SNE"):
+        points, facts = embed_2d(mu, method, seed=settings.seed)
+        embedding[method] = np.round(points, 4).tolist()
+        if method == "PCA":
+            embedding["pca_explained"] = float(sum(facts["explained_variance"]))
+        for target, truth in (("modality", modalities), ("class", labels)):
+            agreement = metrics.neighbour_agreement(points, truth, NEIGHBOURS)
+            separation[target][method] = metrics.per_class_means(agreement, labels, NUM_CLASSES)
+    return {"latent_embedding": embedding, "separation_2d": separation, "separation_neighbours": NEIGHBOURS}
+
+
+NEIGHBOURS = 10  # the k of the 2-D separation measure (cvae.claims: "10 nearest 2-D neighbours")
+
+
 def loss_scales(run_metrics, config: Config) -> dict:
     """Per-image scale of the weighted reconstruction terms vs the weighted aux terms at the best epoch (validation
     loss terms from metrics.csv), and their ratio."""
@@ -198,5 +232,5 @@ def loss_scales(run_metrics, config: Config) -> dict:
 
 __all__ = [
     "EvaluationSettings", "evaluation_settings_for", "per_modality", "generation_metrics", "reconstruction_metrics",
-    "latent_metrics", "loss_scales", "class_mean_images",
+    "latent_metrics", "latent_embedding", "loss_scales", "class_mean_images", "NEIGHBOURS",
 ]

@@ -1,7 +1,10 @@
-"""Spread of a measurement: over seeds (a t-interval) or over test images (a Wilson interval for an accuracy).
+"""Spread of a measurement: over seeds, over classes (t-intervals) or over test images (a Wilson interval).
 
 Every claim the book states carries one of these: the mean (or the measured rate), how many values it rests on, and
-a 95% interval. The verdict rules of `cvae.claims` read only the interval, never a fixed margin.
+a 95% interval. Outcomes of generated samples and of test images cluster by class (a class is mostly all right or all
+wrong), so their rates are judged over classes (`over_classes`), never per image. Identical values over seeds give
+no interval: zero spread is not certainty. The verdict rules of `cvae.claims` read the interval against a margin
+stated before the data, and the smallest effect the spread could have detected (`Spread.detectable`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,35 @@ class Spread:
     n: int
     low: float | None
     high: float | None
-    kind: str  # "seeds" (t-interval over runs), "images" (Wilson interval over test images) or "single"
+    kind: str  # "seeds" / "classes" (t-interval over runs / class means), "images" (Wilson over images), "pooled"
+
+    @property
+    def no_spread(self) -> bool:
+        """True when n >= 2 values were all identical: there is no interval, and that is not certainty."""
+        return self.n >= 2 and self.sd == 0.0
+
+    def detectable(self, power: float = 0.8) -> float | None:
+        """Smallest true effect (in the quantity's units) a two-sided 5% test on this spread finds with `power`:
+        (t_0.975 + t_power) * sd / sqrt(n) over seeds or classes, (z_0.975 + z_power) * the binomial standard error over
+        images; None without a spread."""
+        from scipy import stats
+
+        if self.n < 2 or self.low is None:
+            return None
+        if self.kind in ("images", "pooled"):
+            z = stats.norm.ppf(0.5 + CONFIDENCE / 2) + stats.norm.ppf(power)
+            return float(z * math.sqrt(max(self.mean * (1 - self.mean), 0.25 / self.n) / self.n))
+        t = stats.t.ppf(0.5 + CONFIDENCE / 2, self.n - 1) + stats.t.ppf(power, self.n - 1)
+        return float(t * self.sd / math.sqrt(self.n))
+
+    def p_value(self, value: float = 0.0) -> float | None:
+        """Two-sided p-value of a t-test of mean == value over seeds or classes; None without a spread."""
+        from scipy import stats
+
+        if self.sd is None or self.sd == 0.0 or self.n < 2:
+            return None
+        t = (self.mean - value) / (self.sd / math.sqrt(self.n))
+        return float(2 * stats.t.sf(abs(t), self.n - 1))
 
     def to_dict(self) -> dict:
         """Plain JSON-ready dict."""
@@ -39,16 +70,18 @@ class Spread:
         return self.low is not None and self.high is not None and (self.low > value or self.high < value)
 
     def text(self, digits: int = 3, percent: bool = False, unit: str = "") -> str:
-        """'0.412 ± 0.013 (n = 3 seeds, 95% CI 0.380-0.444)' style text; percent=True writes rates in %."""
+        """'41.2%, 95% CI 38.0% to 44.4% over 3 seeds' style text; percent=True writes rates in %."""
         scale, suffix = (100.0, "%") if percent else (1.0, unit)
         fmt = f",.{digits}f"
         mean = f"{self.mean * scale:{fmt}}{suffix}"
+        what = {"seeds": "seeds", "classes": "classes", "images": "test images", "pooled": "pooled items",
+                "single": "values"}[self.kind]
+        if self.no_spread:
+            return f"{mean}, identical on {self.n} {what}: no spread, no interval"
         if self.n < 2 or self.low is None:
-            return f"{mean} (n = {self.n}, no interval)"
-        what = {"seeds": "seeds", "images": "test images", "single": "values"}[self.kind]
-        spread = f" ± {self.sd * scale:{fmt}}" if self.kind == "seeds" and self.sd is not None else ""
-        return (f"{mean}{spread} (n = {self.n:,} {what}, 95% CI {self.low * scale:{fmt}} to "
-                f"{self.high * scale:{fmt}}{suffix})")
+            return f"{mean}, n = {self.n}, no interval"
+        return (f"{mean}, 95% CI {self.low * scale:{fmt}}{suffix} to {self.high * scale:{fmt}}{suffix} over "
+                f"{self.n:,} {what}")
 
     def cell(self, digits: int = 3) -> str:
         """'0.412 (0.380 to 0.444)': the mean and its 95% interval for a table cell whose header names n."""
@@ -56,24 +89,59 @@ class Spread:
         return mean if self.low is None else f"{mean} ({self.low:,.{digits}f} to {self.high:,.{digits}f})"
 
 
-def over_seeds(values: Sequence[float], bounds: tuple[float, float] | None = None) -> Spread:
+def over_seeds(values: Sequence[float], bounds: tuple[float, float] | None = None, kind: str = "seeds") -> Spread:
     """Mean, sample standard deviation and 95% t-interval of one value per seed; `bounds` (e.g. (0, 1) for an
-    accuracy) clips the interval to the values the quantity can take."""
+    accuracy) clips the interval to the values the quantity can take. Identical values give sd 0 and no interval."""
     values = [float(v) for v in values]
     n = len(values)
     if n == 0:
         raise ValueError("over_seeds needs at least one value")
     mean = sum(values) / n
     if n < 2:
-        return Spread(mean, None, n, None, None, "seeds")
+        return Spread(mean, None, n, None, None, kind)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    if sd <= 1e-12 * max(1.0, abs(mean)):  # identical values up to rounding in the mean
+        return Spread(values[0], 0.0, n, None, None, kind)
     from scipy import stats  # here, not at import: scipy.stats costs every chapter ~0.6 s to import
 
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n)
     low, high = mean - half, mean + half
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
-    return Spread(mean, sd, n, low, high, "seeds")
+    return Spread(mean, sd, n, low, high, kind)
+
+
+def over_classes(values_by_class: Sequence[float], bounds: tuple[float, float] | None = (0.0, 1.0)) -> Spread:
+    """Mean of per-class values (each class's accuracy or mean gain) with a 95% t-interval over the classes: the
+    interval for an outcome that clusters by class (equal samples per class make the mean the overall rate)."""
+    return over_seeds(values_by_class, bounds, kind="classes")
+
+
+def rate_over_classes(values_by_class: Sequence[float], items_per_class: int) -> Spread:
+    """`over_classes` for a rate; when every class gave the same rate (all right, say) there is no spread to form a
+    t-interval from, so the rate is read as a Wilson interval over all items together (kind 'pooled')."""
+    spread = over_classes(values_by_class)
+    if spread.no_spread:
+        return pooled_rate(spread.mean, spread.n, items_per_class)
+    return spread
+
+
+def pooled_rate(rate: float, runs: int, images_per_run: int) -> Spread:
+    """A rate that was identical on every seed, as a Wilson interval over the images of all seeds together (kind
+    'pooled'): the honest interval when seeds show no spread, since it still counts how many images it rests on."""
+    spread = accuracy_interval(round(rate * runs * images_per_run), runs * images_per_run)
+    return Spread(spread.mean, None, spread.n, spread.low, spread.high, "pooled")
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-adjusted p-values of a family of tests (None stays None and is not counted in the family)."""
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (len(present) - rank) * p))
+        adjusted[i] = running
+    return adjusted
 
 
 def paired_relative_difference(values: Sequence[float], baseline: Sequence[float]) -> Spread:
@@ -109,5 +177,5 @@ def mean_interval(values: Sequence[float]) -> Spread:
     return Spread(spread.mean, spread.sd, spread.n, spread.low, spread.high, "images")
 
 
-__all__ = ["Spread", "over_seeds", "paired_relative_difference", "paired_difference", "accuracy_interval",
+__all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "pooled_rate", "holm", "paired_relative_difference", "paired_difference", "accuracy_interval",
            "mean_interval", "CONFIDENCE"]

@@ -1,21 +1,24 @@
-"""The study a book runs beside its main run: the ablation variants over seeds and the loss-weight search.
+"""The study a book runs beside its main run: the ablation variants over seeds, and the loss-weight search.
 
 Every run of the study is an ordinary cached ablation run (`cvae.ablations`) at the profile's ablation scale:
 
-- the original's claims and the aux-head diagnosis are measured over `STUDY_SEEDS` seeds (two in the smoke book,
-  `study_seeds`; `SEEDED`: the paper's
-  model, latent 64, the deeper model, and the diagnosis contrasts gamma 0, gamma 10 and the unconditioned encoder), so
-  every verdict carries its spread (`cvae.spread`, `cvae.claims`);
-- every other variant, and every candidate of the weight search (`cvae.weight_search`), trains once, at the base
-  seed; a candidate whose configuration equals a named variant (gamma = 0 is `no_aux`) is that same run.
+- the original's claims and the aux-head diagnosis are measured over `study_seeds(profile)` seeds (`SEEDED`: the
+  paper's model, latent 64, the deeper model, and the diagnosis contrasts gamma 0, gamma 10 and the unconditioned
+  encoder), so every verdict carries its spread (`cvae.spread`, `cvae.claims`);
+- every other variant trains once, at the base seed;
+- the loss-weight search (`cvae.weight_search`) is not part of a book build: `python -m cvae search` (`make search`)
+  trains its candidates over `SEARCH_SEEDS` seeds and records its decision with the date and the machine
+  (`run_search`); a candidate whose configuration equals a named variant (gamma = 0 is `no_aux`) is the same run.
 
-`run_study` trains what is missing and measures every run once (`cvae.evaluate.variant_metrics`, cached in the run
-folder); the tables and spreads below are read from its result.
+`measure_runs` trains what is missing and measures every run once (`cvae.evaluate.variant_metrics`, cached in the run
+folder); the tables, spreads and learning gates below are read from its result.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -27,18 +30,25 @@ from .config import Config, ConfigError, make_config, parse_overrides
 from .data import load_data
 from .evaluate import cached_variant_metrics, variant_metrics
 from .evaluator import load_or_train_evaluator
+from .claims import Learned, combine, learning_gate
+from .labels import NUM_CLASSES
 from .loss import TERMS
-from .runs import is_finished, load_run, run_dir_for
-from .spread import Spread, over_seeds, paired_relative_difference
+from .paths import runs_dir
+from .runs import atomic_write_text, is_finished, load_run, run_dir_for
+from .spread import Spread, over_seeds, paired_relative_difference, pooled_rate
 from .train import autocast_dtype, select_device, train
-from .weight_search import candidates, decide, search_table, winners
+from .weight_search import RULE as SEARCH_RULE, candidates, decide, search_table
 
-STUDY_SEEDS = 3  # seeds of every claim and diagnosis contrast (cvae.claims.MIN_SEEDS)
+STUDY_SEEDS = 3  # seeds of every claim and diagnosis contrast
 # the smoke book tests the pipeline, not the claims: two seeds exercise every step (pairing, intervals) at two thirds
-# of the cost, and its verdicts on seeded claims are "inconclusive" by the rule
+# of the cost; its runs do not learn, so the learning gate makes its seeded claims "not testable at this scale"
 PROFILE_SEEDS = {"smoke": 2}
-# candidates per weight in the smoke book's search: one (the grid value farthest from the default) runs every step
+SEARCH_SEEDS = 3  # seeds of every candidate of the weight search and of the default it is compared with
+# candidates per weight in the smoke profile's search: one (the grid value farthest from the default) runs every step
 SEARCH_CANDIDATES = {"smoke": 1}
+# the study's column that comparisons of runs read: the validation loss with the KL term at its final weight, at the
+# kept checkpoint (one objective for every epoch and every run; the total under beta(t) changes meaning as beta ramps)
+COMPARED = "kept_val_at_beta_max"
 
 
 def study_seeds(profile: str) -> int:
@@ -67,10 +77,8 @@ def study_runs(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, na
                data_dir: str | Path | None = None, precision_comparison: bool = True) -> list[StudyRun]:
     """Every run of the study in training order (cheap variants first within a seed; seeds innermost last).
 
-    `names` restricts it to some variants (candidate names such as 'a_l1=0.1' included); `precision_comparison`
-    False drops the `fp32` variant (pointless where the default already trains in fp32)."""
-    base = ablation_config("paper", profile, extra).replace(seed=seed)
-    wanted = None if names is None else set(names)
+    `names` restricts it to some variants; `precision_comparison` False drops the `fp32` variant (pointless where the
+    default already trains in fp32)."""
     planned: list[StudyRun] = []
     for name in STANDARD:
         if name == "fp32" and not precision_comparison:
@@ -78,22 +86,33 @@ def study_runs(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, na
         seeds = range(seed, seed + study_seeds(profile)) if name in SEEDED else (seed,)
         for run_seed in seeds:
             planned.append(StudyRun(name, run_seed, ablation_config(name, profile, extra).replace(seed=run_seed)))
-    by_hash = {(run.config.config_hash()): index for index, run in enumerate(planned)}
-    for weight, value in candidates(base, SEARCH_CANDIDATES.get(profile)):
-        config = base.replace(**{weight: value})
-        index = by_hash.get(config.config_hash())
-        if index is None:
-            planned.append(StudyRun(candidate_name(weight, value), seed, config, ((weight, value),)))
-            by_hash[config.config_hash()] = len(planned) - 1
-        else:
-            run = planned[index]
-            planned[index] = StudyRun(run.name, run.seed, run.config, run.weights + ((weight, value),))
-    if wanted is not None:
+    if names is not None:
+        wanted = set(names)
         unknown = wanted - {run.name for run in planned}
         if unknown:
             raise ConfigError(f"unknown study variant(s) {', '.join(sorted(unknown))}; known: "
                               f"{', '.join(dict.fromkeys(run.name for run in planned))}")
         planned = [run for run in planned if run.name in wanted]
+    return _ordered(planned, seed, data_dir)
+
+
+def search_runs(profile: str, extra: dict | Iterable[str] = (), seed: int = 0,
+                data_dir: str | Path | None = None) -> list[StudyRun]:
+    """Every run of the weight search: the default and each candidate (one weight moved, `cvae.weight_search`) over
+    SEARCH_SEEDS seeds; a candidate equal to a named variant keeps that variant's name (the same cached run)."""
+    base = ablation_config("paper", profile, extra)
+    named = {ablation_config(name, profile, extra).config_hash(): name for name in STANDARD}
+    planned = []
+    for run_seed in range(seed, seed + SEARCH_SEEDS):
+        planned.append(StudyRun("paper", run_seed, base.replace(seed=run_seed)))
+        for weight, value in candidates(base, SEARCH_CANDIDATES.get(profile)):
+            config = base.replace(**{weight: value})
+            name = named.get(config.config_hash(), candidate_name(weight, value))
+            planned.append(StudyRun(name, run_seed, config.replace(seed=run_seed), ((weight, value),)))
+    return _ordered(planned, seed, data_dir)
+
+
+def _ordered(planned: list[StudyRun], seed: int, data_dir: str | Path | None) -> list[StudyRun]:
     if data_dir:
         planned = [StudyRun(r.name, r.seed, r.config.replace(data_dir=str(data_dir)), r.weights) for r in planned]
     # deep (about 4x the others) last, so an interrupted build has the most runs done
@@ -110,10 +129,18 @@ def run_study(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, nam
               data_dir: str | Path | None = None, progress: bool = False) -> pd.DataFrame:
     """Train (or reuse) every study run and measure it once; one row per run (see `study_row`). Every run is judged
     by the main configuration's evaluator (the profile with `extra`, not the ablation scale)."""
-    main = make_config(profile, extra if isinstance(extra, dict) else parse_overrides(extra))
-    if data_dir:
-        main = main.replace(data_dir=str(data_dir))
+    main = _main_config(profile, extra, data_dir)
     runs = study_runs(profile, extra, seed, names, data_dir, precision_comparison_possible(main))
+    return measure_runs(runs, main, progress)
+
+
+def _main_config(profile: str, extra: dict | Iterable[str], data_dir: str | Path | None) -> Config:
+    main = make_config(profile, extra if isinstance(extra, dict) else parse_overrides(extra))
+    return main.replace(data_dir=str(data_dir)) if data_dir else main
+
+
+def measure_runs(runs: list[StudyRun], main: Config, progress: bool = False) -> pd.DataFrame:
+    """Train what is missing of `runs`, measure each once (judged by `main`'s evaluator); one row per run, in order."""
     loaded: dict[tuple, object] = {}  # the data of one seed serves every variant at that seed
     evaluator = None
     rows: dict[int, dict] = {}
@@ -148,6 +175,9 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
            "config_hash": run.config.config_hash(), "parameters": finished.summary["parameters"],
            "epochs": finished.summary["epochs"], "best_epoch": finished.summary["best_epoch"] + 1,  # 1-based
            "best_val_total": finished.summary["best_val_total"],
+           "kept_epoch": finished.summary["checkpoint_epoch"] + 1,  # 1-based
+           COMPARED: float(finished.metrics.loc[finished.metrics["epoch"] == finished.summary["checkpoint_epoch"],
+                                                "val_total_at_beta_max"].iloc[0]),
            "train_seconds": finished.summary["train_seconds"], "run": finished.path.name}
     row.update({f"final_val_{term}": float(last[f"val_{term}"]) for term in (*TERMS, "total")})
     row.update({key: value for key, value in measured.items() if not isinstance(value, (dict, list))
@@ -156,14 +186,21 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
 
 
 def seed_spread(table: pd.DataFrame, name: str, column: str) -> Spread | None:
-    """The spread over seeds of one column for one variant (None when the variant is absent)."""
-    values = table.loc[table["name"] == name].sort_values("seed")[column].dropna()
-    bounds = (0.0, 1.0) if "accuracy" in column else None  # a rate's interval stays inside [0, 1]
-    return over_seeds(list(values), bounds) if len(values) else None
+    """The spread over seeds of one column for one variant (None when the variant is absent). A rate that came out
+    identical on every seed (all heads right, say) has no spread over seeds; it is then read as a Wilson interval over
+    the test images of all seeds together (`cvae.spread.pooled_rate`), so zero spread never reads as certainty."""
+    rows = table.loc[table["name"] == name].sort_values("seed")
+    values = rows[column].dropna()
+    if not len(values):
+        return None
+    rate = "accuracy" in column
+    spread = over_seeds(list(values), (0.0, 1.0) if rate else None)  # a rate's interval stays inside [0, 1]
+    if spread.no_spread and rate and "latent_test_images" in rows:
+        return pooled_rate(spread.mean, spread.n, int(rows["latent_test_images"].iloc[0]))
+    return spread
 
 
-def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper",
-                  column: str = "best_val_total") -> Spread | None:
+def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper", column: str = COMPARED) -> Spread | None:
     """The relative difference (name - baseline) / |baseline| of a column over the seeds both were trained at."""
     rows = table[table["name"].isin([name, baseline])].pivot_table(index="seed", columns="name", values=column)
     if name not in rows or baseline not in rows:
@@ -172,20 +209,33 @@ def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper",
     return paired_relative_difference(list(rows[name]), list(rows[baseline])) if len(rows) else None
 
 
+def run_gate(row: dict | pd.Series) -> Learned:
+    """The learning gate (`cvae.claims.learning_gate`) of one study run from its measured row."""
+    return learning_gate(f"{row['name']} seed {int(row['seed'])}", row.get("recon_ssim_gain"),
+                         float(row["conditional_class_accuracy"]), 1 / NUM_CLASSES)
+
+
+def variant_gate(table: pd.DataFrame, name: str) -> Learned:
+    """Whether every seed of a variant passed the learning gate (the failing runs named when not)."""
+    return combine([run_gate(row) for _, row in table[table["name"] == name].iterrows()])
+
+
 def claim_evidence(table: pd.DataFrame) -> dict:
-    """The study's part of the claims' evidence: latent and deep (paired relative differences of the best validation
-    loss against the paper's model) and the aux heads of the paper's model (eval mode, test split) over seeds."""
+    """The study's part of the claims' evidence: latent and deep (paired relative differences of the validation loss
+    at the final KL weight, at each run's kept checkpoint, against the paper's model), the aux heads of the paper's
+    model (eval mode, test split) over seeds, and the learning gate of each variant behind a claim."""
     return {"latent": paired_spread(table, "latent64"), "deep": paired_spread(table, "deep"),
             "aux_class": seed_spread(table, "paper", "aux_class_accuracy"),
-            "aux_modality": seed_spread(table, "paper", "aux_modality_accuracy")}
+            "aux_modality": seed_spread(table, "paper", "aux_modality_accuracy"),
+            "learned": {name: variant_gate(table, name) for name in ("paper", "latent64", "deep")
+                        if (table["name"] == name).any()}}
 
 
-def search_results(table: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """The weight search's input: rows of the base seed with their (weight, value) coordinates; the base run (the
-    paper's model) has weight ''."""
+def search_results(table: pd.DataFrame) -> pd.DataFrame:
+    """The weight search's input: one row per run and (weight, value) coordinate; the default (the paper's model)
+    has weight ''."""
     rows = []
-    at_seed = table[table["seed"] == seed]
-    for _, row in at_seed.iterrows():
+    for _, row in table.iterrows():
         if row["name"] == "paper":
             rows.append({**row.to_dict(), "weight": "", "value": 0.0})
         for item in filter(None, str(row["weights"]).split(";")):
@@ -194,40 +244,75 @@ def search_results(table: pd.DataFrame, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def search_record_path(profile: str, extra: dict | Iterable[str] = ()) -> Path:
+    """Where `run_search` records the search around a profile's default: runs/weight_search-<config hash>.json."""
+    return runs_dir() / f"weight_search-{ablation_config('paper', profile, extra).config_hash()}.json"
 
 
+def run_search(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, data_dir: str | Path | None = None,
+               progress: bool = False) -> dict:
+    """Train (or reuse) every run of the weight search, decide by `cvae.weight_search`'s rule and record the result
+    with the date and the machine (`search_record_path`); returns the record."""
+    main = _main_config(profile, extra, data_dir)
+    table = measure_runs(search_runs(profile, extra, seed, data_dir), main, progress)
+    base = ablation_config("paper", profile, extra)
+    search = search_table(search_results(table), base)
+    record = json.loads(json.dumps({
+        "profile": profile, "overrides": extra if isinstance(extra, dict) else list(extra),
+        "data_source": base.data_source, "base_config_hash": base.config_hash(), "seeds": SEARCH_SEEDS,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"processor": platform.processor() or platform.machine(), "system": platform.system()},
+        "rule": SEARCH_RULE, "table": search.to_dict(orient="records"), "decision": decide(search),
+        "defaults": {weight: float(getattr(base, weight)) for weight in search["weight"].unique()},
+    }, default=float))
+    atomic_write_text(search_record_path(profile, extra), json.dumps(record, indent=2))
+    return record
 
-def study_report(table: pd.DataFrame, profile: str, extra: dict | Iterable[str], seed: int) -> dict:
-    """The study as plain JSON: every run, the claims over seeds (Spread dicts) and the weight search with the rule's
-    decision. Keys: runs, claims {latent, deep, aux_class, aux_modality}, weight_search {table, winners, decision}."""
-    base = ablation_config("paper", profile, extra).replace(seed=seed)
-    search = search_table(search_results(table, seed), base)
-    claims = {key: (spread.to_dict() if spread is not None else None)
-              for key, spread in claim_evidence(table).items()}
-    columns = [c for c in search.columns if c in ("weight", "value", "mean_rank", "current", "winner",
-                                                   "recon_psnr", "recon_ssim", "domain_fid",
-                                                   "conditional_class_accuracy", "probe_class_accuracy")]
+
+def load_search_record(profile: str, extra: dict | Iterable[str] = ()) -> dict | None:
+    """The last recorded search around this profile's default, or None when `make search` has not run here."""
+    path = search_record_path(profile, extra)
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged record is as good as none: the chapter says how to make it again
+
+
+def study_report(table: pd.DataFrame, profile: str, seed: int, claims: list[dict] | None = None) -> dict:
+    """The study as plain JSON: every run, the study's spreads (Spread dicts), the learning gate of each variant
+    behind a claim and, when given, the claims (`cvae.claims.claims_report`)."""
+    evidence = claim_evidence(table)
+    spreads = {key: (spread.to_dict() if spread is not None else None)
+               for key, spread in evidence.items() if key != "learned"}
     return json.loads(json.dumps({
-        "profile": profile, "seed": seed, "runs": table.to_dict(orient="records"), "claims": claims,
-        "weight_search": {"table": search[columns].to_dict(orient="records"), "winners": winners(search),
-                          "decision": decide(search)},
+        "profile": profile, "seed": seed, "runs": table.to_dict(orient="records"), "spreads": spreads,
+        "runs_learned": {name: gate.to_dict() for name, gate in evidence["learned"].items()},
+        "claims": claims or [],
     }, default=float))
 
 
 def format_report(report: dict) -> str:
-    """The study report as a few readable lines."""
+    """The study report as a few readable lines: the run count, then each claim's verdict with its margin."""
     lines = [f"study of profile {report['profile']}: {len(report['runs'])} runs"]
-    for key, spread in report["claims"].items():
-        if spread is None:
-            lines.append(f"  {key:14s} not trained")
-        else:
-            lines.append(f"  {key:14s} {Spread.from_dict(spread).text(4)}")
-    decision = report["weight_search"]["decision"]
-    lines.append("  weight search: " + (", ".join(f"{k} -> {v:g}" for k, v in decision.items()) if decision
-                                        else "keeps every default"))
+    for claim in report["claims"]:
+        lines.append(f"  {claim['key']:18s} {claim['verdict']:27s} {claim['ours']}")
+        lines.append(f"  {'':18s} margin: {claim['margin']}; detectable: {claim['detectable_effect']}")
     return "\n".join(lines)
 
 
-__all__ = ["STUDY_SEEDS", "PROFILE_SEEDS", "SEARCH_CANDIDATES", "study_seeds", "SEEDED", "StudyRun", "study_runs", "run_study", "study_row", "seed_spread",
-           "paired_spread", "claim_evidence", "search_results", "candidate_name", "study_report", "format_report",
+def format_search(record: dict) -> str:
+    """The search record as a few readable lines: each candidate's verdict, then the decision."""
+    lines = [f"weight search around the {record['profile']} default, {record['seeds']} seeds, {record['date']}"]
+    for row in record["table"]:
+        lines.append(f"  {row['weight']:9s} {row['value']:<6g} {row['verdict']}")
+    decision = record["decision"]
+    lines.append("decision: " + (", ".join(f"{k} -> {v:g}" for k, v in decision.items()) if decision
+                                 else "keep every default"))
+    return "\n".join(lines)
+
+
+__all__ = ["STUDY_SEEDS", "PROFILE_SEEDS", "SEARCH_SEEDS", "SEARCH_CANDIDATES", "COMPARED", "study_seeds", "SEEDED",
+           "StudyRun", "study_runs", "search_runs", "run_study", "measure_runs", "study_row", "seed_spread",
+           "paired_spread", "run_gate", "variant_gate", "claim_evidence", "search_results", "candidate_name",
+           "run_search", "search_record_path", "load_search_record", "study_report", "format_report", "format_search",
            "precision_comparison_possible"]

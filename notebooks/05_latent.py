@@ -9,15 +9,15 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import chapter, diagnosis, examples, findings, formatting, plots, result_tables
-from cvae.data import load_data
+import numpy as np
+
+from cvae import chapter, diagnosis, findings, formatting, plots, result_tables
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-model = run.model("best")
-data = load_data(config, progress=False)
-points_per_class = 50 if profile == "smoke" else 100  # t-SNE grows with the points; the smoke budget is tight
-mu, labels, modalities = examples.latent_means(model, data.test, per_class=points_per_class, seed=seed)
-chapter.glue("n_latent_points", len(mu))
+evaluation = chapter.evaluation(config)
+embedding = evaluation["latent_embedding"]  # the PCA and t-SNE the separation measures of the claims were read from
+labels, modalities = np.asarray(embedding["labels"]), np.asarray(embedding["modalities"])
+chapter.glue("n_latent_points", len(labels))
 chapter.glue("latent_dim", config.latent_dim)
 
 # %% [markdown]
@@ -43,9 +43,8 @@ chapter.glue("latent_dim", config.latent_dim)
 # ```
 
 # %% tags=["hide-input"]
-pca, pca_facts = examples.embed_2d(mu, "PCA", seed=seed)
-chapter.glue("pca_explained", sum(pca_facts["explained_variance"]))
-chapter.glue("fig_pca", plots.latent_scatter(pca, modalities, labels, "PCA"))
+chapter.glue("pca_explained", embedding["pca_explained"])
+chapter.glue("fig_pca", plots.latent_scatter(np.asarray(embedding["PCA"]), modalities, labels, "PCA"))
 
 # %% [markdown]
 # The two components explain {glue:text}`pca_explained:.1%` of the variance of $\mu$.
@@ -58,10 +57,12 @@ chapter.glue("fig_pca", plots.latent_scatter(pca, modalities, labels, "PCA"))
 # t-SNE of the same $\mu$, coloured by modality (left) and by class (right) (the original's Figure 5).
 # Data: {glue:text}`data_caption:s`.
 # ```
+#
+# {glue:text}`separation_sentence:s`
 
 # %% tags=["hide-input"]
-tsne, tsne_facts = examples.embed_2d(mu, "t-SNE", seed=seed)
-chapter.glue("fig_tsne", plots.latent_scatter(tsne, modalities, labels, "t-SNE"))
+chapter.glue("fig_tsne", plots.latent_scatter(np.asarray(embedding["t-SNE"]), modalities, labels, "t-SNE"))
+chapter.glue("separation_sentence", findings.separation_sentence(evaluation))
 
 # %% [markdown]
 # ## What the auxiliary heads and a linear probe read from $\mu$
@@ -71,7 +72,6 @@ chapter.glue("fig_tsne", plots.latent_scatter(tsne, modalities, labels, "t-SNE")
 # beside them, with the chance and majority-class baselines.
 
 # %% tags=["hide-input"]
-evaluation = chapter.evaluation(config)
 latent = result_tables.latent_table(evaluation, run)
 for key in ("aux_class_accuracy", "aux_modality_accuracy", "probe_class_accuracy", "probe_modality_accuracy",
             "silhouette_modality", "silhouette_class"):

@@ -6,8 +6,8 @@ import pytest
 from cvae.ablations import STANDARD, ablation_config, convergence, run_ablation, variant_overrides
 from cvae.config import ConfigError, config_diff, make_config
 from cvae.runs import load_run
-from cvae.study import (SEEDED, STUDY_SEEDS, claim_evidence, paired_spread, run_study, search_results, seed_spread,
-                        study_runs, study_seeds)
+from cvae.study import (COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence, paired_spread, run_study,
+                        search_results, search_runs, seed_spread, study_runs, study_seeds)
 from cvae.weight_search import GRID
 
 # a tiny model; the smoke profile's ablation scale picks the images (and the main config's evaluator judges them)
@@ -40,7 +40,7 @@ def test_unknown_ablation_is_named():
         variant_overrides("wide=1")
 
 
-def test_the_study_seeds_the_claims_and_shares_coinciding_runs():
+def test_the_study_seeds_the_claims_and_leaves_the_search_out():
     runs = study_runs("quick", seed=5)
     names = [run.name for run in runs]
     for name in SEEDED:
@@ -48,12 +48,8 @@ def test_the_study_seeds_the_claims_and_shares_coinciding_runs():
     assert all(run.seed == 5 for run in runs if run.name not in SEEDED)
     hashes = [run.config.config_hash() for run in runs]
     assert len(hashes) == len(set(hashes))  # every run once
-    # gamma = 0 and 10 are the diagnosis variants themselves; every other candidate is its own run
-    assert dict(next(r for r in runs if r.name == "no_aux" and r.seed == 5).weights) == {"gamma": 0.0}
-    assert "gamma=0" not in names and "gamma=0.1" in names and "a_l1=0.5" in names and "a_l1=0.1" not in names
-    candidates = sum(len(values) - 1 for values in GRID.values())
-    weighted = sum(len(run.weights) for run in runs)
-    assert weighted == candidates
+    assert not any("=" in name for name in names) and not any(run.weights for run in runs)
+    assert len(runs) == 3 * len(SEEDED) + len(STANDARD) - len(SEEDED)
     assert names[-STUDY_SEEDS:] == ["deep"] * STUDY_SEEDS  # the costliest last
     assert study_runs("quick", names=["paper"]) and not any(r.name == "fp32" for r in study_runs(
         "quick", precision_comparison=False))
@@ -61,29 +57,57 @@ def test_the_study_seeds_the_claims_and_shares_coinciding_runs():
         study_runs("quick", names=["paper", "wide"])
 
 
+def test_the_search_trains_every_candidate_with_the_defaults_seeds_and_shares_named_runs():
+    runs = search_runs("quick", seed=5)
+    candidates = sum(len(values) - 1 for values in GRID.values())
+    assert len(runs) == SEARCH_SEEDS * (1 + candidates) == 33
+    for name in {run.name for run in runs}:
+        assert sorted(run.seed for run in runs if run.name == name) == [5, 6, 7], name
+    # gamma = 0 and 10 are the diagnosis variants themselves: the same cached runs under their names
+    no_aux = next(r for r in runs if r.name == "no_aux" and r.seed == 6)
+    assert dict(no_aux.weights) == {"gamma": 0.0}
+    assert no_aux.config.config_hash() == ablation_config("no_aux", "quick").replace(seed=6).config_hash()
+    assert {r.name for r in runs} >= {"paper", "gamma_10", "gamma=0.1", "a_l1=0.5"}
+    assert "a_l1=0.1" not in {r.name for r in runs}  # the default is the paper's run
+    assert len(search_runs("smoke")) == SEARCH_SEEDS * (1 + len(GRID))  # one candidate per weight
+
+
 def _table() -> pd.DataFrame:
     rows = []
+    learned = {"recon_ssim_gain": 0.05, "conditional_class_accuracy": 0.5, "latent_test_images": 2100}
     for seed, (paper, small, deep) in enumerate(((30.0, 33.0, 30.3), (31.0, 33.5, 30.9), (29.5, 32.0, 29.8))):
-        rows += [{"name": "paper", "seed": seed, "weights": "", "best_val_total": paper, "aux_class_accuracy": 0.8,
-                  "aux_modality_accuracy": 0.97 + seed / 100},
-                 {"name": "latent64", "seed": seed, "weights": "", "best_val_total": small},
-                 {"name": "deep", "seed": seed, "weights": "", "best_val_total": deep}]
-    rows.append({"name": "a_l1=0.1", "seed": 0, "weights": "a_l1=0.1", "best_val_total": 28.0})
-    rows.append({"name": "no_aux", "seed": 0, "weights": "gamma=0", "best_val_total": 29.0})
+        rows += [{"name": "paper", "seed": seed, "weights": "", COMPARED: paper, "aux_class_accuracy": 0.8,
+                  "aux_modality_accuracy": 0.97 + seed / 100, **learned},
+                 {"name": "latent64", "seed": seed, "weights": "", COMPARED: small, **learned},
+                 {"name": "deep", "seed": seed, "weights": "", COMPARED: deep, **learned,
+                  "conditional_class_accuracy": 0.05 if seed == 2 else 0.5}]
+    rows.append({"name": "a_l1=0.1", "seed": 0, "weights": "a_l1=0.1", COMPARED: 28.0, **learned})
+    rows.append({"name": "no_aux", "seed": 0, "weights": "gamma=0", COMPARED: 29.0, **learned})
     return pd.DataFrame(rows)
 
 
-def test_spreads_are_paired_by_seed():
+def test_spreads_are_paired_by_seed_and_runs_gated():
     table = _table()
     latent = paired_spread(table, "latent64")
     assert latent.n == 3 and latent.mean == pytest.approx((3 / 30 + 2.5 / 31 + 2.5 / 29.5) / 3)
     assert latent.low > 0  # latent 64 is worse on every seed
     assert seed_spread(table, "paper", "aux_modality_accuracy").mean == pytest.approx(0.98)
     evidence = claim_evidence(table)
-    assert evidence["latent"] == latent and evidence["aux_class"].n == 3
-    assert paired_spread(table, "fp32") is None and seed_spread(table, "fp32", "best_val_total") is None
-    search = search_results(table, seed=0)
+    assert evidence["latent"] == latent and evidence["aux_modality"].n == 3 and evidence["aux_class"].kind == "pooled"
+    assert paired_spread(table, "fp32") is None and seed_spread(table, "fp32", COMPARED) is None
+    # one seed of the deeper model samples at chance: its claim's runs did not all learn
+    assert evidence["learned"]["paper"].ok and evidence["learned"]["latent64"].ok
+    assert not evidence["learned"]["deep"].ok
+    assert evidence["learned"]["deep"].failing == "deep seed 2: sample class accuracy 5.0%, needs 9.8%"
+    search = search_results(table)
     assert set(zip(search["weight"], search["value"])) == {("", 0.0), ("a_l1", 0.1), ("gamma", 0.0)}
+
+
+def test_an_accuracy_identical_on_every_seed_is_read_over_the_pooled_images():
+    table = _table()
+    spread = seed_spread(table, "paper", "aux_class_accuracy")  # 0.8 on all three seeds
+    assert spread.kind == "pooled" and spread.n == 3 * 2100
+    assert spread.low == pytest.approx(0.7898, abs=1e-3) and spread.high == pytest.approx(0.8098, abs=1e-3)
 
 
 def test_convergence_counts_runs_still_improving_at_their_last_epoch():
@@ -99,7 +123,8 @@ def test_a_tiny_study_trains_once_and_reuses_its_runs(stand_in_dir, runs_dir, mo
     table = run_study("smoke", extra=TINY, names=["paper", "latent64"])
     assert sorted(table["name"]) == ["latent64"] * 2 + ["paper"] * 2  # the smoke book's two seeds
     assert {"recon_psnr", "domain_fid", "probe_class_accuracy", "conditional_class_accuracy", "eval_seconds",
-            "train_seconds", "best_epoch"} <= set(table.columns)
+            "train_seconds", "best_epoch", COMPARED, "kept_epoch", "recon_ssim_gain", "val_recon_psnr",
+            "val_domain_fid"} <= set(table.columns)
     assert (table["best_epoch"] == 1).all()  # 1-based: one epoch trained
     small = table[table["name"] == "latent64"]["parameters"].iloc[0]
     assert small < table[table["name"] == "paper"]["parameters"].iloc[0]  # a smaller latent: fewer parameters
@@ -117,13 +142,15 @@ def test_seeded_table_reads_each_variant_over_its_seeds():
 
     from cvae.ablation_tables import seeded_table
 
-    rows = [{"name": name, "seed": seed, "parameters": 1_155_993, "best_val_total": loss + seed,
-             "aux_class_accuracy": 0.5, "aux_modality_accuracy": 1.0, "probe_class_accuracy": 0.9}
+    rows = [{"name": name, "seed": seed, "parameters": 1_155_993, COMPARED: loss + seed,
+             "aux_class_accuracy": 0.5, "aux_modality_accuracy": 1.0, "probe_class_accuracy": 0.9,
+             "recon_ssim_gain": 0.1, "conditional_class_accuracy": 0.04 if seed == 0 else 0.5}
             for name, loss in (("paper", 100.0), ("latent64", 110.0)) for seed in range(3)]
     table = seeded_table(pd.DataFrame(rows))
     assert list(table.index) == ["paper", "latent64"]
     assert table.loc["paper", "parameters"] == "1,155,993"
-    assert table.loc["latent64", "best val loss (per image)"] == "111.0 ± 1.0"
-    assert table.loc["latent64", "aux class acc (%)"] == "50.0 ± 0.0"  # the unit is in the header
+    assert table.loc["latent64", "val loss at final β (per image)"] == "111.0 ± 1.0"
+    assert table.loc["latent64", "aux class acc (%)"] == "50.0 ± 0.0"  # the sd is zero, said as such
     assert table.loc["paper", "change vs paper (95% CI)"] == "—"
     assert table.loc["latent64", "change vs paper (95% CI)"].startswith("+9.9% (")
+    assert table.loc["paper", "learned"] == "2 of 3"

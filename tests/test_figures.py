@@ -49,8 +49,11 @@ def _search() -> pd.DataFrame:
     defaults = {"a_l1": 0.1, "a_perc": 0.5, "beta_max": 0.1, "gamma": 1.0}
     for weight, values in GRID.items():
         for value in values:
+            gains = {f"{c}_gain": 0.0 if value == defaults[weight] else RNG.uniform(-2, 2) for c in CRITERIA}
             rows.append({"weight": weight, "value": value, "current": value == defaults[weight],
-                         "winner": value == values[-1], **{c: RNG.uniform(0.2, 30) for c in CRITERIA}})
+                         "winner": value == values[-1], **{c: RNG.uniform(0.2, 30) for c in CRITERIA}, **gains,
+                         **{f"{c}_low": gains[f"{c}_gain"] - 0.5 for c in CRITERIA},
+                         **{f"{c}_high": gains[f"{c}_gain"] + 0.5 for c in CRITERIA}})
     return pd.DataFrame(rows)
 
 

@@ -291,16 +291,15 @@ def test_pdf_pages_with_figures_are_not_blank(tmp_path):
 
 @pytest.mark.slow
 def test_pdf_has_the_abstract_and_the_claims_table():
-    from cvae.claims import CLAIMS, VERDICTS
+    from cvae.claims import CLAIMS
 
     pdf, _ = smoke_pdf()
     pages = _pages(pdf)
     flat = " ".join("\n".join(pages).split())
     assert re.search(r"\bAbstract\b", " ".join(" ".join(p.split()) for p in pages[1:5]))
-    # the abstract's verdict counts: one "<Verdict> (n):" list per verdict, as the discussion's table gives them
-    for verdict in VERDICTS:
-        assert re.search(re.escape(verdict[0].upper() + verdict[1:]) + r" \(\d\):", flat, flags=re.I), verdict
+    # the abstract's verdict line, as the discussion's table counts them
+    assert re.search(r"\d+ claims of the original: \d+ reproduced, \d+ not reproduced", flat)
     # the claims table: every claim of the original, with the rule that gives its verdict
     for claim in CLAIMS:
         assert " ".join(claim.claim.split()[:6]) in flat, claim.key
-    assert "A claim is not testable on this data" in flat
+    assert "A claim about what medical images look like is not testable on this data" in flat

@@ -1,4 +1,4 @@
-"""The loss-weight search: candidates around the default, ranks on fixed numbers, the rule's decision."""
+"""The loss-weight search: candidates around the default, paired gains over seeds, the rule's decision."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ import pandas as pd
 import pytest
 
 from cvae.config import make_config
-from cvae.weight_search import GRID, candidates, decide, mean_ranks, search_table, winners
+from cvae.weight_search import CRITERIA, GRID, candidates, decide, decision_sentence, search_table, winners
+
+DEFAULT = ([20.0, 20.1, 19.9], [30.0, 31.0, 29.0], [0.50, 0.52, 0.48])  # PSNR, FID, class accuracy per seed
 
 
-def _row(weight, value, psnr, ssim, fid, cond, probe):
-    return {"weight": weight, "value": value, "recon_psnr": psnr, "recon_ssim": ssim, "domain_fid": fid,
-            "conditional_class_accuracy": cond, "probe_class_accuracy": probe}
+def _runs(weight: str, value: float, psnr, fid, accuracy) -> list[dict]:
+    return [{"weight": weight, "value": value, "seed": seed, "val_recon_psnr": p, "val_domain_fid": f,
+             "conditional_class_accuracy": a} for seed, (p, f, a) in enumerate(zip(psnr, fid, accuracy))]
+
+
+def _shifted(psnr=(0, 0, 0), fid=(0, 0, 0), accuracy=(0, 0, 0)):
+    return ([d + s for d, s in zip(DEFAULT[0], psnr)], [d + s for d, s in zip(DEFAULT[1], fid)],
+            [d + s for d, s in zip(DEFAULT[2], accuracy)])
 
 
 def test_candidates_move_one_weight_at_a_time_around_the_default():
@@ -24,50 +31,56 @@ def test_candidates_move_one_weight_at_a_time_around_the_default():
         candidates(base.replace(a_l1=0.25))
 
 
-def test_mean_rank_counts_each_criterion_once_with_its_direction():
-    rows = pd.DataFrame([_row("a_l1", 0.0, 20, 0.5, 30, 0.5, 0.5), _row("a_l1", 0.5, 21, 0.6, 20, 0.6, 0.6)])
-    assert list(mean_ranks(rows)) == [2.0, 1.0]  # the second is better on all five (lower FID included)
-    rows.loc[1, "domain_fid"] = 40.0  # now worse on FID only
-    assert list(mean_ranks(rows)) == pytest.approx([1.8, 1.2])
+def test_criteria_are_on_the_validation_split_without_redundant_or_constant_ones():
+    assert set(CRITERIA) == {"val_recon_psnr", "val_domain_fid", "conditional_class_accuracy"}
+    assert CRITERIA["val_domain_fid"] == -1
 
 
-def test_the_rule_keeps_the_default_on_a_tie_and_takes_a_clear_winner():
-    base = make_config("quick", {"a_l1": 0.5, "a_perc": 0.5, "beta_max": 0.1, "gamma": 1.0})
-    results = pd.DataFrame([
-        _row("", 0.0, 20.0, 0.60, 30.0, 0.50, 0.96),  # the default
-        _row("a_l1", 0.0, 20.5, 0.62, 29.0, 0.52, 0.91),  # better on all but the probe
-        _row("a_l1", 0.1, 20.2, 0.61, 29.5, 0.51, 0.90),
-        _row("a_perc", 0.0, 20.0, 0.60, 30.0, 0.50, 0.96),  # identical to the default: a tie
-        _row("a_perc", 5.0, 19.0, 0.55, 35.0, 0.45, 0.85),
-        _row("beta_max", 0.01, 21.0, 0.65, 40.0, 0.40, 0.95),
-        _row("beta_max", 0.3, 19.5, 0.58, 25.0, 0.55, 0.88),
-        _row("beta_max", 1.0, 18.0, 0.50, 20.0, 0.60, 0.80),
-        _row("gamma", 0.0, 20.0, 0.60, 30.0, 0.45, 0.85),
-        _row("gamma", 0.1, 20.0, 0.60, 30.0, 0.48, 0.88),
-        _row("gamma", 10.0, 19.0, 0.57, 31.0, 0.49, 0.95),
-    ])
-    table = search_table(results, base)
-    assert set(table["weight"]) == set(GRID) and len(table) == 3 + 3 + 4 + 4
-    won = winners(table)
-    assert set(won) == {"a_l1"} and won["a_l1"]["value"] == 0.0 and won["a_l1"]["rank_gain"] == pytest.approx(1.4)
-    assert bool(table[(table.weight == "a_perc") & (table.value == 0.5)]["winner"].iloc[0])  # the tie keeps 0.5
-    assert decide(table) == {"a_l1": 0.0}
-
-
-def test_several_winners_need_the_combination_to_beat_the_default():
+def test_a_gain_counts_only_beyond_the_seeds_spread():
     base = make_config("quick")
-    results = pd.DataFrame([
-        _row("", 0.0, 20.0, 0.60, 30.0, 0.50, 0.90),
-        _row("a_l1", 0.0, 20.5, 0.62, 29.0, 0.52, 0.91),  # gain 2.0
-        _row("a_l1", 0.1, 19.0, 0.50, 35.0, 0.40, 0.80),
-        _row("a_perc", 0.0, 20.2, 0.61, 29.8, 0.51, 0.89),  # better on four of five
-        _row("a_perc", 5.0, 19.0, 0.55, 35.0, 0.45, 0.85),
-    ])
+    results = pd.DataFrame(
+        _runs("", 0.0, *DEFAULT)
+        # PSNR +0.5, +0.6, +0.55 (mean 0.55, sd 0.05: 95% CI 0.426 to 0.674) and FID lower by 1, 1.2, 0.8
+        + _runs("a_l1", 0.0, *_shifted(psnr=(0.5, 0.6, 0.55), fid=(-1.0, -1.2, -0.8), accuracy=(0.01, -0.01, 0.0)))
+        # a larger mean PSNR gain that the seeds cannot tell from zero: +2, -1, +2
+        + _runs("a_l1", 0.5, *_shifted(psnr=(2.0, -1.0, 2.0)))
+        # better on PSNR, worse on class accuracy: not a winner
+        + _runs("a_perc", 0.0, *_shifted(psnr=(0.5, 0.6, 0.55), accuracy=(-0.05, -0.06, -0.04)))
+        # the same difference on every seed has no spread, so no interval: never counted as a gain
+        + _runs("a_perc", 5.0, *_shifted(psnr=(0.3, 0.3, 0.3))))
     table = search_table(results, base)
-    assert set(winners(table)) == {"a_l1", "a_perc"}
-    default = results.iloc[0]
-    better = pd.Series(_row("", 0, 21.0, 0.63, 28.0, 0.53, 0.92))
-    worse = pd.Series(_row("", 0, 19.0, 0.55, 33.0, 0.45, 0.85))
-    assert decide(table, better, default) == {"a_l1": 0.0, "a_perc": 0.0}
-    assert decide(table, worse, default) == {"a_l1": 0.0}  # the single largest gain
-    assert decide(table) == {"a_l1": 0.0}  # the combination not trained yet: the single largest gain
+    row = table[(table.weight == "a_l1") & (table.value == 0.0)].iloc[0]
+    assert row["val_recon_psnr_gain"] == pytest.approx(0.55)
+    assert row["val_recon_psnr_low"] == pytest.approx(0.55 - 4.302653 * 0.05 / 3 ** 0.5, abs=1e-4)
+    assert row["val_domain_fid_gain"] == pytest.approx(1.0)  # lower FID, signed as a gain
+    assert (row["better"], row["worse"], row["verdict"]) == (2, 0, "better on 2, worse on none")
+    wide = table[(table.weight == "a_l1") & (table.value == 0.5)].iloc[0]
+    assert (wide["better"], wide["verdict"]) == (0, "no difference beyond the seeds' spread")
+    mixed = table[(table.weight == "a_perc") & (table.value == 0.0)].iloc[0]
+    assert (mixed["better"], mixed["worse"], bool(mixed["winner"])) == (1, 1, False)
+    flat = table[(table.weight == "a_perc") & (table.value == 5.0)].iloc[0]
+    assert flat["better"] == 0 and pd.isna(flat["val_recon_psnr_low"])
+    assert winners(table) == {"a_l1": {"value": 0.0, "current": 0.1, "better": 2}}
+    assert decide(table) == {"a_l1": 0.0}
+    # weights without candidate runs keep only their default
+    assert bool(table[(table.weight == "gamma") & table.current]["winner"].iloc[0])
+
+
+def test_one_weight_changes_at_most_the_one_better_on_more_criteria():
+    base = make_config("quick")
+    results = pd.DataFrame(
+        _runs("", 0.0, *DEFAULT)
+        + _runs("a_l1", 0.0, *_shifted(psnr=(0.5, 0.6, 0.55)))
+        + _runs("gamma", 10.0, *_shifted(psnr=(0.5, 0.6, 0.55), fid=(-1.0, -1.2, -0.8))))
+    table = search_table(results, base)
+    assert set(winners(table)) == {"a_l1", "gamma"}
+    assert decide(table) == {"gamma": 10.0}
+
+
+def test_the_decision_is_worded_as_our_choice():
+    base = make_config("quick")
+    assert decision_sentence(None, base, "the synthetic stand-in").startswith(
+        "The defaults (a_l1 = 0.1, a_perc = 0.5, beta_max = 0.1, gamma = 1) are our choice. This build did not run")
+    record = {"decision": {}, "date": "2026-12-06T18:00:00+00:00", "machine": {"processor": "x86_64"}, "seeds": 3}
+    text = decision_sentence(record, base, "the synthetic stand-in")
+    assert "recorded on 2026-12-06 on a x86_64 machine, 3 seeds" in text and "the rule keeps them" in text
