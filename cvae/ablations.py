@@ -75,5 +75,23 @@ def convergence(table) -> str:
             f"table compares them at a fixed budget of {int(table['epochs'].max())} epochs, not at convergence.")
 
 
-__all__ = ["STANDARD", "ablation_overrides_for_profile", "variant_overrides", "ablation_config", "run_ablation",
+def learning_rate_drops(metrics) -> int:
+    """How many times the learning rate fell during a run (metrics.csv's lr column, one row per epoch)."""
+    lr = list(metrics["lr"])
+    return sum(after < before for before, after in zip(lr, lr[1:]))
+
+
+def schedule_sentence(paper_metrics, plateau_metrics, patience: int) -> str:
+    """Whether `plateau_at_beta_max` changed anything: the learning-rate drops of both runs, and when neither dropped
+    within its epochs, that the two runs train identically at this scale."""
+    paper, plateau = learning_rate_drops(paper_metrics), learning_rate_drops(plateau_metrics)
+    if paper == plateau == 0:
+        return (f"In neither run did the learning rate drop within its {len(paper_metrics)} epochs (patience "
+                f"{patience}), so `plateau_at_beta_max` trains exactly as the paper's model at this scale; only a "
+                f"schedule long enough to reach a plateau can show what it changes.")
+    return (f"The learning rate dropped {paper} time{'s' if paper != 1 else ''} for the paper's model and {plateau} "
+            f"time{'s' if plateau != 1 else ''} with `plateau_at_beta_max`.")
+
+
+__all__ = ["learning_rate_drops", "schedule_sentence", "STANDARD", "ablation_overrides_for_profile", "variant_overrides", "ablation_config", "run_ablation",
            "convergence"]

@@ -120,6 +120,8 @@ class Learned:
     ok: bool
     failing: str = ""
     missed: tuple[str, ...] = ()
+    failed_runs: int = 0
+    runs: int = 1
 
     def to_dict(self) -> dict:
         """{'value': bool, 'failing': str} for the JSON report."""
@@ -138,19 +140,21 @@ def learning_gate(name: str, ssim_gain: float | None, class_accuracy: float, cha
     if not class_accuracy >= needed:
         missed.append(f"sample class accuracy below {needed:.1%}")
         details.append(f"sample class accuracy {class_accuracy:.1%}, needs {needed:.1%}")
-    return Learned(not missed, f"{name}: {' and '.join(details)}" if missed else "", tuple(missed))
+    return Learned(not missed, f"{name}: {' and '.join(details)}" if missed else "", tuple(missed), int(bool(missed)))
 
 
 def combine(gates: list[Learned]) -> Learned:
     """All runs must pass. One failing run is named with its numbers; several are counted, with the criteria they
     missed."""
     failed = [gate for gate in gates if not gate.ok]
+    runs = sum(gate.runs for gate in gates)
     if not failed:
-        return Learned(True)
+        return Learned(True, runs=runs)
     missed = tuple(dict.fromkeys(criterion for gate in failed for criterion in gate.missed))
-    if len(failed) == 1:
-        return Learned(False, failed[0].failing, missed)
-    return Learned(False, f"{len(failed)} of {len(gates)} runs: {' and '.join(missed)}", missed)
+    failed_runs = sum(gate.failed_runs for gate in failed)
+    if failed_runs == 1:
+        return Learned(False, failed[0].failing, missed, 1, runs)
+    return Learned(False, f"{failed_runs} of {runs} runs: {' and '.join(missed)}", missed, failed_runs, runs)
 
 
 @dataclass(frozen=True)

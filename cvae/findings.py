@@ -85,11 +85,11 @@ def display_table(claims: pd.DataFrame) -> pd.DataFrame:
     """The claims table for reading: the claim with the original's words, ours, the margin, the verdict with its
     reason, and the detectable effect; indexed by the claim."""
     return pd.DataFrame({
-        "claim (the original's words)": [f"{row['claim']}: {row['original']}" for _, row in claims.iterrows()],
+        "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in claims.iterrows()],
         "ours": claims["ours"], "margin": claims["margin"],
         "verdict": [f"{row['verdict']}: {row['reason']}" for _, row in claims.iterrows()],
         "detectable effect": claims["detectable"],
-    }).set_index("claim (the original's words)")
+    }).set_index("claim: the original's words").rename_axis(None)
 
 
 def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,

@@ -191,10 +191,14 @@ def kept_checkpoint_sentence(summary: dict, metrics: pd.DataFrame) -> str:
         return (f"The later chapters evaluate the checkpoint of epoch {kept + 1}, the lowest validation total "
                 f"(the original's rule, `checkpoint_metric=total`).")
     rule = "the lowest validation loss with the KL term at its final weight"
+    last = int(metrics["epoch"].max())
+    still = (" It is the last epoch, so the run was still improving: the later chapters evaluate a model that had "
+             "not converged." if kept == last else "")
     if kept == best:
-        return f"The later chapters evaluate the checkpoint of epoch {kept + 1}, which is also {rule}."
-    return (f"The later chapters evaluate the checkpoint of epoch {kept + 1} ({rule}, trained with β = "
-            f"{beta[kept]:.3g}), not that of epoch {best + 1} (β = {beta[best]:.3g}); the method chapter says why.")
+        return f"The later chapters evaluate the checkpoint of epoch {kept + 1}, which is also {rule}.{still}"
+    return (f"The later chapters evaluate the checkpoint of epoch {kept + 1}, {rule}, trained with β = "
+            f"{beta[kept]:.3g}; the original's rule would keep epoch {best + 1}, trained with β = {beta[best]:.3g}, "
+            f"and the method chapter says why this build does not.{still}")
 
 
 def metrics_for_download(metrics: pd.DataFrame) -> pd.DataFrame:

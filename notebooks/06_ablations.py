@@ -115,8 +115,9 @@ ablation_tables.other_variants(study, int(seed))
 
 # %% [markdown]
 # `plateau_at_beta_max` lets the learning-rate schedule watch the validation total with the KL term at its final
-# weight, so that the rising $\beta(t)$ alone cannot trigger a halving (see the method chapter); `fp32` trains the
-# base in full precision (the appendix compares the two precisions).
+# weight, so that the rising $\beta(t)$ alone cannot trigger a halving (see the method chapter).
+# {glue:text}`schedule_sentence:s` `fp32` trains the base in full precision (the appendix compares the two
+# precisions).
 #
 # ## Validation loss per epoch
 #
@@ -131,6 +132,11 @@ ablation_tables.other_variants(study, int(seed))
 # %% tags=["hide-input"]
 at_seed = study[study["seed"] == int(seed)]
 loaded = chapter.load_runs({name: runs_dir() / folder for name, folder in zip(at_seed["name"], at_seed["run"])})
+if {"paper", "plateau_at_beta_max"} <= set(loaded):
+    chapter.glue("schedule_sentence", ablations.schedule_sentence(
+        loaded["paper"].metrics, loaded["plateau_at_beta_max"].metrics, base_config.plateau_patience))
+else:
+    chapter.glue("schedule_sentence", "This build did not train `plateau_at_beta_max`.")
 chapter.glue("fig_ablation_curves", plots.overlaid_curves({name: r.metrics for name, r in loaded.items()}))
 
 # %% [markdown]

@@ -258,3 +258,15 @@ def test_an_accuracy_interval_over_seeds_stays_inside_zero_and_one():
     assert free.high == pytest.approx(1.0022, abs=1e-4)
     bounded = over_seeds([0.998, 1.0, 1.0], bounds=(0.0, 1.0))
     assert bounded.high == 1.0 and bounded.low == pytest.approx(free.low) and bounded.mean == pytest.approx(0.99933, abs=1e-5)
+
+
+def test_the_gate_counts_every_run_behind_a_claim():
+    from cvae.claims import combine
+
+    failing = learning_gate("x seed 0", -0.1, 0.0, 1 / 21)
+    paper = combine([failing, learning_gate("x seed 1", -0.1, 0.0, 1 / 21)])
+    latent = combine([learning_gate("y seed 0", 0.1, 0.5, 1 / 21), learning_gate("y seed 1", -0.1, 0.5, 1 / 21)])
+    both = combine([paper, latent])
+    assert both.failing == ("3 of 4 runs: reconstructions no better than the class-mean image and sample class "
+                            "accuracy below 9.8%")
+    assert combine([latent]).failing == "y seed 1: reconstruction SSIM -0.100 against the class-mean image"

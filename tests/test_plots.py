@@ -209,3 +209,16 @@ def test_hyperparameter_table_shows_no_local_path():
     assert inside.loc["data_dir", "this run"] == "data/synthetic-300pc"
     outside = hyperparameter_table(make_config("smoke", {"data_dir": "/home/someone/medmnist"}))
     assert outside.loc["data_dir", "this run"] == "(a folder outside the project)"
+
+
+def test_kept_checkpoint_sentence_says_when_the_run_was_still_improving():
+    from cvae.model_tables import kept_checkpoint_sentence
+
+    metrics = pd.DataFrame({"epoch": range(4), "beta": [0.0, 0.05, 0.1, 0.1]})
+    summary = {"best_epoch": 0, "checkpoint_epoch": 3, "checkpoint_metric": "total_at_beta_max"}
+    text = kept_checkpoint_sentence(summary, metrics)
+    assert text.startswith("The later chapters evaluate the checkpoint of epoch 4, the lowest validation loss")
+    assert "the original's rule would keep epoch 1, trained with β = 0" in text
+    assert text.endswith("It is the last epoch, so the run was still improving: the later chapters evaluate a model "
+                         "that had not converged.")
+    assert "still improving" not in kept_checkpoint_sentence({**summary, "checkpoint_epoch": 2}, metrics)

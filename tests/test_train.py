@@ -128,3 +128,27 @@ def test_autocast_auto_uses_bf16_on_cuda_and_only_on_cpus_with_native_bf16(monke
     assert autocast_dtype(bf16, "cpu") is torch.bfloat16  # asked for explicitly: emulated if need be
     assert autocast_dtype(auto, "cuda") is torch.bfloat16
     assert autocast_dtype(fp32, "cuda") is None and autocast_dtype(fp32, "cpu") is None
+
+
+def _expected_rates(watched, lr0: float) -> list[float]:
+    """ReduceLROnPlateau with patience 0, factor 0.5 and its default relative threshold 1e-4: the rate of each epoch
+    from the quantity it watched in the epochs before."""
+    rates, best = [lr0], float("inf")
+    for value in list(watched)[:-1]:
+        improved = value < best * (1 - 1e-4)
+        best = min(best, value) if improved else best
+        rates.append(rates[-1] if improved else rates[-1] * 0.5)
+    return rates
+
+
+def test_plateau_at_beta_max_reaches_the_scheduler(stand_in_dir, runs_dir):
+    """`plateau_at_beta_max` changes what ReduceLROnPlateau watches: each run's learning-rate trace is the one its own
+    watched quantity implies (the total under beta(t), or the total at beta_max), and with a KL weight that jumps
+    from 0 to 50 the two traces differ."""
+    common = dict(epochs=4, beta_warmup_epochs=1, beta_ramp_epochs=1, beta_max=50.0, plateau_patience=0)
+    watched_total = load_run(train(tiny_config(stand_in_dir, **common), progress=False)).metrics
+    at_beta_max = load_run(train(tiny_config(stand_in_dir, plateau_metric="total_at_beta_max", **common),
+                                 progress=False)).metrics
+    assert list(watched_total["lr"]) == pytest.approx(_expected_rates(watched_total["val_total"], 5e-4))
+    assert list(at_beta_max["lr"]) == pytest.approx(_expected_rates(at_beta_max["val_total_at_beta_max"], 5e-4))
+    assert list(watched_total["lr"]) != pytest.approx(list(at_beta_max["lr"]))
