@@ -107,6 +107,18 @@ def cmd_ablate(args) -> int:
             changes = " ".join(f"{k}={v}" for k, v in ablations.variant_overrides(run.name).items())
             print(f"{run.name:24s} seed {run.seed}  {changes or '(the base configuration)'}")
         return 0
+    if args.aux_factorial:
+        from . import aux_factorial
+
+        table = study.run_study(args.profile, args.overrides, config.seed, data_dir=args.data_dir,
+                                names=list(aux_factorial.CELLS.values()), progress=not args.json)
+        report = aux_factorial.report(table)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(aux_factorial.summary_table(aux_factorial.factorial_rows(table)).to_string())
+            print(report["sentence"])
+        return 0
     if args.study:
         from .claims import claims_report
         from .evaluate import evaluate_run
@@ -226,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", "--standard", dest="study", action="store_true",
                    help="train (or reuse) and measure every run of the study and the main run; print every "
                         "claim with its test, margin, verdict, detectable effect and learning gate")
-    p.add_argument("--json", action="store_true", help="with --study: the report as JSON (keys in the README)")
+    p.add_argument("--aux-factorial", action="store_true",
+                   help="train (or reuse) the aux-head factorial's cells and print its table and verdict")
+    p.add_argument("--json", action="store_true",
+                   help="with --study or --aux-factorial: the report as JSON (keys in the README)")
     _add_profile(p)
     _add_data_dir(p)
     p.set_defaults(func=cmd_ablate)

@@ -23,6 +23,9 @@ STANDARD: dict[str, dict] = {
     "no_aux": {"gamma": 0.0},  # heads without gradient (diagnosis)
     "gamma_10": {"gamma": 10.0},  # an aux loss 10x heavier (diagnosis)
     "encoder_unconditioned": {"encoder_conditioned": False},  # the encoder sees only the image (diagnosis)
+    # the aux-head factorial (cvae.aux_factorial): every batch from one dataset, with and without the conditioned encoder
+    "single_batches": {"batch_composition": "single"},
+    "single_batches_unconditioned": {"batch_composition": "single", "encoder_conditioned": False},
     "plateau_at_beta_max": {"plateau_metric": "total_at_beta_max"},  # the learning-rate schedule ignores beta(t)
     "fp32": {"autocast": "none"},  # full precision: does the default bf16 autocast cost anything? (performance)
 }

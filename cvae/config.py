@@ -16,6 +16,12 @@ COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")  # reduce
 # what ReduceLROnPlateau watches and what picks the kept checkpoint: the validation total as the original
 # (presumably) did, or the total with the KL term at beta_max, which does not rise merely because beta(t) ramps up
 PLATEAU_METRICS = ("total", "total_at_beta_max")
+# how the training batches are drawn: "mixed" = one shuffle of all images (every batch mixes the three datasets);
+# "single" = every batch from one dataset (as with a loader per dataset), the batches in random order
+BATCH_COMPOSITIONS = ("mixed", "single")
+# fields added after runs were cached: hashed only when they differ from their default, so every earlier run keeps
+# its config hash (and its folder)
+HASHED_WHEN_CHANGED = ("batch_composition",)
 # how a run is executed, not what it computes: left out of the config hash, like device and data_dir. `autocast` is
 # not among them: bf16 changes the numbers a run computes (slightly), so the precision asked for names the run and
 # an fp32 run can sit beside a bf16 one (the `fp32` ablation).
@@ -70,6 +76,7 @@ class Config:
     # the KL term weighs anything when the schedule is short (epoch 5 of 30 on the quick book)
     checkpoint_metric: str = "total_at_beta_max"
     grad_clip: float = 1.0
+    batch_composition: str = "mixed"  # see BATCH_COMPOSITIONS; "single" is the aux-head factorial's other level
     seed: int = 0
     device: str = "auto"  # auto picks cuda, then mps, then cpu
 
@@ -115,7 +122,9 @@ class Config:
         fast a run trains or finds its files does not change what it is; the data's MD5s are checked and recorded
         separately). The precision asked for (`autocast`) is hashed as written: "auto" resolves per machine, and the
         run's summary records the precision it actually used."""
-        payload = {k: v for k, v in self.to_dict().items() if k not in ("device", "data_dir", *PERFORMANCE_FIELDS)}
+        defaults = Config.__dataclass_fields__
+        payload = {k: v for k, v in self.to_dict().items() if k not in ("device", "data_dir", *PERFORMANCE_FIELDS)
+                   and not (k in HASHED_WHEN_CHANGED and v == defaults[k].default)}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -186,6 +195,9 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{name} must be >= 0, got {getattr(cfg, name)!r}")
     if not 0 < cfg.lr < 1:
         raise ConfigError(f"lr must be in (0, 1), got {cfg.lr!r}")
+    if cfg.batch_composition not in BATCH_COMPOSITIONS:
+        raise ConfigError(f"batch_composition must be one of {', '.join(BATCH_COMPOSITIONS)}, "
+                          f"got {cfg.batch_composition!r}")
     if cfg.plateau_metric not in PLATEAU_METRICS:
         raise ConfigError(f"plateau_metric must be one of {', '.join(PLATEAU_METRICS)}, got {cfg.plateau_metric!r}")
     if cfg.checkpoint_metric not in PLATEAU_METRICS:

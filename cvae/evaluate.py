@@ -38,9 +38,9 @@ from .runs import atomic_write_text, is_finished, load_run, run_dir_for
 from .train import select_device, train
 
 EVALUATION_FILE = "evaluation.json"
-EVALUATION_VERSION = 5
+EVALUATION_VERSION = 6
 VARIANT_METRICS_FILE = "variant_metrics.json"
-VARIANT_METRICS_VERSION = 2
+VARIANT_METRICS_VERSION = 3
 
 
 def evaluation_key(config: Config, settings: EvaluationSettings, evaluator_config: Config | None = None) -> str:

@@ -89,6 +89,55 @@ def aux_head_accuracy(model: CVAE, split: Split, device: str | torch.device = "c
     return {"class": correct_class / len(split), "modality": correct_modality / len(split)}
 
 
+READINGS = ("eval", "train_mixed", "train_single")  # how the heads are read: the factorial's third factor
+
+
+def _reading_batches(split: Split, reading: str, batch_size: int, generator: torch.Generator):
+    """Index tensors of the batches a reading feeds the heads: the split in order (eval), shuffled (train_mixed) or
+    single-dataset batches in random order (train_single)."""
+    if reading == "eval":
+        return list(torch.split(torch.arange(len(split)), 1024))
+    if reading == "train_mixed":
+        return list(torch.split(torch.randperm(len(split), generator=generator), batch_size))
+    from .train import single_dataset_batches
+
+    return single_dataset_batches(split.modalities, batch_size, generator)
+
+
+def aux_head_readings(model: CVAE, split: Split, device: str | torch.device = "cpu", batch_size: int = 256,
+                      seed: int = 0) -> dict[str, dict[str, float]]:
+    """The heads' accuracy on a split under every reading, and the reading-time checks that need no training:
+    {reading: {'class', 'modality'}} for READINGS (eval mode; a copy in train mode, BatchNorm batch statistics and
+    dropout, fed mixed or single-dataset batches), plus 'eval_z' (heads fed a sample z instead of mu) and
+    'eval_local_labels' ({'class'}: the 21-way prediction scored against each dataset's own labels 0-8 / 0-7 / 0-3,
+    as a script that kept the local labels would score it). The model itself is left untouched."""
+    from .labels import CLASS_OFFSETS, DATASETS
+
+    offsets = torch.tensor([CLASS_OFFSETS[flag] for flag in DATASETS])
+    out: dict[str, dict[str, float]] = {}
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        for reading in (*READINGS, "eval_z"):
+            net = copy.deepcopy(model).train() if reading.startswith("train") else model.eval()
+            generator = torch.Generator().manual_seed(seed)
+            right = {"class": 0, "modality": 0, "local": 0}
+            for index in _reading_batches(split, "eval" if reading == "eval_z" else reading, batch_size, generator):
+                images = split.images[index].to(device).unsqueeze(1).float().div_(255.0)
+                labels, modalities = split.labels[index].to(device), split.modalities[index].to(device)
+                mu, logvar = net.encode(images, labels, modalities)
+                code = net.reparameterize(mu, logvar) if reading == "eval_z" else mu
+                predicted = net.class_head(code).argmax(1)
+                right["class"] += int((predicted == labels).sum())
+                right["modality"] += int((net.modality_head(code).argmax(1) == modalities).sum())
+                right["local"] += int((predicted == labels - offsets.to(device)[modalities]).sum())
+            out[reading] = {"class": right["class"] / len(split), "modality": right["modality"] / len(split)}
+            if reading == "eval":
+                out["eval_local_labels"] = {"class": right["local"] / len(split)}
+    model.eval()
+    return out
+
+
 __all__ = [
     "encode_split", "latent_codes", "generate_conditional_samples", "reconstruct", "aux_head_accuracy",
+    "aux_head_readings", "READINGS",
 ]

@@ -477,8 +477,39 @@ def placeholder_figure(text: str):
     return fig
 
 
+@_styled
+def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapping[str, float],
+                  read_names: Mapping[str, str]) -> Figure:
+    """The aux-head factorial: one panel per head; the four trained cells along x, the three readings side by side
+    in three colours, each seed a dot and the mean a short line; the original's value and a guess in the label
+    proportions (`guess`) as horizontal lines. Accuracies in %."""
+    cells = list(dict.fromkeys(zip(rows["batches"], rows["encoder"])))
+    reads = list(read_names)
+    colours = ["#1565c0", "#ef6c00", "#2e7d32"]
+    fig, axes = _figure(2, 1, (PAGE_WIDTH_IN, 6.4), sharex=True)
+    for ax, head in zip(axes[:, 0], ("class", "modality")):
+        for r, (read, colour) in enumerate(zip(reads, colours)):
+            for c, cell in enumerate(cells):
+                values = 100 * rows[(rows["batches"] == cell[0]) & (rows["encoder"] == cell[1]) &
+                                    (rows["read"] == read)][f"{head}_acc"].to_numpy()
+                x = c + (r - 1) * 0.25
+                ax.scatter(np.full(len(values), x), values, color=colour, s=16, zorder=3,
+                           label=read_names[read] if c == 0 else None)
+                if len(values):
+                    ax.hlines(values.mean(), x - 0.1, x + 0.1, color=colour, lw=2)
+        ax.axhline(100 * original[head], color="#c62828", lw=1.2, label="the original's value")
+        ax.axhline(100 * guess[head], color="0.35", lw=1.0, ls="--", label="guess in the label proportions")
+        ax.set_ylabel(f"{head} head (%)")
+        ax.set_ylim(0, 102)
+        ax.grid(alpha=0.3, axis="y")
+    axes[-1, 0].set_xticks(range(len(cells)), [f"{batches} batches\n{encoder}" for batches, encoder in cells])
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+    return fig
+
+
 __all__ = [
-    "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
+    "aux_factorial", "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
     "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples",
     "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares",
     "learning_rate", "fraction_curves", "STYLE", "PAGE_WIDTH_IN", "TEXT_COLUMN_PX", "FIGURE_DPI",

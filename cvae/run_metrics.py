@@ -11,7 +11,7 @@ from . import metrics
 from .config import Config
 from .data import MedMNISTData, Split
 from .evaluator import Evaluator, evaluator_settings_for, extract_features, predict
-from .inference import aux_head_accuracy, encode_split, reconstruct
+from .inference import aux_head_accuracy, aux_head_readings, encode_split, reconstruct
 from .labels import CLASS_NAMES, DATASETS, MODALITY_OF_CLASS, NUM_CLASSES, NUM_MODALITIES
 from .model import CVAE
 
@@ -149,14 +149,15 @@ def reconstruction_metrics(model: CVAE, test: Split, device="cpu", class_means_f
 
 def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: EvaluationSettings, device="cpu",
                    light: bool = False) -> dict:
-    """Aux heads (eval and train mode) beside linear probes on mu, baselines, silhouettes, per-dimension KL.
+    """Aux heads (every reading of `cvae.inference.aux_head_readings`, and eval mode on the validation split) beside
+    linear probes on mu, baselines, silhouettes, per-dimension KL.
 
     `light` skips the silhouettes (used for the diagnosis variants)."""
     train_codes = encode_split(model, data.train, device)
     test_codes = encode_split(model, data.test, device)
-    eval_mode = aux_head_accuracy(model, data.test, device)
-    train_mode = aux_head_accuracy(model, data.test, device, train_mode=True, batch_size=config.batch_size,
-                                   seed=settings.seed)
+    readings = aux_head_readings(model, data.test, device, config.batch_size, settings.seed)
+    readings["eval_val_split"] = aux_head_accuracy(model, data.val, device)
+    eval_mode, train_mode = readings["eval"], readings["train_mixed"]
     predicted = {
         target: metrics.linear_probe_predictions(train_codes["mu"], train_codes[key], test_codes["mu"],
                                                  seed=settings.seed, max_train=settings.probe_max_train)
@@ -170,6 +171,7 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
         "aux_class_accuracy_train_mode": train_mode["class"], "aux_modality_accuracy_train_mode": train_mode["modality"],
         "probe_class_accuracy": probe["class"], "probe_modality_accuracy": probe["modality"],
         "active_units": metrics.active_units(kl), "kl_total": float(sum(kl)), "latent_test_images": len(data.test),
+        "aux_readings": readings,
     }
     if not light:
         for target, key in (("class", "labels"), ("modality", "modalities")):
@@ -178,6 +180,7 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
                                                                                NUM_CLASSES)
         out.update(latent_embedding(model, data.test, settings, device))
         out["kl_per_dimension"] = kl
+        out["test_class_counts"] = np.bincount(data.test.labels.numpy(), minlength=NUM_CLASSES).tolist()
         out["baselines"] = {
             "class_chance": metrics.chance_accuracy(NUM_CLASSES),
             "class_majority": metrics.majority_accuracy(data.train.labels.numpy(), data.test.labels.numpy()),

@@ -55,7 +55,8 @@ def study_seeds(profile: str) -> int:
     """How many seeds a profile's study trains each seeded variant with."""
     return PROFILE_SEEDS.get(profile, STUDY_SEEDS)
 # the original's claims (latent size, depth, aux heads) and the diagnosis contrasts: measured over seeds
-SEEDED = ("paper", "latent64", "deep", "no_aux", "encoder_unconditioned", "gamma_10")
+SEEDED = ("paper", "latent64", "deep", "no_aux", "encoder_unconditioned", "gamma_10", "single_batches",
+          "single_batches_unconditioned")
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,8 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
     row.update({f"final_val_{term}": float(last[f"val_{term}"]) for term in (*TERMS, "total")})
     row.update({key: value for key, value in measured.items() if not isinstance(value, (dict, list))
                 and key not in ("evaluation_key", "run")})
+    row.update({f"read_{reading}_{head}": value for reading, heads in (measured.get("aux_readings") or {}).items()
+                for head, value in heads.items()})
     return row
 
 

@@ -209,6 +209,8 @@ def _train_epoch(model, optimizer, split: Split, config: Config, beta: float, de
     number of samples all ranks trained on, and the number of steps (over all ranks) whose loss or gradient norm was
     not finite. With `graphed`, the steps replay its CUDA graph."""
     model.train()
+    if config.batch_composition == "single":
+        return _train_epoch_single(model, optimizer, split, config, beta, device, generator, progress, amp_dtype)
     order = distributed.shard_indices(torch.randperm(len(split), generator=generator)).to(device)
     total = -(-len(order) // config.batch_size)
     if graphed is not None:  # single device only (see uses_cuda_graphs)
@@ -228,6 +230,39 @@ def _train_epoch(model, optimizer, split: Split, config: Config, beta: float, de
     reduced = distributed.all_reduce_sum(torch.stack([sums[k].double() for k in keys] + [nonfinite])).tolist()
     seen = len(order) * distributed.world_size()
     return {key: value / seen for key, value in zip(keys, reduced)}, seen, int(reduced[-1])
+
+
+def _train_epoch_single(model, optimizer, split: Split, config: Config, beta: float, device, generator,
+                        progress: bool, amp_dtype) -> tuple[dict[str, float], int, int]:
+    """One epoch of single-dataset batches (`batch_composition="single"`, one process): the same step as
+    `_train_epoch`, over `single_dataset_batches`."""
+    if distributed.is_distributed():
+        raise ConfigError("batch_composition=single trains in one process; start it without torchrun")
+    batches = single_dataset_batches(split.modalities.cpu(), config.batch_size, generator)
+    sums: dict[str, torch.Tensor] = {}
+    nonfinite = torch.zeros((), dtype=torch.float64, device=device)
+    for index in tqdm(batches, desc="  batches", leave=False, disable=not progress, unit="batch"):
+        index = index.to(device)
+        images = split.images[index].unsqueeze(1).float().div_(255.0)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        terms = train_step(model, optimizer, (images, split.labels[index], split.modalities[index]), config, beta,
+                           amp_dtype, nonfinite)
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value * len(index)
+    return {key: float(value) / len(split) for key, value in sums.items()}, len(split), int(nonfinite)
+
+
+def single_dataset_batches(modalities: torch.Tensor, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """The index tensors (B,) of one epoch of single-dataset batches: each dataset's images in their own random order,
+    cut into batches (its last one shorter), then all batches in random order: as a loader per dataset, or one
+    concatenated dataset read without a shuffle across datasets, would feed them."""
+    batches = []
+    for modality in torch.unique(modalities).tolist():
+        members = torch.nonzero(modalities == modality).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        batches += list(torch.split(members, batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
 def _validate_epoch(model, split: Split, config: Config, beta: float, device, amp_dtype) -> dict[str, float]:
@@ -275,7 +310,7 @@ def _prepare(config: Config, device: torch.device):
 def uses_cuda_graphs(config: Config, device: torch.device) -> bool:
     """Whether training replays the step as a CUDA graph: asked for, on one CUDA device, without torch.compile."""
     return (config.cuda_graphs and device.type == "cuda" and not distributed.is_distributed()
-            and config.compile == "none")
+            and config.compile == "none" and config.batch_composition == "mixed")
 
 
 def _balance_batch(split: Split, config: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

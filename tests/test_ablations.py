@@ -16,8 +16,8 @@ TINY = {"epochs": 1, "encoder_channels": (8, 16, 32), "hidden_dim": 32, "class_e
 
 
 def test_standard_set_holds_the_claims_the_diagnosis_and_the_schedule_variant():
-    assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "plateau_at_beta_max",
-            "fp32"} == set(STANDARD)
+    assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "single_batches",
+            "single_batches_unconditioned", "plateau_at_beta_max", "fp32"} == set(STANDARD)
     assert STANDARD["paper"] == {}
     assert set(SEEDED) <= set(STANDARD) and STUDY_SEEDS >= 3
     assert study_seeds("quick") == study_seeds("full") == 3 and study_seeds("smoke") == 2

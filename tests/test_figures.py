@@ -22,6 +22,7 @@ from cvae import plots
 from cvae.augmentation import ARM_NAMES
 from cvae.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES, class_label
 from cvae.loss import TERMS
+from cvae.aux_factorial import READ_NAMES
 from cvae.weight_search import CRITERIA, CRITERION_NAMES, GRID
 
 RNG = np.random.default_rng(0)
@@ -80,7 +81,16 @@ def _fractions() -> pd.DataFrame:
 
 VARIANTS = ["paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "plateau_at_beta_max",
             "fp32", "a_l1=0", "a_l1=0.5", "a_perc=0", "a_perc=5", "beta_max=1"]
+def _factorial() -> pd.DataFrame:
+    return pd.DataFrame([{"batches": b, "encoder": e, "read": r, "seed": seed, "class_acc": RNG.uniform(0.2, 1),
+                          "modality_acc": RNG.uniform(0.3, 1), "probe_modality_acc": 1.0}
+                         for b in ("mixed", "single") for e in ("conditioned", "unconditioned")
+                         for r in READ_NAMES for seed in range(3)])
+
+
 FIGURES = {
+    "aux_factorial": lambda: plots.aux_factorial(_factorial(), {"class": 0.34, "modality": 0.39},
+                                                 {"class": 0.07, "modality": 0.392}, READ_NAMES),
     "loss_curves": lambda: plots.loss_curves(_metrics(30), best_epoch=4, kept_epoch=27),
     "learning_rate": lambda: plots.learning_rate(np.arange(1, 31), _metrics(30)["lr"], _metrics(30)["beta"]),
     "loss_shares": lambda: plots.loss_shares(_balance(), TERMS),

@@ -1,0 +1,106 @@
+"""The aux-head factorial: baselines from the official split sizes, batches from one dataset, side-effect-free
+readings, and the verdict rule on fixed numbers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from cvae.aux_factorial import (CELLS, READ_NAMES, factorial_rows, guess_baselines, official_baselines, report,
+                                verdict)
+from cvae.claims import Learned
+from cvae.config import make_config
+from cvae.data import Split
+from cvae.inference import READINGS, aux_head_readings
+from cvae.labels import MODALITY_OF_CLASS, NUM_CLASSES
+from cvae.model import CVAE
+from cvae.train import single_dataset_batches
+
+
+def test_the_baselines_of_the_originals_validation_split():
+    baselines = official_baselines()
+    # Path 10,004, Tissue 23,640, OCT 10,832 of 44,476: sum of squared shares 0.2249^2 + 0.5315^2 + 0.2435^2
+    assert baselines["modality"]["images"] == 10_004 + 23_640 + 10_832 == 44_476
+    assert baselines["modality"]["sum_of_squared_shares"] == pytest.approx(
+        (10_004 ** 2 + 23_640 ** 2 + 10_832 ** 2) / 44_476 ** 2)
+    assert round(100 * baselines["modality"]["sum_of_squared_shares"], 1) == 39.2
+    assert round(100 * baselines["modality"]["majority"], 1) == 53.2
+    assert round(100 * baselines["class"]["majority"], 1) == 17.0  # TissueMNIST's largest class: 7,582 images
+    balanced = guess_baselines([1] * NUM_CLASSES)
+    assert balanced["class"]["sum_of_squared_shares"] == pytest.approx(1 / 21)
+    assert balanced["modality"]["sum_of_squared_shares"] == pytest.approx((9 ** 2 + 8 ** 2 + 4 ** 2) / 21 ** 2)
+
+
+def test_single_dataset_batches_cover_every_image_once_and_never_mix():
+    modalities = torch.tensor(MODALITY_OF_CLASS).repeat_interleave(10)  # 210 images
+    batches = single_dataset_batches(modalities, 32, torch.Generator().manual_seed(0))
+    assert sorted(torch.cat(batches).tolist()) == list(range(210))
+    assert all(len(set(modalities[b].tolist())) == 1 for b in batches)
+    # 90, 80 and 40 images: 3 + 3 + 2 batches, the last of each dataset shorter
+    assert len(batches) == 8 and sorted(len(b) for b in batches) == [8, 16, 26, 32, 32, 32, 32, 32]
+    again = single_dataset_batches(modalities, 32, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+
+
+def test_a_single_batches_config_has_its_own_hash_and_the_default_keeps_the_old_one():
+    smoke = make_config("smoke")
+    assert smoke.config_hash() == "eea31777ba"  # the smoke run's folder from before batch_composition existed
+    assert smoke.replace(batch_composition="single").config_hash() != smoke.config_hash()
+
+
+def test_reading_the_heads_is_free_of_side_effects():
+    model = CVAE(make_config("smoke")).eval()
+    labels = torch.arange(NUM_CLASSES).repeat(6)
+    split = Split(torch.randint(0, 255, (len(labels), 28, 28), dtype=torch.uint8, generator=torch.Generator()
+                                .manual_seed(1)), labels, torch.tensor(MODALITY_OF_CLASS)[labels])
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    readings = aux_head_readings(model, split, batch_size=32, seed=3)
+    assert set(readings) == {*READINGS, "eval_z", "eval_local_labels"}
+    assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())  # BN stats too
+    assert not model.training
+    assert readings == aux_head_readings(model, split, batch_size=32, seed=3)  # seeded
+
+
+def _rows(cell_values: dict) -> pd.DataFrame:
+    """A study table with three seeds per trained cell; `cell_values` maps (batches, encoder, read) to (class,
+    modality) means; every other reading sits at 99%; the probe reads the modality at 100%."""
+    rows = []
+    for (batches, encoder), name in CELLS.items():
+        for seed, noise in enumerate((-0.01, 0.0, 0.01)):
+            row = {"name": name, "seed": seed, "probe_modality_accuracy": 1.0 - abs(noise) / 10}
+            for read in READ_NAMES:
+                cls, modality = cell_values.get((batches, encoder, read), (0.99, 0.99))
+                row[f"read_{read}_class"], row[f"read_{read}_modality"] = cls + noise, modality + noise
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_the_verdict_names_the_cell_that_reproduces_both_numbers():
+    study = _rows({("single", "conditioned", "train_mixed"): (0.35, 0.38)})
+    decided = verdict(factorial_rows(study))
+    assert decided["verdict"] == "explained" and decided["cell"] == ["single", "conditioned", "train_mixed"]
+    assert decided["sentence"].startswith("Explained: with one-dataset batches, conditioned encoder, heads read in "
+                                          "train mode, mixed batches")
+    partly = verdict(factorial_rows(_rows({("single", "conditioned", "train_mixed"): (0.90, 0.38)})))
+    assert partly["verdict"] == "partly explained" and "the modality head reads as the original's 39%" in \
+        partly["sentence"]
+    assert verdict(factorial_rows(_rows({})))["verdict"] == "not explained"
+    # the control must restore the heads: when mixed batches read in eval mode sit low too, nothing is explained
+    low_control = _rows({("single", "conditioned", "train_mixed"): (0.35, 0.38),
+                         ("mixed", "conditioned", "eval"): (0.35, 0.38)})
+    assert verdict(factorial_rows(low_control))["verdict"] == "partly explained"
+    gated = verdict(factorial_rows(study), Learned(False, "single_batches seed 0: x"))
+    assert gated["verdict"] == "not testable at this scale"
+
+
+def test_the_json_report_has_the_keys_the_issue_names():
+    study = _rows({})
+    for name in CELLS.values():
+        study.loc[study["name"] == name, ["recon_ssim_gain", "conditional_class_accuracy"]] = (0.1, 0.5)
+    out = report(study)
+    assert {"cells", "baselines", "verdict", "rule"} <= set(out)
+    assert len(out["cells"]) == len(CELLS) * 3 * len(READ_NAMES)
+    assert set(out["cells"][0]) == {"batches", "encoder", "read", "seed", "class_acc", "modality_acc",
+                                    "probe_modality_acc"}
+    assert out["runs_learned"] == {"value": True, "failing": ""}
