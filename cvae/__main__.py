@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+from pathlib import Path
 import os
 import sys
 import warnings
@@ -141,6 +142,46 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def cmd_sample(args) -> int:
+    import time
+
+    from .labels import CLASS_NAMES
+    from .runs import RunError, is_finished, load_run, run_dir_for
+    from .sampling import draw, resolve_classes, write_npz
+
+    if args.list_classes:
+        for label, name in enumerate(CLASS_NAMES):
+            print(f"{label:2d}  {name}")
+        return 0
+    labels = resolve_classes(args.classes, args.modality)  # ConfigError before any model is read
+    if not (args.out or args.npz):
+        raise ConfigError("nothing to write: give --out grid.png, --npz FOLDER, or both")
+    run_dir = Path(args.run) if args.run else run_dir_for(_config(args))
+    if not is_finished(run_dir):
+        raise RunError(f"no finished run in {run_dir}; train it first (python -m cvae train --profile "
+                       f"{args.profile}) or name one with --run")
+    run = load_run(run_dir)
+    started = time.perf_counter()
+    images, drawn = draw(run.model("best"), labels, args.n, args.temperature, args.seed, progress=True)
+    seconds = time.perf_counter() - started
+    marker = {"generated": True, "run": run.path.name, "config_hash": run.summary["config_hash"],
+              "checkpoint_epoch": run.summary.get("checkpoint_epoch"), "temperature": args.temperature,
+              "seed": args.seed, "synthetic_training_data": bool(run.summary["synthetic_data"])}
+    if args.out:
+        from .plots import sample_grid
+
+        trained_on = "the synthetic stand-in" if run.summary["synthetic_data"] else "MedMNIST"
+        figure = sample_grid(images, drawn, per_row=min(12, args.n), title=f"Samples of {run.path.name} (trained on {trained_on}), "
+                                                  f"temperature {args.temperature:g}, seed {args.seed}")
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(args.out, dpi=150, bbox_inches="tight")
+        print(f"grid: {args.out}")
+    for path in write_npz(Path(args.npz), images, drawn, marker) if args.npz else []:
+        print(f"npz: {path}")
+    print(f"{len(drawn):,} samples of {len(labels)} classes in {seconds:.2f} s ({len(drawn) / seconds:,.0f} samples/s)")
+    return 0
+
+
 def cmd_search(args) -> int:
     from . import study
 
@@ -245,6 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(p)
     _add_data_dir(p)
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("sample", help="generate samples of any class from a trained run: a PNG grid and/or "
+                                      "MedMNIST-format .npz files")
+    p.add_argument("--run", default=None, help="a run folder (default: the profile's run, with --set overrides)")
+    p.add_argument("--class", dest="classes", action="append", default=[], metavar="CLASS",
+                   help="a global label 0-20 or a class name such as drusen (repeatable; default: every class)")
+    p.add_argument("--modality", default=None, help="pathmnist, tissuemnist or octmnist: every class of it")
+    p.add_argument("--n", type=int, default=16, help="samples per class (default 16)")
+    p.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's standard deviation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="PNG grid to write")
+    p.add_argument("--npz", default=None, help="folder for one MedMNIST-format .npz per modality")
+    p.add_argument("--list-classes", action="store_true", help="print the 21 global labels and names")
+    _add_profile(p)
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("search", help="the loss-weight search over seeds, outside the book build (cached runs; "
                                       "records its decision in runs/weight_search-<hash>.json)")

@@ -478,6 +478,23 @@ def placeholder_figure(text: str):
 
 
 @_styled
+def sample_grid(images: np.ndarray, labels: np.ndarray, per_row: int = 12, title: str | None = None) -> Figure:
+    """One row per requested class (its global label and name on the left), up to `per_row` of its samples:
+    (N, 28, 28) uint8 or [0, 1] images with their (N,) global labels."""
+    classes = list(dict.fromkeys(int(label) for label in labels))
+    row_height = (PAGE_WIDTH_IN - 2.2) / per_row + 0.08
+    fig, axes = _figure(len(classes), 1, (PAGE_WIDTH_IN, len(classes) * row_height + (0.4 if title else 0.1)))
+    for ax, label in zip(axes[:, 0], classes):
+        chosen = np.asarray(images)[np.asarray(labels) == label][:per_row]
+        _show(ax, mosaic(chosen, 1, per_row))
+        ax.set_ylabel(textwrap.shorten(class_label(label), 26, placeholder="…"), rotation=0, ha="right",
+                      va="center", fontsize=STYLE["xtick.labelsize"])
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+@_styled
 def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapping[str, float],
                   read_names: Mapping[str, str]) -> Figure:
     """The aux-head factorial: one panel per head; the four trained cells along x, the three readings side by side
@@ -502,14 +519,15 @@ def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapp
         ax.set_ylabel(f"{head} head (%)")
         ax.set_ylim(0, 102)
         ax.grid(alpha=0.3, axis="y")
-    axes[-1, 0].set_xticks(range(len(cells)), [f"{batches} batches\n{encoder}" for batches, encoder in cells])
+    axes[-1, 0].set_xticks(range(len(cells)), [f"{'one-dataset' if batches == 'single' else 'mixed'} batches\n{encoder}"
+                                              for batches, encoder in cells])
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 
 __all__ = [
-    "aux_factorial", "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
+    "aux_factorial", "sample_grid", "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
     "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples",
     "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares",
     "learning_rate", "fraction_curves", "STYLE", "PAGE_WIDTH_IN", "TEXT_COLUMN_PX", "FIGURE_DPI",
