@@ -171,8 +171,9 @@ def cmd_sample(args) -> int:
         from .plots import sample_grid
 
         trained_on = "the synthetic stand-in" if run.summary["synthetic_data"] else "MedMNIST"
-        figure = sample_grid(images, drawn, per_row=min(12, args.n), title=f"Samples of {run.path.name} (trained on {trained_on}), "
-                                                  f"temperature {args.temperature:g}, seed {args.seed}")
+        title = (f"Samples of {run.path.name} (trained on {trained_on}), temperature {args.temperature:g}, "
+                 f"seed {args.seed}")
+        figure = sample_grid(images, drawn, per_row=min(12, args.n), title=title)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(args.out, dpi=150, bbox_inches="tight")
         print(f"grid: {args.out}")

@@ -23,7 +23,7 @@ STANDARD: dict[str, dict] = {
     "no_aux": {"gamma": 0.0},  # heads without gradient (diagnosis)
     "gamma_10": {"gamma": 10.0},  # an aux loss 10x heavier (diagnosis)
     "encoder_unconditioned": {"encoder_conditioned": False},  # the encoder sees only the image (diagnosis)
-    # the aux-head factorial (cvae.aux_factorial): every batch from one dataset, with and without the conditioned encoder
+    # the aux-head factorial (cvae.aux_factorial): every batch from one dataset, the encoder conditioned or not
     "single_batches": {"batch_composition": "single"},
     "single_batches_unconditioned": {"batch_composition": "single", "encoder_conditioned": False},
     "plateau_at_beta_max": {"plateau_metric": "total_at_beta_max"},  # the learning-rate schedule ignores beta(t)
@@ -90,11 +90,11 @@ def schedule_sentence(paper_metrics, plateau_metrics, patience: int) -> str:
     paper, plateau = learning_rate_drops(paper_metrics), learning_rate_drops(plateau_metrics)
     if paper == plateau == 0:
         return (f"In neither run did the learning rate drop within its {len(paper_metrics)} epochs (patience "
-                f"{patience}), so `plateau_at_beta_max` trains exactly as the paper's model at this scale; only a "
+                f"{patience}), so plateau_at_beta_max trains exactly as the paper's model at this scale; only a "
                 f"schedule long enough to reach a plateau can show what it changes.")
     return (f"The learning rate dropped {paper} time{'s' if paper != 1 else ''} for the paper's model and {plateau} "
-            f"time{'s' if plateau != 1 else ''} with `plateau_at_beta_max`.")
+            f"time{'s' if plateau != 1 else ''} with plateau_at_beta_max.")
 
 
-__all__ = ["learning_rate_drops", "schedule_sentence", "STANDARD", "ablation_overrides_for_profile", "variant_overrides", "ablation_config", "run_ablation",
-           "convergence"]
+__all__ = ["learning_rate_drops", "schedule_sentence", "STANDARD", "ablation_overrides_for_profile",
+           "variant_overrides", "ablation_config", "run_ablation", "convergence"]

@@ -204,5 +204,5 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["CELLS", "READ_NAMES", "BAND", "PROBE_READS", "DESIGN", "RULE", "guess_baselines", "official_baselines",
-           "baseline_sentence", "study_baselines", "factorial_rows", "cell_spreads", "describe", "verdict", "learned", "report",
-           "summary_table"]
+           "baseline_sentence", "study_baselines", "factorial_rows", "cell_spreads", "describe", "verdict", "learned",
+           "report", "summary_table"]

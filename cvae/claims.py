@@ -103,12 +103,12 @@ RULE = (
     "images look like is not testable on this data when the build used the synthetic stand-in. A claim whose runs did "
     "not learn is not testable at this scale: a run is evidence only if its reconstructions beat each image's "
     "class-mean image and the evaluator finds the conditioned class in its samples at least "
-    f"{GATE_CLASS_ABOVE_CHANCE:.0%} above chance. Otherwise the 95% interval of our measurement is read against the "
-    "margin: reproduced when it lies wholly on the claim's side, not reproduced when it lies wholly on the other side, "
-    "inconclusive when it straddles the margin or when there is no interval. Comparisons of runs are paired by seed "
-    "and use the validation loss at the final KL weight of each run's kept checkpoint; rates of samples and of test "
-    "images are judged over classes, because their outcomes cluster by class. The detectable effect is the smallest "
-    "true difference the spread would have found with 80% power."
+    f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
+    "measurement is read against the margin: reproduced when it lies wholly on the claim's side, not reproduced when "
+    "it lies wholly on the other side, inconclusive when it straddles the margin or when there is no interval. "
+    "Comparisons of runs are paired by seed and use the validation loss at the final KL weight of each run's kept "
+    "checkpoint; rates of samples and of test images are judged over classes, because their outcomes cluster by "
+    "class. The detectable effect is the smallest true difference the spread would have found with 80% power."
 )
 
 

@@ -100,8 +100,9 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
         symptom = heads.high is not None and heads.high < majority and probe.low is not None and probe.low > PROBE_READS
         out.append(
             f"Heads without gradient (gamma = 0): modality {heads.text(1, percent=True)} while a probe on the same mu "
-            f"reads {probe.text(1, percent=True)}" + (": heads below the majority baseline on a latent a probe reads, the original's "
-                                  "symptom." if symptom else ": not the original's symptom at this spread."))
+            f"reads {probe.text(1, percent=True)}"
+            + (": heads below the majority baseline on a latent a probe reads, the original's symptom." if symptom
+               else ": not the original's symptom at this spread."))
     if (study["name"] == "encoder_unconditioned").any():
         probe_gain = contrast(study, "encoder_unconditioned", "probe_class_accuracy")
         out.append(
@@ -167,7 +168,8 @@ def summary(aux_sentence: str, study: pd.DataFrame) -> str:
     text = aux_sentence
     if fix is None:
         lowered = lowering(study)
-        return (text + f" After Holm's correction over the {len(family(study))} contrasts of the heads, no tested change raises one"
+        return (text + f" After Holm's correction over the {len(family(study))} contrasts of the heads, no tested "
+                "change raises one"
                 + (f"; {'; '.join(lowered)}." if lowered else "."))
     return (text + f" Of the tested changes, {fix['variant']} raises the {fix['metric'].replace('_', ' ')} most: "
             f"{fix['gain'].text(3)}, at a reconstruction-MSE change of {fix['recon_mse_change'].text(4)}.")

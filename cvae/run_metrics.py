@@ -168,7 +168,8 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
     kl = metrics.mean_kl_per_dimension(test_codes["mu"], test_codes["logvar"])
     out = {
         "aux_class_accuracy": eval_mode["class"], "aux_modality_accuracy": eval_mode["modality"],
-        "aux_class_accuracy_train_mode": train_mode["class"], "aux_modality_accuracy_train_mode": train_mode["modality"],
+        "aux_class_accuracy_train_mode": train_mode["class"],
+        "aux_modality_accuracy_train_mode": train_mode["modality"],
         "probe_class_accuracy": probe["class"], "probe_modality_accuracy": probe["modality"],
         "active_units": metrics.active_units(kl), "kl_total": float(sum(kl)), "latent_test_images": len(data.test),
         "aux_readings": readings,

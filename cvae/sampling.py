@@ -42,7 +42,8 @@ def _class_index(text: str) -> int:
     partial = [label for label, name in enumerate(CLASS_NAMES) if wanted in name.lower()]
     found = exact or partial
     if len(found) != 1:
-        what = "matches no class" if not found else f"matches {len(found)} classes ({', '.join(CLASS_NAMES[i] for i in found)})"
+        names = ", ".join(CLASS_NAMES[i] for i in found)
+        what = f"matches {len(found)} classes ({names})" if found else "matches no class"
         raise ConfigError(f"class {text!r} {what}; give a global label 0-{NUM_CLASSES - 1} or a name from "
                           f"`python -m cvae sample --list-classes`")
     return found[0]

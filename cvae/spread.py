@@ -177,5 +177,5 @@ def mean_interval(values: Sequence[float]) -> Spread:
     return Spread(spread.mean, spread.sd, spread.n, spread.low, spread.high, "images")
 
 
-__all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "pooled_rate", "holm", "paired_relative_difference", "paired_difference", "accuracy_interval",
-           "mean_interval", "CONFIDENCE"]
+__all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "pooled_rate", "holm",
+           "paired_relative_difference", "paired_difference", "accuracy_interval", "mean_interval", "CONFIDENCE"]

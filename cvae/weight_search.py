@@ -146,7 +146,7 @@ def decision_sentence(record: dict | None, base: Config, data_label: str) -> str
     defaults = ", ".join(f"{w} = {getattr(base, w):g}" for w in GRID)
     if record is None:
         return (f"The defaults ({defaults}) are our choice. This build did not run the search around them; "
-                f"`make search PROFILE=...` trains it over three seeds and the chapter then shows its result.")
+                f"make search PROFILE=... trains it over three seeds and this section then shows its result.")
     decision = record["decision"]
     when = f"on {record['date'][:10]} on a {record['machine']['processor']} machine, {record['seeds']} seeds"
     if not decision:
