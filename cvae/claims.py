@@ -51,9 +51,11 @@ TESTS: dict[str, Test] = {
     "latent": Test("clearly lower", 0.02, "latent 64's loss at least 2% above latent 128's",
                    "'reduces significantly' asks for a gain a reader would act on; 2% of the loss is the smallest"),
     "deep": Test("no better", 0.05, "the deeper model's loss not more than 5% below the original's",
-                 "four times the parameters would be worth it only for a loss more than 5% lower"),
-    "aux_heads": Test("near chance", 0.05, "each head at most 5 points above its majority share",
-                      "a head that reads nothing scores at most the majority share; 5 points allow for noise"),
+                 "the original concludes that its network already has enough capacity, which needs the deeper model "
+                 "to be no better by more than a gain worth four times the parameters; a worse one supports it too"),
+    "aux_heads": Test("near chance", 0.05, "the modality head within 5 points of a guess in the label proportions",
+                      "the original's 39% is what such a guess scores on its validation mix; 5 points allow for "
+                      "the mix and for noise"),
     "modality_clusters": Test("separated", 0.90, "at least 90% of 10 nearest 2-D neighbours share the modality",
                               "'separated quite well' means a point's neighbours in the figure are of its modality"),
     "class_overlap": Test("overlapping", 0.50, "at most 50% of 10 nearest 2-D neighbours share the class",
@@ -85,9 +87,9 @@ CLAIMS: tuple[Claim, ...] = (
           ("paper", "latent64"), about_images=False),
     Claim("deep", "a deeper model of about 4.8 million parameters is no better",
           '"leads to results looking very similar to what we already had"', ("paper", "deep"), about_images=False),
-    Claim("aux_heads", "the auxiliary heads stay near chance",
-          '"Class classification accuracy gets stuck around 34% and modality classification gets stuck at around '
-          '39% (almost random probability)"', ("paper",), about_images=False),
+    Claim("aux_heads", "the modality head reads near chance",
+          '"modality classification gets stuck at around 39% (almost random probability)"', ("paper",),
+          about_images=False),
     Claim("modality_clusters", "the modalities form separate clusters in the latent space",
           '"the modalities are separated quite well"', ("main",), about_images=True),
     Claim("class_overlap", "the classes overlap in the latent space",
@@ -101,8 +103,9 @@ CLAIMS: tuple[Claim, ...] = (
 RULE = (
     "Each claim has a test and a margin, fixed before the runs and listed in the table. A claim about what medical "
     "images look like is not testable on this data when the build used the synthetic stand-in. A claim whose runs did "
-    "not learn is not testable at this scale: a run is evidence only if its reconstructions beat each image's "
-    "class-mean image and the evaluator finds the conditioned class in its samples at least "
+    "not learn is not testable at this scale: a run is evidence only if its reconstructions beat the class-mean "
+    "image, the 95% interval over classes of the SSIM gain lying above 0, and the evaluator finds the conditioned "
+    "class in its samples at least "
     f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
     "measurement is read against the margin: reproduced when it lies wholly on the claim's side, not reproduced when "
     "it lies wholly on the other side, inconclusive when it straddles the margin or when there is no interval. "
@@ -128,14 +131,15 @@ class Learned:
         return {"value": self.ok, "failing": self.failing}
 
 
-def learning_gate(name: str, ssim_gain: float | None, class_accuracy: float, chance: float) -> Learned:
-    """The gate for one run: SSIM gain over the class-mean image above GATE_SSIM_GAIN and sample class accuracy at
-    least GATE_CLASS_ABOVE_CHANCE above `chance`; `failing` names the run and the criteria it missed."""
+def learning_gate(name: str, ssim_gain_low: float | None, class_accuracy: float, chance: float) -> Learned:
+    """The gate for one run: the lower end of the 95% interval over classes of its SSIM gain over the class-mean
+    image above GATE_SSIM_GAIN, and sample class accuracy at least GATE_CLASS_ABOVE_CHANCE above `chance`; `failing`
+    names the run and the criteria it missed."""
     details, missed = [], []
-    if ssim_gain is None or not ssim_gain > GATE_SSIM_GAIN:
-        missed.append("reconstructions no better than the class-mean image")
-        details.append(missed[-1] if ssim_gain is None else f"reconstruction SSIM {ssim_gain:+.3f} against the "
-                                                            f"class-mean image")
+    if ssim_gain_low is None or not ssim_gain_low > GATE_SSIM_GAIN:
+        missed.append("reconstructions not clearly better than the class-mean image")
+        details.append(missed[-1] if ssim_gain_low is None else
+                       f"SSIM gain over the class-mean image not clearly above 0 (lower 95% bound {ssim_gain_low:+.3f})")
     needed = chance + GATE_CLASS_ABOVE_CHANCE
     if not class_accuracy >= needed:
         missed.append(f"sample class accuracy below {needed:.1%}")
@@ -184,11 +188,15 @@ def _no_interval(spread: Spread) -> str:
             else f"{spread.n} seed{'s' if spread.n != 1 else ''} give no interval")
 
 
-def _detectable(spread: Spread, percent: bool = True) -> str:
+def _detectable(spread: Spread, unit: str = "relative") -> str:
+    """The approximate smallest true effect the spread would find with 80% power: 'about 26%' of the loss, 'about 18
+    points' of a rate, 'about 0.02' of SSIM; 'none: no interval' without a spread."""
     effect = spread.detectable()
     if effect is None:
-        return "none: no interval"
-    return f"{effect:.1%}" if percent else f"{effect:.3f}"
+        return "none: no interval" if not spread.exact_bound else "none: no spread"
+    if unit == "points":
+        return f"about {100 * effect:.0f} points"
+    return f"about {effect:.0%}" if unit == "relative" else f"about {effect:.2f}"
 
 
 def _best_epoch(e: dict) -> Finding:
@@ -214,26 +222,30 @@ def _relative(key: str, claimed_above: bool, subject: str, baseline: str) -> Cal
         verdict = read_against(spread, margin, claimed_above)
         reason = (f"{_no_interval(spread)}" if spread.low is None else
                   f"the interval {'straddles' if verdict == 'inconclusive' else 'clears'} {margin:+.0%}")
-        return Finding(ours, verdict, reason, _detectable(spread))
+        return Finding(ours, verdict, reason, _detectable(spread, "relative"))
     return finding
 
 
 def _aux_heads(e: dict) -> Finding:
-    heads = {"class": e.get("aux_class"), "modality": e.get("aux_modality")}
-    band = e["aux_band"]
+    modality: Spread | None = e.get("aux_modality")
+    cls: Spread | None = e.get("aux_class")
+    guess = e["aux_guess"]
     main = e.get("aux_main") or {}
-    study = "; ".join(f"{head} {spread.text(1, percent=True)}" for head, spread in heads.items() if spread)
-    ours = (f"main run: class {main['class']:.1%}, modality {main['modality']:.1%}; " if main else "") + (
-        f"study: {study}" if study else "study: not trained")
-    if not all(heads.values()):
+    ours = (f"main run: modality {main['modality']:.1%}, class {main['class']:.1%}; " if main else "") + (
+        f"study: modality {modality.text(1, percent=True)}" + (f"; class {cls.mean:.1%}" if cls else "")
+        if modality else "study: not trained") + f"; a guess in the label proportions scores {guess:.1%}"
+    if modality is None:
         return Finding(ours, "inconclusive", "the study's runs were not trained in this build")
-    verdicts = [read_against(spread, band[head], claimed_above=False) for head, spread in heads.items()]
-    verdict = ("not reproduced" if "not reproduced" in verdicts else
-               "reproduced" if all(v == "reproduced" for v in verdicts) else "inconclusive")
-    reason = (f"the study's intervals against the band tops, class {band['class']:.1%} and modality "
-              f"{band['modality']:.1%}")
-    detectable = " and ".join(f"{head} {_detectable(spread)}" for head, spread in heads.items())
-    return Finding(ours, verdict, reason, detectable)
+    low, high = guess - TESTS["aux_heads"].margin, guess + TESTS["aux_heads"].margin
+    if modality.low is None:
+        verdict, reason = "inconclusive", _no_interval(modality)
+    elif low <= modality.low and modality.high <= high:
+        verdict, reason = "reproduced", "the interval lies inside the band around chance"
+    elif modality.high < low or modality.low > high:
+        verdict, reason = "not reproduced", "the interval lies outside the band around chance"
+    else:
+        verdict, reason = "inconclusive", "the interval straddles the band's edge"
+    return Finding(ours, verdict, reason, _detectable(modality, "points"))
 
 
 def _separation(target: str, test: str, claimed_above: bool) -> Callable[[dict], Finding]:
@@ -245,7 +257,7 @@ def _separation(target: str, test: str, claimed_above: bool) -> Callable[[dict],
             f"; a linear probe on mu reads the {target} at {probe.mean:.1%}" if probe else "")
         verdicts = [read_against(spread, TESTS[test].margin, claimed_above) for spread in embeddings.values()]
         verdict = (verdicts[0] if len(set(verdicts)) == 1 else "inconclusive")
-        detectable = " and ".join(f"{method} {_detectable(spread)}" for method, spread in embeddings.items())
+        detectable = "; ".join(f"{method} {_detectable(spread, 'points')}" for method, spread in embeddings.items())
         return Finding(ours, verdict, "PCA and t-SNE intervals over classes against the margin", detectable)
     return finding
 
@@ -255,7 +267,7 @@ def _reconstructions(e: dict) -> Finding:
     ours = (f"PathMNIST SSIM {e['recon_ssim_path']:.3f}, {spread.mean:+.3f} over the class-mean image, "
             f"95% CI {spread.low:+.3f} to {spread.high:+.3f} over {spread.n} classes")
     verdict = read_against(spread, TESTS["reconstructions"].margin, claimed_above=True)
-    return Finding(ours, verdict, "the interval over classes against the margin", _detectable(spread, False))
+    return Finding(ours, verdict, "the interval over classes against the margin", _detectable(spread, "ssim"))
 
 
 def _samples(e: dict) -> Finding:
@@ -264,7 +276,8 @@ def _samples(e: dict) -> Finding:
     ours = (f"modality {modality.text(1, percent=True)}; class {cls.text(1, percent=True)}, against chance "
             f"{e['class_chance']:.1%}")
     verdict = read_against(modality, TESTS["samples"].margin, claimed_above=True)
-    return Finding(ours, verdict, "the modality interval over classes against the margin", _detectable(modality))
+    return Finding(ours, verdict, "the modality interval over classes against the margin",
+                   _detectable(modality, "points"))
 
 
 _FINDERS: dict[str, Callable[[dict], Finding]] = {
@@ -296,8 +309,10 @@ def assess(claim: Claim, evidence: dict) -> tuple[Finding, Learned]:
                        "the claim is about medical images and this build used the synthetic stand-in",
                        finding.detectable), learned
     if not learned.ok:
-        return Finding(finding.ours, "not testable at this scale", f"a run did not learn ({learned.failing})",
-                       finding.detectable), learned
+        did_not = (f"{learned.failed_runs} of {learned.runs} runs" if learned.failed_runs > 1
+                   else learned.failing.split(":")[0])
+        return Finding(finding.ours, "not testable at this scale", f"{did_not} did not learn", finding.detectable), \
+            learned
     if evidence["synthetic"] and finding.verdict in ("reproduced", "not reproduced", "inconclusive"):
         finding = Finding(finding.ours, finding.verdict, f"{finding.reason}; on the stand-in this judges the pipeline",
                           finding.detectable)
@@ -311,7 +326,7 @@ def claims_table(evidence: dict) -> pd.DataFrame:
     `evidence` keys: synthetic (bool); epochs and best_epoch (1-based) of the main run; latent, deep (Spread of the
     paired relative difference of the validation loss at the final KL weight, positive = higher loss than the
     paper's model); aux_class, aux_modality (Spread over the study's seeds), aux_main {class, modality} (the main
-    run), aux_band {class, modality} (the band's top); separation {modality|class: {method: Spread over classes}};
+    run), aux_guess (what a modality head guessing in the label proportions scores); separation {modality|class: {method: Spread over classes}};
     probe_modality, probe_class, conditional_modality, conditional_class (Spread over classes); class_chance;
     recon_ssim_path (float) and recon_ssim_gain_path (Spread over classes); learned {run group: Learned}."""
     rows = []

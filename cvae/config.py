@@ -26,7 +26,8 @@ HASHED_WHEN_CHANGED = ("batch_composition",)
 # not among them: bf16 changes the numbers a run computes (slightly), so the precision asked for names the run and
 # an fp32 run can sit beside a bf16 one (the `fp32` ablation).
 PERFORMANCE_FIELDS = ("channels_last", "compile", "fused_adam", "threads", "cuda_graphs")
-MAX_LOSS_WEIGHT = 1e6  # upper bound of a_mse, a_l1, a_perc, beta_max and gamma
+LOSS_WEIGHTS = ("a_mse", "a_l1", "a_perc", "beta_max", "gamma")  # the weights of the loss terms (cvae.loss)
+MAX_LOSS_WEIGHT = 1e6  # upper bound of every loss weight
 
 
 class ConfigError(ValueError):
@@ -188,7 +189,7 @@ def _validate(cfg: Config) -> None:
                  "beta_ramp_epochs"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)!r}")
-    for name in ("a_mse", "a_l1", "a_perc", "beta_max", "gamma", "weight_decay", "train_per_class",
+    for name in (*LOSS_WEIGHTS, "weight_decay", "train_per_class",
                  "eval_per_class", "synthetic_per_class", "extra_convs_per_stage", "beta_warmup_epochs",
                  "plateau_patience", "threads"):
         if getattr(cfg, name) < 0:
@@ -208,7 +209,7 @@ def _validate(cfg: Config) -> None:
     if cfg.grad_clip <= 0:
         raise ConfigError(f"grad_clip must be positive, got {cfg.grad_clip!r}")
     # a weight this large makes a float32 loss overflow to inf in the first step (pixel sums are ~10-100 per image)
-    for name in ("a_mse", "a_l1", "a_perc", "beta_max", "gamma"):
+    for name in LOSS_WEIGHTS:
         if getattr(cfg, name) > MAX_LOSS_WEIGHT:
             raise ConfigError(f"{name} must be at most {MAX_LOSS_WEIGHT:g}, got {getattr(cfg, name)!r}")
     if cfg.weight_decay >= 1:

@@ -164,8 +164,15 @@ def lowering(study: pd.DataFrame) -> list[str]:
 def summary(aux_sentence: str, study: pd.DataFrame) -> str:
     """The diagnosis paragraph: the claims table's sentence on the aux heads, then the fix the intervals show, or,
     when no change raises the heads, which changes lower them (what could produce the original's low readings)."""
-    fix = best_fix(study)
+    from .claims import combine
+    from .study import variant_gate
+
     text = aux_sentence
+    gate = combine([variant_gate(study, name) for name in (CONTROL, *CONTRASTS) if (study["name"] == name).any()])
+    if not gate.ok:
+        return text + (f" The diagnosis runs did not learn ({gate.failed_runs} of {gate.runs}), so their contrasts "
+                       "say nothing about the heads.")
+    fix = best_fix(study)
     if fix is None:
         lowered = lowering(study)
         return (text + f" After Holm's correction over the {len(family(study))} contrasts of the heads, no tested "

@@ -38,9 +38,9 @@ from .runs import atomic_write_text, is_finished, load_run, run_dir_for
 from .train import select_device, train
 
 EVALUATION_FILE = "evaluation.json"
-EVALUATION_VERSION = 6
+EVALUATION_VERSION = 7
 VARIANT_METRICS_FILE = "variant_metrics.json"
-VARIANT_METRICS_VERSION = 3
+VARIANT_METRICS_VERSION = 4
 
 
 def evaluation_key(config: Config, settings: EvaluationSettings, evaluator_config: Config | None = None) -> str:
@@ -191,7 +191,8 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     model = run.model("best", device)
     recon = reconstruction_metrics(model, data.test, device, class_means_from=data.train)
     out = {key_: recon[key_]["overall"] for key_ in ("recon_mse", "recon_psnr", "recon_ssim")}
-    out["recon_ssim_gain"] = recon["recon_ssim_gain_over_class_mean"]["overall"]["mean"]  # the learning gate's
+    gain = recon["recon_ssim_gain_over_class_mean"]["overall"]  # the learning gate reads its interval over classes
+    out["recon_ssim_gain"], out["recon_ssim_gain_low"] = gain["mean"], gain["low"]
     out["val_recon_psnr"] = reconstruction_metrics(model, data.val, device)["recon_psnr"]["overall"]  # the search's
     out.update(latent_metrics(model, data, config, settings, device, light=True))
     images, labels, modalities = generate_conditional_samples(model, settings.variant_samples_per_class,

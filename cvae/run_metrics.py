@@ -173,6 +173,8 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
         "probe_class_accuracy": probe["class"], "probe_modality_accuracy": probe["modality"],
         "active_units": metrics.active_units(kl), "kl_total": float(sum(kl)), "latent_test_images": len(data.test),
         "aux_readings": readings,
+        # what a modality head that ignores its input scores on this split: guessing in the label proportions
+        "modality_guess": float(sum(np.mean(data.test.modalities.numpy() == m) ** 2 for m in range(NUM_MODALITIES))),
     }
     if not light:
         for target, key in (("class", "labels"), ("modality", "modalities")):

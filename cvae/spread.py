@@ -26,12 +26,17 @@ class Spread:
     n: int
     low: float | None
     high: float | None
-    kind: str  # "seeds" / "classes" (t-interval over runs / class means), "images" (Wilson over images), "pooled"
+    kind: str  # "seeds" / "classes" (t-interval over runs / class means), "images" (Wilson over images)
 
     @property
     def no_spread(self) -> bool:
         """True when n >= 2 values were all identical: there is no interval, and that is not certainty."""
         return self.n >= 2 and self.sd == 0.0
+
+    @property
+    def exact_bound(self) -> bool:
+        """True for the exact bound of identical extreme rates (`rate_over_classes`): an interval without spread."""
+        return self.no_spread and self.low is not None
 
     def detectable(self, power: float = 0.8) -> float | None:
         """Smallest true effect (in the quantity's units) a two-sided 5% test on this spread finds with `power`:
@@ -39,9 +44,9 @@ class Spread:
         images; None without a spread."""
         from scipy import stats
 
-        if self.n < 2 or self.low is None:
+        if self.n < 2 or self.low is None or self.sd == 0.0:
             return None
-        if self.kind in ("images", "pooled"):
+        if self.kind == "images":
             z = stats.norm.ppf(0.5 + CONFIDENCE / 2) + stats.norm.ppf(power)
             return float(z * math.sqrt(max(self.mean * (1 - self.mean), 0.25 / self.n) / self.n))
         t = stats.t.ppf(0.5 + CONFIDENCE / 2, self.n - 1) + stats.t.ppf(power, self.n - 1)
@@ -74,8 +79,11 @@ class Spread:
         scale, suffix = (100.0, "%") if percent else (1.0, unit)
         fmt = f",.{digits}f"
         mean = f"{self.mean * scale:{fmt}}{suffix}"
-        what = {"seeds": "seeds", "classes": "classes", "images": "test images", "pooled": "pooled items",
+        what = {"seeds": "seeds", "classes": "classes", "images": "test images",
                 "single": "values"}[self.kind]
+        if self.exact_bound:
+            return (f"{mean} on every one of {self.n} {what}, exact 95% bound {self.low * scale:{fmt}}{suffix} to "
+                    f"{self.high * scale:{fmt}}{suffix}")
         if self.no_spread:
             return f"{mean}, identical on {self.n} {what}: no spread, no interval"
         if self.n < 2 or self.low is None:
@@ -117,20 +125,17 @@ def over_classes(values_by_class: Sequence[float], bounds: tuple[float, float] |
     return over_seeds(values_by_class, bounds, kind="classes")
 
 
-def rate_over_classes(values_by_class: Sequence[float], items_per_class: int) -> Spread:
-    """`over_classes` for a rate; when every class gave the same rate (all right, say) there is no spread to form a
-    t-interval from, so the rate is read as a Wilson interval over all items together (kind 'pooled')."""
-    spread = over_classes(values_by_class)
-    if spread.no_spread:
-        return pooled_rate(spread.mean, spread.n, items_per_class)
+def rate_over_classes(values_by_class: Sequence[float], kind: str = "classes") -> Spread:
+    """`over_classes` for a rate. When every class (or seed) gave the same rate there is no spread to form a
+    t-interval from; at 0% or 100% the exact binomial bound over the clusters themselves is used (all n clusters
+    right: the 95% interval is (0.025^(1/n), 1)), which treats each class as one observation, never its images as
+    independent; any other identical value keeps no interval."""
+    spread = over_seeds(values_by_class, (0.0, 1.0), kind=kind)
+    if spread.no_spread and spread.mean in (0.0, 1.0):
+        bound = (0.5 - CONFIDENCE / 2) ** (1 / spread.n)
+        low, high = (bound, 1.0) if spread.mean == 1.0 else (0.0, 1.0 - bound)
+        return Spread(spread.mean, 0.0, spread.n, low, high, kind)
     return spread
-
-
-def pooled_rate(rate: float, runs: int, images_per_run: int) -> Spread:
-    """A rate that was identical on every seed, as a Wilson interval over the images of all seeds together (kind
-    'pooled'): the honest interval when seeds show no spread, since it still counts how many images it rests on."""
-    spread = accuracy_interval(round(rate * runs * images_per_run), runs * images_per_run)
-    return Spread(spread.mean, None, spread.n, spread.low, spread.high, "pooled")
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
@@ -177,5 +182,5 @@ def mean_interval(values: Sequence[float]) -> Spread:
     return Spread(spread.mean, spread.sd, spread.n, spread.low, spread.high, "images")
 
 
-__all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "pooled_rate", "holm",
+__all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "holm",
            "paired_relative_difference", "paired_difference", "accuracy_interval", "mean_interval", "CONFIDENCE"]

@@ -35,7 +35,7 @@ from .labels import NUM_CLASSES
 from .loss import TERMS
 from .paths import runs_dir
 from .runs import atomic_write_text, is_finished, load_run, run_dir_for
-from .spread import Spread, over_seeds, paired_relative_difference, pooled_rate
+from .spread import Spread, over_seeds, paired_relative_difference, rate_over_classes
 from .train import autocast_dtype, select_device, train
 from .weight_search import RULE as SEARCH_RULE, candidates, decide, search_table
 
@@ -190,17 +190,15 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
 
 def seed_spread(table: pd.DataFrame, name: str, column: str) -> Spread | None:
     """The spread over seeds of one column for one variant (None when the variant is absent). A rate that came out
-    identical on every seed (all heads right, say) has no spread over seeds; it is then read as a Wilson interval over
-    the test images of all seeds together (`cvae.spread.pooled_rate`), so zero spread never reads as certainty."""
+    identical on every seed (all heads right, say) has no spread over seeds; at 0% or 100% it gets the exact bound over
+    the seeds themselves (`cvae.spread.rate_over_classes`), so zero spread never reads as certainty."""
     rows = table.loc[table["name"] == name].sort_values("seed")
     values = rows[column].dropna()
     if not len(values):
         return None
-    rate = "accuracy" in column
-    spread = over_seeds(list(values), (0.0, 1.0) if rate else None)  # a rate's interval stays inside [0, 1]
-    if spread.no_spread and rate and "latent_test_images" in rows:
-        return pooled_rate(spread.mean, spread.n, int(rows["latent_test_images"].iloc[0]))
-    return spread
+    if "accuracy" in column:  # a rate's interval stays inside [0, 1]; identical extremes get the exact bound
+        return rate_over_classes(list(values), kind="seeds")
+    return over_seeds(list(values))
 
 
 def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper", column: str = COMPARED) -> Spread | None:
@@ -214,7 +212,7 @@ def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper", colum
 
 def run_gate(row: dict | pd.Series) -> Learned:
     """The learning gate (`cvae.claims.learning_gate`) of one study run from its measured row."""
-    return learning_gate(f"{row['name']} seed {int(row['seed'])}", row.get("recon_ssim_gain"),
+    return learning_gate(f"{row['name']} seed {int(row['seed'])}", row.get("recon_ssim_gain_low"),
                          float(row["conditional_class_accuracy"]), 1 / NUM_CLASSES)
 
 

@@ -128,7 +128,9 @@ ours = aux_factorial.study_baselines(ablation, evaluation)
 chapter.glue("factorial_design", aux_factorial.DESIGN)
 chapter.glue("factorial_rule", aux_factorial.RULE)
 chapter.glue("factorial_baselines", aux_factorial.baseline_sentence(aux_factorial.official_baselines(), ours))
-chapter.glue("factorial_verdict", aux_factorial.verdict(factorial, aux_factorial.learned(study))["sentence"])
+decided = aux_factorial.verdict(factorial, aux_factorial.split_guess(study), aux_factorial.learned(study))
+chapter.glue("factorial_verdict", decided["sentence"])
+chapter.glue("factorial_checks", chapter.md("\n".join(f"- {line}" for line in aux_factorial.checks(factorial))))
 chapter.glue("fig_factorial", plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))
@@ -136,7 +138,7 @@ aux_factorial.summary_table(factorial) if len(factorial) else None
 
 # %% [markdown]
 # *Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on $\mu$, on the test
-# split at the ablation scale, as the mean over seeds with the lowest and highest seed in brackets.*
+# split at the ablation scale, as the mean over seeds with its 95% t-interval over seeds in brackets.*
 #
 # ```{glue:figure} fig_factorial
 # :name: fig-factorial
@@ -147,7 +149,14 @@ aux_factorial.summary_table(factorial) if len(factorial) else None
 # Data: {glue:text}`data_caption:s`.
 # ```
 #
-# {glue:text}`factorial_verdict:s` The original's code is not available, so whatever this experiment finds about
+# {glue:text}`factorial_verdict:s` The checks stated with the design, each against mixed batches, the conditioned
+# encoder and eval mode:
+#
+# ```{glue:md} factorial_checks
+# :format: myst
+# ```
+#
+# The original's code is not available, so whatever this experiment finds about
 # this pipeline is a hypothesis about that code: for instance, a loader that fed one dataset per batch, or heads
 # scored with their batch normalisation in training mode.
 #

@@ -15,7 +15,7 @@ import pandas as pd
 
 from cvae import ablation_tables, ablations, chapter, examples, findings, plots, weight_search
 from cvae.paths import runs_dir
-from cvae.study import SEARCH_SEEDS, load_search_record, study_seeds
+from cvae.study import load_search_record, search_runs, study_seeds
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 study = chapter.study(profile, config, seed, data_source, overrides, names=list(variants) or None)
@@ -86,7 +86,7 @@ ablation_tables.seeded_table(study)
 extra = chapter.run_overrides(seed, data_source, overrides)
 base_config = ablations.ablation_config("paper", profile, extra)
 record = load_search_record(profile, extra)
-chapter.glue("search_runs", SEARCH_SEEDS * (1 + len(weight_search.candidates(base_config))))
+chapter.glue("search_runs", len(search_runs(profile, extra)))
 chapter.glue("search_rule", weight_search.RULE)
 chapter.glue("search_decision",
              weight_search.decision_sentence(record, base_config, findings.data_label(synthetic)))

@@ -74,7 +74,7 @@ def test_the_search_trains_every_candidate_with_the_defaults_seeds_and_shares_na
 
 def _table() -> pd.DataFrame:
     rows = []
-    learned = {"recon_ssim_gain": 0.05, "conditional_class_accuracy": 0.5, "latent_test_images": 2100}
+    learned = {"recon_ssim_gain_low": 0.05, "conditional_class_accuracy": 0.5, "latent_test_images": 2100}
     for seed, (paper, small, deep) in enumerate(((30.0, 33.0, 30.3), (31.0, 33.5, 30.9), (29.5, 32.0, 29.8))):
         rows += [{"name": "paper", "seed": seed, "weights": "", COMPARED: paper, "aux_class_accuracy": 0.8,
                   "aux_modality_accuracy": 0.97 + seed / 100, **learned},
@@ -93,7 +93,7 @@ def test_spreads_are_paired_by_seed_and_runs_gated():
     assert latent.low > 0  # latent 64 is worse on every seed
     assert seed_spread(table, "paper", "aux_modality_accuracy").mean == pytest.approx(0.98)
     evidence = claim_evidence(table)
-    assert evidence["latent"] == latent and evidence["aux_modality"].n == 3 and evidence["aux_class"].kind == "pooled"
+    assert evidence["latent"] == latent and evidence["aux_modality"].n == 3 and evidence["aux_class"].no_spread
     assert paired_spread(table, "fp32") is None and seed_spread(table, "fp32", COMPARED) is None
     # one seed of the deeper model samples at chance: its claim's runs did not all learn
     assert evidence["learned"]["paper"].ok and evidence["learned"]["latent64"].ok
@@ -103,11 +103,14 @@ def test_spreads_are_paired_by_seed_and_runs_gated():
     assert set(zip(search["weight"], search["value"])) == {("", 0.0), ("a_l1", 0.1), ("gamma", 0.0)}
 
 
-def test_an_accuracy_identical_on_every_seed_is_read_over_the_pooled_images():
+def test_an_accuracy_identical_on_every_seed_is_never_certain():
     table = _table()
-    spread = seed_spread(table, "paper", "aux_class_accuracy")  # 0.8 on all three seeds
-    assert spread.kind == "pooled" and spread.n == 3 * 2100
-    assert spread.low == pytest.approx(0.7898, abs=1e-3) and spread.high == pytest.approx(0.8098, abs=1e-3)
+    spread = seed_spread(table, "paper", "aux_class_accuracy")  # 0.8 on all three seeds: no interval at all
+    assert spread.no_spread and spread.low is None and spread.detectable() is None
+    table.loc[table["name"] == "paper", "aux_class_accuracy"] = 1.0  # 100% on all three: the exact bound over seeds
+    spread = seed_spread(table, "paper", "aux_class_accuracy")
+    assert spread.exact_bound and spread.high == 1.0 and spread.low == pytest.approx(0.025 ** (1 / 3))  # 0.292
+    assert "on every one of 3 seeds, exact 95% bound 29.2% to 100.0%" in spread.text(1, percent=True)
 
 
 def test_convergence_counts_runs_still_improving_at_their_last_epoch():
@@ -144,13 +147,13 @@ def test_seeded_table_reads_each_variant_over_its_seeds():
 
     rows = [{"name": name, "seed": seed, "parameters": 1_155_993, COMPARED: loss + seed,
              "aux_class_accuracy": 0.5, "aux_modality_accuracy": 1.0, "probe_class_accuracy": 0.9,
-             "recon_ssim_gain": 0.1, "conditional_class_accuracy": 0.04 if seed == 0 else 0.5}
+             "recon_ssim_gain_low": 0.1, "conditional_class_accuracy": 0.04 if seed == 0 else 0.5}
             for name, loss in (("paper", 100.0), ("latent64", 110.0)) for seed in range(3)]
     table = seeded_table(pd.DataFrame(rows))
     assert list(table.index) == ["paper", "latent64"]
     assert table.loc["paper", "parameters"] == "1,155,993"
     assert table.loc["latent64", "val loss at final β (per image)"] == "111.0 ± 1.0"
     assert table.loc["latent64", "aux class acc (%)"] == "50.0 ± 0.0"  # the sd is zero, said as such
-    assert table.loc["paper", "change vs paper (95% CI)"] == "—"
-    assert table.loc["latent64", "change vs paper (95% CI)"].startswith("+9.9% (")
+    assert table.loc["paper", "loss change vs paper (95% CI)"] == "—"
+    assert table.loc["latent64", "loss change vs paper (95% CI)"].startswith("+9.9% (")
     assert table.loc["paper", "learned"] == "2 of 3"

@@ -75,8 +75,8 @@ def _study(no_aux_heads: float, unconditioned_probe: float, gamma10_gain: float)
     for seed, noise in enumerate((-0.005, 0.0, 0.005)):
         base = {"aux_class_accuracy": 0.80 + noise, "aux_modality_accuracy": 0.97 + noise,
                 "aux_class_accuracy_train_mode": 0.81 + noise, "aux_modality_accuracy_train_mode": 0.98 + noise,
-                "probe_class_accuracy": 0.85 + noise, "probe_modality_accuracy": 0.99, "recon_mse": 0.010 + noise / 10,
-                "latent_test_images": 2100}
+                "probe_class_accuracy": 0.85 + noise, "probe_modality_accuracy": 0.99 + noise / 10, "recon_mse": 0.010 + noise / 10,
+                "latent_test_images": 2100, "recon_ssim_gain_low": 0.05, "conditional_class_accuracy": 0.5}
         rows.append({"name": "paper", "seed": seed, **base})
         # the variants' noise differs from the control's: a paired difference identical on every seed has no interval
         rows.append({"name": "no_aux", "seed": seed, **base, "aux_modality_accuracy": no_aux_heads + 2 * noise,
@@ -187,3 +187,10 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
     assert list(table.index.get_level_values("classifier")) == ["real only", "real + generated", "gain"]
     assert table.loc[("1%", "gain"), "unit"] == "points" and table.loc[("1%", "gain"), "mean"] == "+5.0"
     assert table.loc[("1%", "real only"), "mean"] == "50.0" and table.loc[("1%", "real only"), "unit"] == "%"
+
+
+def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():
+    study = _study(no_aux_heads=0.38, unconditioned_probe=0.95, gamma10_gain=0.06)
+    study.loc[study["name"] == "paper", "conditional_class_accuracy"] = 1 / 21  # samples at chance
+    assert diagnosis.summary("S.", study) == (
+        "S. The diagnosis runs did not learn (3 of 12), so their contrasts say nothing about the heads.")

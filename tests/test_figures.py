@@ -89,6 +89,8 @@ def _factorial() -> pd.DataFrame:
 
 
 FIGURES = {
+    "sample_grid": lambda: plots.sample_grid(RNG.integers(0, 255, (21 * 12, 28, 28)).astype(np.uint8),
+                                             np.repeat(np.arange(NUM_CLASSES), 12), title="Samples of run-x"),
     "aux_factorial": lambda: plots.aux_factorial(_factorial(), {"class": 0.34, "modality": 0.39},
                                                  {"class": 0.07, "modality": 0.392}, READ_NAMES),
     "loss_curves": lambda: plots.loss_curves(_metrics(30), best_epoch=4, kept_epoch=27),

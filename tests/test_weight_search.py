@@ -40,18 +40,20 @@ def test_a_gain_counts_only_beyond_the_seeds_spread():
     base = make_config("quick")
     results = pd.DataFrame(
         _runs("", 0.0, *DEFAULT)
-        # PSNR +0.5, +0.6, +0.55 (mean 0.55, sd 0.05: 95% CI 0.426 to 0.674) and FID lower by 1, 1.2, 0.8
-        + _runs("a_l1", 0.0, *_shifted(psnr=(0.5, 0.6, 0.55), fid=(-1.0, -1.2, -0.8), accuracy=(0.01, -0.01, 0.0)))
+        # PSNR +0.50, +0.52, +0.51 (mean 0.51, sd 0.01: 95% CI 0.485 to 0.535) and FID lower by 1.0, 1.02, 0.98
+        + _runs("a_l1", 0.0, *_shifted(psnr=(0.5, 0.52, 0.51), fid=(-1.0, -1.02, -0.98), accuracy=(0.01, -0.01, 0.0)))
         # a larger mean PSNR gain that the seeds cannot tell from zero: +2, -1, +2
         + _runs("a_l1", 0.5, *_shifted(psnr=(2.0, -1.0, 2.0)))
         # better on PSNR, worse on class accuracy: not a winner
-        + _runs("a_perc", 0.0, *_shifted(psnr=(0.5, 0.6, 0.55), accuracy=(-0.05, -0.06, -0.04)))
+        + _runs("a_perc", 0.0, *_shifted(psnr=(0.5, 0.52, 0.51), accuracy=(-0.05, -0.051, -0.049)))
+        # PSNR +0.30, +0.60, +0.45: beyond the spread alone (p = 0.035) but not after Holm's correction
+        + _runs("beta_max", 0.3, *_shifted(psnr=(0.3, 0.6, 0.45)))
         # the same difference on every seed has no spread, so no interval: never counted as a gain
         + _runs("a_perc", 5.0, *_shifted(psnr=(0.3, 0.3, 0.3))))
     table = search_table(results, base)
     row = table[(table.weight == "a_l1") & (table.value == 0.0)].iloc[0]
-    assert row["val_recon_psnr_gain"] == pytest.approx(0.55)
-    assert row["val_recon_psnr_low"] == pytest.approx(0.55 - 4.302653 * 0.05 / 3 ** 0.5, abs=1e-4)
+    assert row["val_recon_psnr_gain"] == pytest.approx(0.51)
+    assert row["val_recon_psnr_low"] == pytest.approx(0.51 - 4.302653 * 0.01 / 3 ** 0.5, abs=1e-4)
     assert row["val_domain_fid_gain"] == pytest.approx(1.0)  # lower FID, signed as a gain
     assert (row["better"], row["worse"], row["verdict"]) == (2, 0, "better on 2, worse on none")
     wide = table[(table.weight == "a_l1") & (table.value == 0.5)].iloc[0]
@@ -60,6 +62,8 @@ def test_a_gain_counts_only_beyond_the_seeds_spread():
     assert (mixed["better"], mixed["worse"], bool(mixed["winner"])) == (1, 1, False)
     flat = table[(table.weight == "a_perc") & (table.value == 5.0)].iloc[0]
     assert flat["better"] == 0 and pd.isna(flat["val_recon_psnr_low"])
+    corrected = table[(table.weight == "beta_max") & (table.value == 0.3)].iloc[0]
+    assert corrected["val_recon_psnr_low"] > 0 and corrected["better"] == 0
     assert winners(table) == {"a_l1": {"value": 0.0, "current": 0.1, "better": 2}}
     assert decide(table) == {"a_l1": 0.0}
     # weights without candidate runs keep only their default
@@ -70,11 +74,14 @@ def test_one_weight_changes_at_most_the_one_better_on_more_criteria():
     base = make_config("quick")
     results = pd.DataFrame(
         _runs("", 0.0, *DEFAULT)
-        + _runs("a_l1", 0.0, *_shifted(psnr=(0.5, 0.6, 0.55)))
-        + _runs("gamma", 10.0, *_shifted(psnr=(0.5, 0.6, 0.55), fid=(-1.0, -1.2, -0.8))))
+        + _runs("a_l1", 0.0, *_shifted(psnr=(0.5, 0.52, 0.51)))
+        + _runs("gamma", 10.0, *_shifted(psnr=(0.5, 0.52, 0.51), fid=(-1.0, -1.02, -0.98))))
     table = search_table(results, base)
     assert set(winners(table)) == {"a_l1", "gamma"}
     assert decide(table) == {"gamma": 10.0}
+    tie = pd.DataFrame(_runs("", 0.0, *DEFAULT) + _runs("a_l1", 0.0, *_shifted(psnr=(0.5, 0.52, 0.51)))
+                       + _runs("gamma", 10.0, *_shifted(psnr=(0.5, 0.52, 0.51))))
+    assert decide(search_table(tie, base)) == {}  # two weights tie: none changes
 
 
 def test_the_decision_is_worded_as_our_choice():
