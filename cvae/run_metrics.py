@@ -37,6 +37,7 @@ class EvaluationSettings:
     classifier_steps: int = 150
     variant_samples_per_class: int = 50
     embedding_points_per_class: int = 100  # test images per class in the PCA / t-SNE of mu (t-SNE grows with them)
+    readings_per_class: int = 100  # test (and validation) images per class the aux heads are read on
     fraction_classifier_steps: int = 150
     fraction_classifier_width: int = 16
     fraction_seeds: int = 3
@@ -149,14 +150,19 @@ def reconstruction_metrics(model: CVAE, test: Split, device="cpu", class_means_f
 
 def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: EvaluationSettings, device="cpu",
                    light: bool = False) -> dict:
-    """Aux heads (every reading of `cvae.inference.aux_head_readings`, and eval mode on the validation split) beside
-    linear probes on mu, baselines, silhouettes, per-dimension KL.
+    """Aux heads (every reading of `cvae.inference.aux_head_readings` on a class-balanced part of the test split, and
+    eval mode on the validation split) beside linear probes on mu, baselines, silhouettes, per-dimension KL.
 
     `light` skips the silhouettes (used for the diagnosis variants)."""
     train_codes = encode_split(model, data.train, device)
     test_codes = encode_split(model, data.test, device)
-    readings = aux_head_readings(model, data.test, device, config.batch_size, settings.seed)
-    readings["eval_val_split"] = aux_head_accuracy(model, data.val, device)
+    from .examples import balanced_indices
+
+    # every reading of the heads on the same class-balanced part of each split (the full split where it is smaller)
+    test = data.test.subset(balanced_indices(data.test, settings.readings_per_class, settings.seed))
+    readings = aux_head_readings(model, test, device, config.batch_size, settings.seed)
+    readings["eval_val_split"] = aux_head_accuracy(
+        model, data.val.subset(balanced_indices(data.val, settings.readings_per_class, settings.seed)), device)
     eval_mode, train_mode = readings["eval"], readings["train_mixed"]
     predicted = {
         target: metrics.linear_probe_predictions(train_codes["mu"], train_codes[key], test_codes["mu"],
@@ -173,8 +179,9 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
         "probe_class_accuracy": probe["class"], "probe_modality_accuracy": probe["modality"],
         "active_units": metrics.active_units(kl), "kl_total": float(sum(kl)), "latent_test_images": len(data.test),
         "aux_readings": readings,
-        # what a modality head that ignores its input scores on this split: guessing in the label proportions
-        "modality_guess": float(sum(np.mean(data.test.modalities.numpy() == m) ** 2 for m in range(NUM_MODALITIES))),
+        # what a modality head that ignores its input scores on the images the heads were read on: a guess in the
+        # label proportions
+        "modality_guess": float(sum(np.mean(test.modalities.numpy() == m) ** 2 for m in range(NUM_MODALITIES))),
     }
     if not light:
         for target, key in (("class", "labels"), ("modality", "modalities")):
