@@ -202,6 +202,16 @@ def checks(rows: pd.DataFrame) -> list[str]:
     return out
 
 
+def checks_markdown(rows: pd.DataFrame, decided: dict) -> str:
+    """The pre-stated checks as a Markdown list with its lead-in; empty when the runs did not learn or were not
+    trained (their differences would say nothing)."""
+    lines = checks(rows) if decided["verdict"] not in ("not testable at this scale", "not measured") else []
+    if not lines:
+        return ""
+    return ("The checks stated with the design, each against mixed batches, the conditioned encoder and eval mode:"
+            "\n\n" + "\n".join(f"- {line}" for line in lines))
+
+
 def split_guess(study: pd.DataFrame) -> float:
     """What a modality head guessing in the label proportions scores on the test split the factorial's runs were read
     on (their `modality_guess`, the same for every run of one scale)."""
@@ -249,4 +259,5 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["CELLS", "READ_NAMES", "BAND", "PROBE_READS", "DESIGN", "RULE", "guess_baselines", "official_baselines",
            "baseline_sentence", "study_baselines", "factorial_rows", "cell_spreads", "describe", "verdict", "checks",
+           "checks_markdown",
            "split_guess", "learned", "report", "summary_table"]

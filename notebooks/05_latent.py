@@ -130,7 +130,7 @@ chapter.glue("factorial_rule", aux_factorial.RULE)
 chapter.glue("factorial_baselines", aux_factorial.baseline_sentence(aux_factorial.official_baselines(), ours))
 decided = aux_factorial.verdict(factorial, aux_factorial.split_guess(study), aux_factorial.learned(study))
 chapter.glue("factorial_verdict", decided["sentence"])
-chapter.glue("factorial_checks", chapter.md("\n".join(f"- {line}" for line in aux_factorial.checks(factorial))))
+chapter.glue("factorial_checks", chapter.md(aux_factorial.checks_markdown(factorial, decided)))
 chapter.glue("fig_factorial", plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))
@@ -149,8 +149,7 @@ aux_factorial.summary_table(factorial) if len(factorial) else None
 # Data: {glue:text}`data_caption:s`.
 # ```
 #
-# {glue:text}`factorial_verdict:s` The checks stated with the design, each against mixed batches, the conditioned
-# encoder and eval mode:
+# {glue:text}`factorial_verdict:s`
 #
 # ```{glue:md} factorial_checks
 # :format: myst

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cvae.aux_factorial import (CELLS, READ_NAMES, checks, factorial_rows, guess_baselines, official_baselines,
+from cvae.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines, official_baselines,
                                 report, verdict)
 from cvae.claims import Learned
 from cvae.config import make_config
@@ -112,3 +112,9 @@ def test_the_json_report_has_the_keys_the_issue_names():
                                     "probe_modality_acc"}
     assert out["runs_learned"] == {"value": True, "failing": ""}
     assert out["baselines"]["this_split_modality_guess"] == pytest.approx(GUESS)
+
+
+def test_no_checks_are_printed_from_runs_that_did_not_learn():
+    rows = factorial_rows(_rows({}))
+    assert checks_markdown(rows, {"verdict": "not testable at this scale"}) == ""
+    assert checks_markdown(rows, {"verdict": "not explained"}).startswith("The checks stated with the design")
