@@ -16,14 +16,14 @@ from .weight_search import CRITERIA, CRITERION_NAMES
 def _spread_cell(spread, digits: int, percent: bool = False) -> str:
     if spread is None:
         return "not trained"
-    scale = 100 if percent else 1  # the header carries the unit: "aux class acc (%)"
+    scale = 100 if percent else 1  # the header carries the unit: "aux class (%)"
     if spread.sd is None:
         return f"{spread.mean * scale:,.{digits}f}"
     return f"{spread.mean * scale:,.{digits}f} ± {spread.sd * scale:,.{digits}f}"
 
 
 def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
-    """The variants measured over seeds: parameters, validation loss at the final KL weight at the kept checkpoint
+    """The variants measured over seeds: validation loss at the final KL weight at the kept checkpoint
     (mean ± sd), its paired change against the paper's model (mean and 95% interval), aux-head accuracy and how many
     seeds passed the learning gate; one row per variant (the seed count is the chapter's text)."""
     rows = {}
@@ -34,13 +34,12 @@ def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
         # a variant that reweights the loss has another validation total: its loss is not comparable
         change = paired_spread(study, name) if name != "paper" and not set(STANDARD[name]) & set(LOSS_WEIGHTS) else None
         rows[name] = {
-            "parameters": f"{int(runs['parameters'].iloc[0]):,}",
-            "val loss at final β (per image)": _spread_cell(seed_spread(study, name, COMPARED), 1),
-            "loss change vs paper (95% CI)": "—" if change is None else (
+            "loss at final β": _spread_cell(seed_spread(study, name, COMPARED), 1),
+            "change (95% CI)": "—" if change is None else (
                 f"{change.mean:+.1%}" + (f" ({change.low:+.1%} to {change.high:+.1%})" if change.low is not None
                                          else "")),
-            "aux class acc (%)": _spread_cell(seed_spread(study, name, "aux_class_accuracy"), 1, percent=True),
-            "aux modality acc (%)": _spread_cell(seed_spread(study, name, "aux_modality_accuracy"), 1, percent=True),
+            "aux class (%)": _spread_cell(seed_spread(study, name, "aux_class_accuracy"), 1, percent=True),
+            "aux modality (%)": _spread_cell(seed_spread(study, name, "aux_modality_accuracy"), 1, percent=True),
             "learned": f"{sum(run_gate(row).ok for _, row in runs.iterrows())} of {len(runs)}",
         }
     return pd.DataFrame(rows).T.rename_axis("variant")

@@ -57,9 +57,10 @@ ablation_tables.seeded_table(study)
 
 # %% [markdown]
 # *Each variant that a claim or the aux-head diagnosis compares, over {glue:text}`study_seeds:d` seeds: the
-# validation loss with the KL term at its final weight, at each run's kept checkpoint, as mean ± sd over seeds; its
-# change against the paper's model, paired by seed, with the 95% interval; and how many seeds passed the learning
-# gate of the discussion's rule.*
+# validation loss per image with the KL term at its final weight, at each run's kept checkpoint, as mean ± sd over
+# seeds; its change against the paper's model, paired by seed, with the 95% interval (none for variants that reweight
+# the loss, whose totals measure something else); the aux heads' accuracy in eval mode; and how many seeds passed
+# the learning gate of the discussion's rule.*
 #
 # The seed changes the subset of images, the initial weights and the noise; a paired difference compares two
 # variants on the same subset. The verdicts on both claims, with their margins and the effect these seeds could
