@@ -263,7 +263,8 @@ def run_search(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, da
         "data_source": base.data_source, "base_config_hash": base.config_hash(), "seeds": SEARCH_SEEDS,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"processor": platform.processor() or platform.machine(), "system": platform.system()},
-        "rule": SEARCH_RULE, "table": search.to_dict(orient="records"), "decision": decide(search),
+        "rule": SEARCH_RULE, "table": search.astype(object).where(search.notna(), None).to_dict(orient="records"),
+        "decision": decide(search),
         "defaults": {weight: float(getattr(base, weight)) for weight in search["weight"].unique()},
     }, default=float))
     atomic_write_text(search_record_path(profile, extra), json.dumps(record, indent=2))

@@ -167,7 +167,8 @@ def decision_sentence(record: dict | None, base: Config, data_label: str) -> str
     if not decision:
         said = "no candidate beats the default on any criterion without losing on another, so the rule keeps them"
     else:
-        said = "the rule would change " + ", ".join(f"{w} to {v:g}" for w, v in decision.items())
+        said = ("the rule would change " + ", ".join(f"{w} to {v:g}" for w, v in decision.items())
+                + "; this build still trains with the defaults above, since adopting a change retrains every run")
     return f"The defaults ({defaults}) are our choice. The search recorded {when} on {data_label}: {said}."
 
 
