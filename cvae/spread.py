@@ -1,4 +1,4 @@
-"""Spread of a measurement: over seeds, over classes (t-intervals) or over test images (a Wilson interval).
+"""Spread of a measurement over seeds or over classes: a mean, its standard deviation and a 95% t-interval.
 
 Every claim the book states carries one of these: the mean (or the measured rate), how many values it rests on, and
 a 95% interval. Outcomes of generated samples and of test images cluster by class (a class is mostly all right or all
@@ -26,7 +26,7 @@ class Spread:
     n: int
     low: float | None
     high: float | None
-    kind: str  # "seeds" / "classes" (t-interval over runs / class means), "images" (Wilson over images)
+    kind: str  # "seeds" or "classes": a t-interval over runs or over per-class values
 
     @property
     def no_spread(self) -> bool:
@@ -39,16 +39,13 @@ class Spread:
         return self.no_spread and self.low is not None
 
     def detectable(self, power: float = 0.8) -> float | None:
-        """Smallest true effect (in the quantity's units) a two-sided 5% test on this spread finds with `power`:
-        (t_0.975 + t_power) * sd / sqrt(n) over seeds or classes, (z_0.975 + z_power) * the binomial standard error over
-        images; None without a spread."""
+        """Approximate smallest true effect (in the quantity's units) a two-sided 5% test on this spread finds with
+        `power`: (t_0.975 + t_power) * sd / sqrt(n), from the observed sd over seeds or classes; None without a
+        spread."""
         from scipy import stats
 
-        if self.n < 2 or self.low is None or self.sd == 0.0:
+        if self.n < 2 or self.low is None or not self.sd:
             return None
-        if self.kind == "images":
-            z = stats.norm.ppf(0.5 + CONFIDENCE / 2) + stats.norm.ppf(power)
-            return float(z * math.sqrt(max(self.mean * (1 - self.mean), 0.25 / self.n) / self.n))
         t = stats.t.ppf(0.5 + CONFIDENCE / 2, self.n - 1) + stats.t.ppf(power, self.n - 1)
         return float(t * self.sd / math.sqrt(self.n))
 
@@ -79,8 +76,7 @@ class Spread:
         scale, suffix = (100.0, "%") if percent else (1.0, unit)
         fmt = f",.{digits}f"
         mean = f"{self.mean * scale:{fmt}}{suffix}"
-        what = {"seeds": "seeds", "classes": "classes", "images": "test images",
-                "single": "values"}[self.kind]
+        what = {"seeds": "seeds", "classes": "classes"}[self.kind]
         if self.exact_bound:
             return (f"{mean} on every one of {self.n} {what}, exact 95% bound {self.low * scale:{fmt}}{suffix} to "
                     f"{self.high * scale:{fmt}}{suffix}")
@@ -163,24 +159,5 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> Spr
     return over_seeds([v - b for v, b in zip(values, baseline)])
 
 
-def accuracy_interval(correct: int, total: int) -> Spread:
-    """A measured accuracy correct/total with its 95% Wilson score interval over the test images."""
-    if total <= 0:
-        raise ValueError("accuracy_interval needs at least one test image")
-    p = correct / total
-    from scipy import stats
-
-    z = stats.norm.ppf(0.5 + CONFIDENCE / 2)
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return Spread(p, None, total, max(0.0, centre - half), min(1.0, centre + half), "images")
-
-
-def mean_interval(values: Sequence[float]) -> Spread:
-    """Mean of per-image values (e.g. SSIM of each test image) with its 95% t-interval over the images."""
-    spread = over_seeds(values)
-    return Spread(spread.mean, spread.sd, spread.n, spread.low, spread.high, "images")
-
-
 __all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "holm",
-           "paired_relative_difference", "paired_difference", "accuracy_interval", "mean_interval", "CONFIDENCE"]
+           "paired_relative_difference", "paired_difference", "CONFIDENCE"]
