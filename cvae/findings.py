@@ -187,9 +187,18 @@ def separation_sentence(evaluation: dict) -> str:
             f"{said('class')} share its class: means over the {NUM_CLASSES} classes, with 95% intervals over them.")
 
 
+def schedule_sentence(first: int, full: int, epochs: int, best: int) -> str:
+    """This build's KL schedule in words (1-based epochs): when the weight is first non-zero and when it is full,
+    and the epoch of the lowest validation total."""
+    when = (f"zero until epoch {first}, where it takes its full value at once" if first == full else
+            f"first non-zero in epoch {first} and full in epoch {full}")
+    return (f"in this build's schedule of {epochs} epochs the KL weight is {when}, and the lowest validation total "
+            f"came in epoch {best}.")
+
+
 def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 __all__ = ["data_label", "evidence", "table", "verdict_sentence", "verdict_line", "abstract", "main_run_gate",
-           "reconstruction_summary", "sampling_summary", "separation_sentence", "margins_markdown", "display_table"]
+           "reconstruction_summary", "sampling_summary", "separation_sentence", "schedule_sentence", "margins_markdown", "display_table"]

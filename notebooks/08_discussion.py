@@ -65,6 +65,8 @@ chapter.glue("beta_full", full)
 chapter.glue("original_beta_first", original_first)
 chapter.glue("original_beta_full", original_full)
 chapter.glue("best_epoch", int(run.summary["best_epoch"]) + 1)
+chapter.glue("schedule_sentence", findings.schedule_sentence(first, full, config.epochs,
+                                                             int(run.summary["best_epoch"]) + 1))
 chapter.glue("epochs", config.epochs)
 chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary, run.metrics))
 
@@ -74,9 +76,7 @@ chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary,
 # Epochs are counted from 1 in this book; epoch $e$ trains with $t = e - 1$ in the schedule $\beta(t)$ of the method
 # chapter. In the original's schedule ($t_\text{warmup} = 20$, $t_\text{ramp} = 100$) the KL weight is zero up to
 # epoch 21, first non-zero in epoch {glue:text}`original_beta_first:d`, and reaches $\beta_\text{max}$ in epoch
-# {glue:text}`original_beta_full:d`; this build's schedule does so in epochs {glue:text}`beta_first:d` and
-# {glue:text}`beta_full:d` of {glue:text}`epochs:d`, and its lowest validation total came in epoch
-# {glue:text}`best_epoch:d`. While $\beta(t)$ rises, the validation total is not one fixed objective: later epochs
+# {glue:text}`original_beta_full:d`; {glue:text}`schedule_sentence:s` While $\beta(t)$ rises, the validation total is not one fixed objective: later epochs
 # pay a larger KL price for the same reconstruction, so a "best" epoch chosen on the total leans early (the training
 # chapter plots the learning rate, which the same total drives). {glue:text}`kept_sentence:s`
 #

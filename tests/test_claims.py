@@ -274,3 +274,12 @@ def test_the_gate_counts_every_run_behind_a_claim():
                             "class accuracy below 9.8%")
     assert combine([latent]).failing == ("y seed 1: SSIM gain over the class-mean image not clearly above 0 (lower "
                                          "95% bound -0.100)")
+
+
+def test_the_kl_schedule_is_said_once_whether_it_ramps_or_jumps():
+    from cvae.findings import schedule_sentence
+
+    assert schedule_sentence(6, 25, 30, 5) == ("in this build's schedule of 30 epochs the KL weight is first non-zero "
+                                               "in epoch 6 and full in epoch 25, and the lowest validation total came "
+                                               "in epoch 5.")
+    assert "zero until epoch 3, where it takes its full value at once" in schedule_sentence(3, 3, 3, 2)
