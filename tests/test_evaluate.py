@@ -162,7 +162,7 @@ def test_evaluate_run_on_smoke_end_to_end_and_cached(tmp_path, monkeypatch):
     fractions = result["augmentation_by_fraction"]
     assert fractions["fractions"] == [0.01, 0.1, 1.0] and len(fractions["rows"]) == 3 * 2 * 2  # smoke: 2 seeds
     gain = result["recon_ssim_gain_over_class_mean"]["pathmnist"]
-    assert gain["kind"] == "images" and gain["low"] <= gain["mean"] <= gain["high"]
+    assert gain["kind"] == "classes" and gain["n"] == 9 and gain["low"] <= gain["mean"] <= gain["high"]
     assert (tmp_path / "runs" / result["run"] / "evaluation.json").exists()
 
     def no_loading(*args, **kwargs):
