@@ -167,9 +167,14 @@ def decision_sentence(record: dict | None, base: Config, data_label: str) -> str
     if not decision:
         said = "no candidate beats the default on any criterion without losing on another, so the rule keeps them"
     else:
-        said = ("the rule would change " + ", ".join(f"{w} to {v:g}" for w, v in decision.items())
-                + "; this build still trains with the defaults above, since adopting a change retrains every run")
-    return f"The defaults ({defaults}) are our choice. The search recorded {when} on {data_label}: {said}."
+        said = "the rule would change " + ", ".join(f"{w} to {v:g}" for w, v in decision.items())
+    sentence = f"The defaults ({defaults}) are our choice. The search recorded {when} on {data_label}: {said}."
+    if decision and record.get("data_source") == "synthetic":
+        sentence += (" We keep the defaults: that search ran on synthetic images, and a default for medical images"
+                     " should be decided on medical images, by the same search on real MedMNIST.")
+    elif decision:
+        sentence += " This build still trains with the defaults above until they are changed in cvae/config.py."
+    return sentence
 
 
 __all__ = ["GRID", "CRITERIA", "CRITERION_NAMES", "RULE", "candidates", "search_table", "winners", "decide",

@@ -91,3 +91,14 @@ def test_the_decision_is_worded_as_our_choice():
     record = {"decision": {}, "date": "2026-12-06T18:00:00+00:00", "machine": {"processor": "x86_64"}, "seeds": 3}
     text = decision_sentence(record, base, "the synthetic stand-in")
     assert "recorded on 2026-12-06 on a x86_64 machine, 3 seeds" in text and "the rule keeps them" in text
+
+
+def test_a_change_decided_on_the_stand_in_is_not_adopted_for_medical_images():
+    base = make_config("quick")
+    record = {"decision": {"a_perc": 5.0}, "date": "2026-12-06T19:25:45+00:00", "machine": {"processor": "x86_64"},
+              "seeds": 3, "data_source": "synthetic"}
+    text = decision_sentence(record, base, "the synthetic stand-in")
+    assert "the rule would change a_perc to 5." in text
+    assert text.endswith("by the same search on real MedMNIST.")
+    real = decision_sentence({**record, "data_source": "medmnist"}, base, "MedMNIST")
+    assert real.endswith("until they are changed in cvae/config.py.")
