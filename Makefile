@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pip's notes about absent local index folders are noise on the CI machines; real errors still fail the build
 QUIET_PIP := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: env book pdf submission test test-fast ablations search bench browser tex clean help
+.PHONY: env lab lab-env book pdf submission test test-fast ablations search bench browser tex clean help
 
 # Debian packages of the PDF: TeX Live with xelatex and latexmk, the fonts Sphinx uses, pdftotext/pdftoppm for its tests
 TEX_PACKAGES := texlive-xetex texlive-latex-extra texlive-fonts-recommended latexmk fonts-freefont-otf poppler-utils
@@ -23,6 +23,7 @@ help:
 	@echo "make ablations [PROFILE=...]          train (or reuse) the study and print every claim's verdict"
 	@echo "make search [PROFILE=...]             the loss-weight search over 3 seeds (cached; the ablations chapter shows it)"
 	@echo "make bench                            the switch study (each performance switch) for the appendix"
+	@echo "make lab                              JupyterLab with the chapters' .py sources opening as notebooks and live widgets"
 	@echo "make clean                            remove the built book and executed notebooks (keeps runs/ and data/)"
 
 $(STAMP): pyproject.toml
@@ -31,6 +32,21 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 env: $(STAMP)
+
+# The `interactive` extra (JupyterLab, ipywidgets) on top of the book tools, and the lab setting that opens a
+# chapter's .py source as a notebook on a double click (jupytext pairs it with notebooks/NN_name.ipynb on save).
+LAB_STAMP := $(VENV)/.interactive
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(LAB_STAMP): pyproject.toml binder/overrides.json $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[book,test,interactive]' $(QUIET_PIP)
+	mkdir -p $(dir $(LAB_SETTINGS)) && cp binder/overrides.json $(LAB_SETTINGS)
+	touch $(LAB_STAMP)
+
+lab-env: $(LAB_STAMP)
+
+LAB_ARGS ?=
+lab: lab-env
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 # Debian's Chromium for the browser test (no test tool downloads a browser); needs root, as on the CI machines.
 browser:
@@ -54,7 +70,7 @@ pdf: env tex
 submission: env
 	$(BIN)/python -m cvae submission $(if $(filter 1 yes true,$(ALLOW_SYNTHETIC)),--allow-synthetic) $(if $(filter 1 yes true,$(CHECKPOINTS)),--checkpoints)
 
-test: env browser tex
+test: env lab-env browser tex
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 test-fast: env

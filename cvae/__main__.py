@@ -377,10 +377,21 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     warnings.showwarning = _warning_line  # a warning is one line too
+    stdout = sys.stdout
+    sys.stdout = _GuardedOutput(stdout)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a redirected output fails here, inside the handlers below, not after exit
+        return code
     except (ConfigError, DataError, RunError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except _OutputError as error:
+        _silence(stdout)
+        if error.errno == errno.EPIPE:  # the reader stopped early (`cvae info | head -1`): not an error
+            return 0
+        print(f"error: the standard output cannot be written ({error}): redirect it to a file on a disk with room, "
+              "or run the command without the redirection", file=sys.stderr)
         return 2
     except OSError as error:
         line = environment_error_line(error)
@@ -389,8 +400,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as error:
-        print(f"interrupted: {error or 'rerun the same command to continue where it stopped'}", file=sys.stderr)
+        print(f"interrupted: {str(error) or 'rerun the same command to continue where it stopped'}", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
+
+
+class _OutputError(Exception):
+    """Writing to the standard output failed (a full disk, /dev/full, a closed pipe): not a file of the project."""
+
+    def __init__(self, error: OSError):
+        super().__init__(error.strerror or str(error))
+        self.errno = error.errno
+
+
+class _GuardedOutput:
+    """sys.stdout, with a failed write or flush raised as _OutputError so that it is not blamed on a project folder."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as error:
+            raise _OutputError(error) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as error:
+            raise _OutputError(error) from None
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _silence(stream) -> None:
+    """Point a failed standard output at /dev/null, so that the exit's own flush does not fail a second time."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError, AttributeError):  # a test's captured output has no file descriptor
+        pass
 
 
 if __name__ == "__main__":

@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from .chapter import REPORT_DIR_ENV, report_dir
+from .chapter import BOOK_BUILD_ENV, REPORT_DIR_ENV, report_dir
 from .config import make_config
-from .paths import PROJECT_ROOT, runs_dir
+from .manifest import data_digests
+from .paths import PROJECT_ROOT, file_digest, runs_dir
 from .runs import RunError, atomic_write_text, is_finished, run_dir_for
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -54,12 +55,23 @@ def _kernel_env() -> dict:
     env["JUPYTER_PREFER_ENV_PATH"] = "1"  # the venv's kernel, not a stale user-level one
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+    env[BOOK_BUILD_ENV] = "1"  # a built page shows each live view's default output, not a widget without a kernel
     return env
 
 
+def _notebook_intact(target: Path, stamp: dict) -> bool:
+    """Whether `target` is byte for byte the notebook the stamp recorded (its SHA-256), not edited or truncated."""
+    return target.exists() and file_digest(target, "sha256") == stamp.get("sha256")
+
+
 def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=print,
-                      on_done=None) -> dict[str, float]:
-    """Run every chapter source with papermill into out_dir; returns seconds per notebook (0 for reused ones)."""
+                      on_done=None, read_state=lambda: {}) -> dict[str, float]:
+    """Run every chapter source with papermill into out_dir; returns seconds per notebook (0 for reused ones).
+
+    A chapter is reused only when its source, the parameters, the package, the data files' MD5s and `read_state()`
+    (the book passes the main run's digests and its evaluation's) are what they were when it was executed, and its
+    notebook is byte for byte the one written then (`executed.json` records both). Study runs trained since by
+    `make ablations` or `make search` are not covered: `book --force` shows them."""
     import jupytext
     import nbformat
     import papermill as pm
@@ -71,6 +83,16 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
     except ValueError:  # a damaged record only costs re-executing every chapter
         stamps = {}
     package = _package_hash()
+    data = data_digests(parameters["data_dir"]) if parameters.get("data_dir") else {}  # MD5s, once per build
+    state = read_state()
+    texts = {source: source.read_text() for source in notebook_sources()}  # read once: what runs is what is stamped
+
+    def key_of(source: Path, reads: dict) -> str:
+        inputs = {"source": texts[source], "parameters": parameters, "package": package, "data": data,
+                  "reads": reads}
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+    executed: list[Path] = []
     timings: dict[str, float] = {}
     upstream_changed = False
     saved_env = dict(os.environ)
@@ -79,11 +101,16 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
     os.environ.clear()
     os.environ.update(kernel_env)
     try:
-        for source in notebook_sources():
+        for source in texts:
             target = out_dir / f"{source.stem}.ipynb"
-            key = hashlib.sha256(json.dumps({"source": source.read_text(), "parameters": parameters,
-                                             "package": package}, sort_keys=True).encode()).hexdigest()[:16]
-            if not upstream_changed and stamps.get(source.stem) == key and target.exists():
+            key = key_of(source, state)
+            stamp = stamps.get(source.stem)
+            reusable = not upstream_changed and isinstance(stamp, dict) and stamp.get("key") == key
+            if reusable and not _notebook_intact(target, stamp):
+                log(f"[book] {source.stem}: {target} is not the notebook this build wrote (edited, damaged or "
+                    "missing); executing it again")
+                reusable = False
+            if reusable:
                 log(f"[book] {source.stem}: unchanged, reused")
                 timings[source.stem] = 0.0
                 if on_done:
@@ -94,7 +121,7 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
             atomic_write_text(stamp_path, json.dumps(stamps, indent=2))
             log(f"[book] {source.stem}: executing")
             tick = time.perf_counter()
-            notebook = jupytext.read(source)
+            notebook = jupytext.reads(texts[source], fmt="py:percent")
             notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
             # papermill saves as it goes: it writes a hidden file, so the chapter's last good notebook stays whole
             running = out_dir / f".{source.stem}.running.ipynb"
@@ -108,6 +135,9 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
                                              # the kernel listens on localhost only; its generic "running over TCP
                                              # without encryption" warning printed once per chapter
                                              extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(f"stopped in chapter {source.stem}; every finished run and epoch is kept: "
+                                        "rerun the same command to go on from there") from None
             except pm.PapermillExecutionError as error:
                 if running.exists():
                     os.replace(running, failed)
@@ -123,11 +153,16 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
             atomic_write_text(target, nbformat.writes(result))
             failed.unlink(missing_ok=True)
             timings[source.stem] = time.perf_counter() - tick
-            stamps[source.stem] = key
+            stamps[source.stem] = {"key": key_of(source, read_state()), "sha256": file_digest(target, "sha256")}
+            executed.append(source)
             atomic_write_text(stamp_path, json.dumps(stamps, indent=2))
             log(f"[book] {source.stem}: {timings[source.stem]:.1f} s")
             if on_done:
                 on_done(source.stem, timings[source.stem])
+        final = read_state()  # what the executed chapters read, once all have run (a cold build trains it midway)
+        for source in executed:
+            stamps[source.stem]["key"] = key_of(source, final)
+        atomic_write_text(stamp_path, json.dumps(stamps, indent=2))
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
@@ -184,7 +219,11 @@ def write_derived_config(root: Path = PROJECT_ROOT) -> Path:
 def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:
     """`jupyter-book build . --config _build/_config.generated.yml -W -n --keep-going --all`; BookError with the
     warnings if it fails."""
+    from . import manifest
+
     config_path = write_derived_config(root)
+    read = manifest.start("html", [root / "report" / f"{source.stem}.ipynb" for source in notebook_sources()
+                                   if (root / "report" / f"{source.stem}.ipynb").exists()], root)
     command = _jupyter_book_command() + ["build", str(root), "--config", str(config_path.relative_to(root)),
                                          "-W", "-n", "--keep-going", "--all"]
     log("[book] " + " ".join(command[1:]))
@@ -194,6 +233,7 @@ def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:
         lines = [line for line in (completed.stdout + completed.stderr).splitlines()
                  if "WARNING" in line or "ERROR" in line or "Error" in line]
         raise BookError("jupyter-book build failed:\n" + "\n".join(lines[-40:] or completed.stderr.splitlines()[-40:]))
+    manifest.record("html", read, root)
     return root / "_build" / "html"
 
 
@@ -222,7 +262,8 @@ def build_book(profile: str = "quick", data_dir: str | Path | None = None, overr
     if html and not pdf and out_dir.resolve() != (PROJECT_ROOT / "report").resolve():
         raise BookError(f"${REPORT_DIR_ENV}={out_dir} moves the executed notebooks out of {PROJECT_ROOT / 'report'}, "
                         f"where _toc.yml has the HTML build read them; unset {REPORT_DIR_ENV} to build the HTML.")
-    os.environ.setdefault("CVAE_RUNS_DIR", str(runs_dir()))
+    # resolved once, here: the chapters' kernels run in the project folder, not the caller's
+    os.environ["CVAE_RUNS_DIR"] = str(runs_dir().resolve())
     if not is_finished(run_dir_for(config)):
         log(f"[book] no finished run for config {config.config_hash()}: the training chapter trains it")
         force_notebooks = True
@@ -245,7 +286,8 @@ def build_book(profile: str = "quick", data_dir: str | Path | None = None, overr
         timings[stem] = seconds
         atomic_write_text(timings_path, json.dumps(record, indent=2))
 
-    execute_notebooks(parameters, out_dir, force=force_notebooks, log=log, on_done=on_done)
+    execute_notebooks(parameters, out_dir, force=force_notebooks, log=log, on_done=on_done,
+                      read_state=lambda: main_run_state(config))
     if pdf:
         from .pdf import build_pdf
 
@@ -261,6 +303,14 @@ def build_book(profile: str = "quick", data_dir: str | Path | None = None, overr
     log(f"[book] HTML in {result} ({record['html_seconds']:.1f} s); open {result / 'index.html'}")
     log(budget_line(record))
     return result
+
+
+def main_run_state(config) -> dict:
+    """Digests of what every chapter reads from the main run: its `digests.json` (all its files) and its cached
+    evaluation (None where absent): retraining or re-evaluating it executes the chapters again."""
+    folder = run_dir_for(config)
+    return {name: file_digest(folder / name, "sha256") if (folder / name).is_file() else None
+            for name in ("digests.json", "evaluation.json")}
 
 
 # Time budgets of a cold build, normalized by the machine's fp32 matmul rate (seconds x GFLOP/s), so that they mean

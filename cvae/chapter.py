@@ -17,6 +17,7 @@ from .notices import show_data_notice
 from .paths import PROJECT_ROOT
 
 REPORT_DIR_ENV = "CVAE_REPORT_DIR"
+BOOK_BUILD_ENV = "CVAE_BOOK_BUILD"  # set in a book build's kernels: live views show their static output
 
 
 def _warning_to_stdout(message, category, filename, lineno, file=None, line=None) -> None:
@@ -204,6 +205,6 @@ def evaluation(config: Config) -> dict | None:
 
 
 __all__ = [
-    "REPORT_DIR_ENV", "setup_notebook", "notebook_config", "open_chapter", "report_dir", "glue", "plain",
+    "REPORT_DIR_ENV", "BOOK_BUILD_ENV", "setup_notebook", "notebook_config", "open_chapter", "report_dir", "glue", "plain",
     "markdown", "md", "html", "run_overrides", "load_runs", "evaluation", "study", "claims",
 ]

@@ -89,6 +89,7 @@ def resolve_data_dir(config: Config, data_dir: str | Path | None = None) -> Path
     DataError when that path exists but is not a folder."""
     chosen = data_dir or config.data_dir
     folder = Path(chosen).expanduser() if chosen else default_data_dir(config.data_source, config.synthetic_per_class)
+    folder = folder.resolve()  # absolute once, so the book's kernels (run in the project folder) read the same one
     if folder.exists() and not folder.is_dir():
         raise DataError(f"the data folder {folder} is a file, not a folder; point --data-dir (or ${DATA_DIR_ENV}, or "
                         "data_dir) at the folder that holds the .npz files.")
@@ -150,9 +151,29 @@ def ensure_files(config: Config, data_dir: str | Path | None = None, progress: b
     return folder
 
 
+def _check_array_headers(path: Path) -> None:
+    """DataError when an array's header in the .npz claims more bytes than its member holds (numpy would try to
+    allocate it before noticing); reads the headers only."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+            claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if claimed > info.file_size:
+                raise DataError(f"{path}: {info.filename} claims an array of shape {shape} ({claimed:,} bytes), more "
+                                f"than the {info.file_size:,} bytes it holds; the file is corrupt. Delete it and "
+                                "download it again (or rewrite the stand-in).")
+
+
 def _read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
     """Every split's images and labels of one file, checked for keys, dtypes, shapes and label range."""
     try:
+        _check_array_headers(path)
         with np.load(path) as npz:
             keys = set(npz.files)
             wanted = [f"{s}_{kind}" for s in SPLITS for kind in ("images", "labels")]
@@ -161,6 +182,9 @@ def _read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
                 raise DataError(f"{path} is missing the key(s) {', '.join(absent)}; it is not a MedMNIST file. "
                                 "Delete it and download it again (or rewrite the stand-in).")
             arrays = {k: npz[k] for k in wanted}
+    except MemoryError:  # an array header that claims more than the file holds (numpy tries to allocate it)
+        raise DataError(f"{path} claims an array larger than memory; the file is corrupt. Delete it and download it "
+                        "again (or rewrite the stand-in).") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise DataError(f"{path} cannot be read ({type(error).__name__}: {error}); the file is corrupt or "
                         "incomplete. Delete it and download it again (or rewrite the stand-in).") from None
@@ -171,6 +195,9 @@ def _read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
         if images.dtype != np.uint8 or images.shape[1:] != expected_tail:
             raise DataError(f"{path}: {split}_images has shape {images.shape} and dtype {images.dtype}; expected "
                             f"(N, {', '.join(map(str, expected_tail))}) uint8 for {flag} at 28x28.")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{path}: {split}_labels are {labels.dtype}, not integers; MedMNIST labels are class "
+                            "indices (uint8). Write the file with integer labels.")
         if labels.shape != (len(images), 1):
             raise DataError(f"{path}: {split}_labels has shape {labels.shape}; expected ({len(images)}, 1).")
         k = CLASSES_PER_DATASET[flag]
@@ -201,6 +228,9 @@ def load_data(config: Config, data_dir: str | Path | None = None, progress: bool
     files = {}
     for modality, flag in enumerate(DATASETS):
         path = folder / f"{flag}.npz"
+        if not path.is_file():  # a device such as /dev/zero never ends: hashing it would hang
+            raise DataError(f"{path} is not a regular file (it leads to a device, a pipe or a folder); put the "
+                            f"{flag} .npz file itself there.")
         md5, expected = md5_of(path), INFO[flag]["MD5"]
         arrays = _read_npz(path, flag)
         files[flag] = FileReport(flag, str(path), md5, expected, md5 == expected,

@@ -34,20 +34,23 @@ from .labels import MODALITY_OF_CLASS
 from .original import REFERENCE_RESNET18_28
 from .run_metrics import (EvaluationSettings, evaluation_settings_for, generation_metrics, latent_metrics,
                           loss_scales, reconstruction_metrics)
-from .runs import atomic_write_text, is_finished, load_run, run_dir_for
+from .paths import file_digest, json_digest, source_digest
+from .runs import BEST_CHECKPOINT, atomic_write_text, is_finished, load_run, run_dir_for
 from .train import select_device, train
 
 EVALUATION_FILE = "evaluation.json"
-EVALUATION_VERSION = 7
 VARIANT_METRICS_FILE = "variant_metrics.json"
-VARIANT_METRICS_VERSION = 4
+# the modules whose code computes an evaluation: a change to any of them recomputes every cached evaluation
+EVALUATION_MODULES = ("evaluate", "run_metrics", "metrics", "evaluator", "inference", "model", "augmentation", "data",
+                      "synthetic")
+DIGEST_KEY = "content_sha256"  # a cached result's digest of its own content: an edited file is recomputed
 
 
 def evaluation_key(config: Config, settings: EvaluationSettings, evaluator_config: Config | None = None) -> str:
     """Hash of what a cached evaluation depends on beyond the run: the evaluator and the evaluation settings."""
     judge = evaluator_config or config
     payload = {"evaluator": evaluator_hash(judge, evaluator_settings_for(judge)), "settings": settings.to_dict(),
-               "version": EVALUATION_VERSION}
+               "code": source_digest(EVALUATION_MODULES)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -69,14 +72,30 @@ def _plain(value):
 
 
 def _cached(path: Path, key: str) -> dict | None:
-    if path.exists() and is_finished(path.parent):
-        try:
-            cached = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            return None  # a damaged cache is recomputed, never trusted
-        if cached.get("evaluation_key") == key:
-            return cached
-    return None
+    """The cached result at `path` when it is current: same key (evaluator, settings, code), its content unedited,
+    and computed from the checkpoint now in the run folder; else None (it is recomputed, never trusted)."""
+    if not (path.exists() and is_finished(path.parent)):
+        return None
+    try:
+        cached = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(cached, dict) or cached.get("evaluation_key") != key:
+        return None
+    content = {k: v for k, v in cached.items() if k != DIGEST_KEY}
+    checkpoint = path.parent / BEST_CHECKPOINT
+    if cached.get(DIGEST_KEY) != json_digest(content) or not checkpoint.exists() or \
+            cached.get("checkpoint_sha256") != file_digest(checkpoint, "sha256"):
+        return None
+    return cached
+
+
+def _store(path: Path, result: dict) -> dict:
+    """Write a result with the digest of the checkpoint it measured and of its own content; returns what it wrote."""
+    result = {**result, "checkpoint_sha256": file_digest(path.parent / BEST_CHECKPOINT, "sha256")}
+    result[DIGEST_KEY] = json_digest(result)
+    atomic_write_text(path, json.dumps(result, indent=2))
+    return result
 
 
 def evaluate_run(config: Config, force: bool = False, progress: bool = True) -> dict:
@@ -141,9 +160,7 @@ def evaluate_run(config: Config, force: bool = False, progress: bool = True) -> 
     timings["augmentation"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - started
     result["timings_seconds"] = timings
-    result = _plain(result)
-    atomic_write_text(path, json.dumps(result, indent=2))
-    return result
+    return _store(path, _plain(result))
 
 
 _TEST_FEATURES: dict[tuple, torch.Tensor] = {}  # (evaluator folder, test labels digest) -> features, per process
@@ -205,11 +222,10 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     out["domain_fid"] = metrics.frechet_distance(_real_features(evaluator, data.test, device), sample_features)
     out["val_domain_fid"] = metrics.frechet_distance(_real_features(evaluator, data.val, device), sample_features)
     out["loss_scales"] = loss_scales(run.metrics, config)
-    result = _plain({"evaluation_key": key, "version": VARIANT_METRICS_VERSION, "run": run.path.name,
-                     "evaluator": evaluator.path.name, **out, "eval_seconds": time.perf_counter() - started})
-    atomic_write_text(path, json.dumps(result, indent=2))
-    return result
+    result = _plain({"evaluation_key": key, "run": run.path.name, "evaluator": evaluator.path.name, **out,
+                     "eval_seconds": time.perf_counter() - started})
+    return _store(path, result)
 
 
-__all__ = ["EVALUATION_FILE", "EVALUATION_VERSION", "VARIANT_METRICS_FILE", "evaluation_key", "evaluate_run",
+__all__ = ["EVALUATION_FILE", "EVALUATION_MODULES", "VARIANT_METRICS_FILE", "evaluation_key", "evaluate_run",
            "variant_metrics", "cached_variant_metrics"]

@@ -30,7 +30,7 @@ from .config import Config
 from .data import MedMNISTData, Split, load_data
 from .labels import DATASETS, NUM_CLASSES
 from .original import REFERENCE_RESNET18_28
-from .paths import runs_dir
+from .paths import runs_dir, source_digest
 from .runs import atomic_torch_save, atomic_write_text
 
 FEATURE_DIM = 128
@@ -252,6 +252,28 @@ def per_dataset_accuracy(predictions: np.ndarray, split: Split) -> dict[str, flo
             for m, flag in enumerate(DATASETS) if np.any(modalities == m)}
 
 
+# the modules whose code trains and applies the evaluator: a change to any of them retrains it
+EVALUATOR_MODULES = ("evaluator", "data", "synthetic")
+
+
+def _load_evaluator(folder: Path, model: DomainClassifier) -> dict | None:
+    """Load a cached evaluator's weights into `model` and return its summary; None, with a warning naming the file,
+    when a file is damaged (the caller then trains it again)."""
+    import warnings
+
+    for name in (EVALUATOR_SUMMARY, EVALUATOR_FILE):
+        try:
+            if name == EVALUATOR_SUMMARY:
+                summary = json.loads((folder / name).read_text())
+            else:
+                model.load_state_dict(torch.load(folder / name, map_location="cpu", weights_only=True))
+        except Exception as error:  # truncated zip, bad JSON, wrong shapes: all mean "train it again"
+            warnings.warn(f"{folder / name} is damaged ({type(error).__name__}); training the evaluator again",
+                          stacklevel=3)
+            return None
+    return summary if isinstance(summary, dict) else None
+
+
 def load_or_train_evaluator(config: Config, data: MedMNISTData | None = None, settings: EvaluatorSettings | None = None,
                             force: bool = False, progress: bool = True,
                             device: str | torch.device = "cpu") -> tuple[Evaluator, MedMNISTData]:
@@ -264,10 +286,12 @@ def load_or_train_evaluator(config: Config, data: MedMNISTData | None = None, se
     folder = evaluator_dir_for(config, settings)
     data = data or load_data(evaluator_data_config(config), progress=progress)
     model = DomainClassifier(settings.width)
+    made_from = {"data_md5": {flag: report.md5 for flag, report in sorted(data.files.items())},
+                 "code": source_digest(EVALUATOR_MODULES)}
     if (folder / EVALUATOR_SUMMARY).exists() and not force:
-        model.load_state_dict(torch.load(folder / EVALUATOR_FILE, map_location="cpu", weights_only=True))
-        summary = json.loads((folder / EVALUATOR_SUMMARY).read_text())
-        return Evaluator(model.to(device).eval(), folder, settings, summary), data
+        summary = _load_evaluator(folder, model)
+        if summary is not None and all(summary.get(key) == value for key, value in made_from.items()):
+            return Evaluator(model.to(device).eval(), folder, settings, summary), data
     train_index, reference_index = split_reference(data.train.labels, settings)
     tick = dt.datetime.now(dt.timezone.utc)
     model = train_classifier(data.train.images[train_index], data.train.labels[train_index], settings.steps,
@@ -284,6 +308,7 @@ def load_or_train_evaluator(config: Config, data: MedMNISTData | None = None, se
         "test_images": int(len(data.test)), "settings": settings.to_dict(),
         "data": {k: getattr(config, k) for k in _DATA_FIELDS}, "synthetic_data": bool(data.synthetic),
         "train_seconds": seconds, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **made_from,
     }
     folder.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(model.state_dict(), folder / EVALUATOR_FILE)
@@ -295,5 +320,5 @@ __all__ = [
     "DomainClassifier", "FeatureExtractor", "Evaluator", "EvaluatorSettings", "REFERENCE_RESNET18_28",
     "evaluator_settings_for", "train_classifier", "predict", "extract_features", "split_reference",
     "evaluator_data_config", "evaluator_dir_for", "evaluator_hash", "load_or_train_evaluator",
-    "per_dataset_accuracy",
+    "per_dataset_accuracy", "EVALUATOR_MODULES",
 ]

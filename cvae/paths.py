@@ -4,6 +4,7 @@ there holds (its digest)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -48,3 +49,18 @@ def file_digest(path: Path, algorithm: str) -> str:
                 digest.update(block)
         _DIGESTS[key] = digest.hexdigest()
     return _DIGESTS[key]
+
+
+def source_digest(modules: tuple[str, ...]) -> str:
+    """16-hex-digit SHA-256 of the named `cvae` modules' source files: a cache keyed by it is recomputed whenever
+    the code that made it changes, without a version number to bump by hand."""
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(name.encode())
+        digest.update((PROJECT_ROOT / "cvae" / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def json_digest(values: dict) -> str:
+    """SHA-256 of a JSON-ready dict written canonically (sorted keys): the self-digest of a cached result."""
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()

@@ -446,6 +446,7 @@ def build_pdf(root: Path = PROJECT_ROOT, report_dir: Path | None = None, log=pri
     """The whole book as one PDF at _build/pdf/book.pdf from the executed notebooks (no re-execution)."""
     import yaml
 
+    from . import manifest
     from .book import BookError, _jupyter_book_command, _kernel_env, derived_config
     from .built import built_book
     from .front_matter import load_front_matter
@@ -454,6 +455,7 @@ def build_pdf(root: Path = PROJECT_ROOT, report_dir: Path | None = None, log=pri
     require_tex()
     report_dir = Path(report_dir or root / "report")
     built = built_book(report_dir)          # BookError when the notebooks are missing or disagree
+    read = manifest.start("pdf", list(built.notebooks), root)
     front = load_front_matter(root / "_config.yml")
     tick = time.perf_counter()
     pdf_dir = root / "_build" / "pdf"
@@ -491,6 +493,7 @@ def build_pdf(root: Path = PROJECT_ROOT, report_dir: Path | None = None, log=pri
     temporary = target.with_suffix(".pdf.tmp")
     shutil.copy2(produced, temporary)
     os.replace(temporary, target)
+    manifest.record("pdf", read, root)
     log(f"[pdf] {target} ({target.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - tick:.0f} s)")
     return target
 

@@ -147,21 +147,26 @@ def read_digests(run_dir: Path) -> dict[str, list] | None:
     return record
 
 
+def _check_folder_name(run_dir: Path) -> None:
+    """RunError when a run folder's config.json hashes to another folder's name (a run copied or moved into the
+    folder of another configuration), or cannot be read."""
+    try:
+        config_hash = Config.from_dict(read_json(run_dir / CONFIG_FILE)).config_hash()
+    except (ConfigError, TypeError) as error:
+        raise RunError(f"{run_dir / CONFIG_FILE} is damaged ({error}); {_retrain_hint(run_dir)}.") from None
+    if run_dir.name.startswith("run-") and run_dir.name != f"run-{config_hash}":
+        raise RunError(f"{run_dir / CONFIG_FILE} belongs to run-{config_hash}, not to {run_dir.name} (a run copied "
+                       f"or moved into another configuration's folder); {_retrain_hint(run_dir)}.")
+
+
 def _adopt_unrecorded(run_dir: Path) -> dict[str, list]:
     """Record the digests of a run folder written before runs recorded them, after checking that every file reads
     back whole and belongs to the folder; RunError naming the first that does not."""
     present = [name for name in RUN_FILES if (run_dir / name).exists()]
     if not present:  # a new run: nothing to record yet
         return {}
-    config = read_json(run_dir / CONFIG_FILE) if CONFIG_FILE in present else None
-    if config is not None:
-        try:
-            config_hash = Config.from_dict(config).config_hash()
-        except (ConfigError, TypeError) as error:
-            raise RunError(f"{run_dir / CONFIG_FILE} is damaged ({error}); {_retrain_hint(run_dir)}.") from None
-        if run_dir.name.startswith("run-") and run_dir.name != f"run-{config_hash}":
-            raise RunError(f"{run_dir / CONFIG_FILE} belongs to run-{config_hash}, not to {run_dir.name}; "
-                           f"{_retrain_hint(run_dir)}.")
+    if CONFIG_FILE in present:
+        _check_folder_name(run_dir)
     for name, keys in ((LAST_CHECKPOINT, LAST_KEYS), (BEST_CHECKPOINT, ("model", "config", "epoch"))):
         if name in present:
             _check_zip(run_dir / name)  # torch.load itself ignores the CRC-32 of every tensor
@@ -222,6 +227,8 @@ def check_run_files(run_dir: Path, finished: bool) -> dict[str, str | None]:
         raise RunError(f"{path} is damaged: its SHA-256 matches none recorded in {run_dir / DIGESTS_FILE} (truncated, "
                        f"modified or copied from elsewhere); nothing was used or deleted. "
                        f"{_retrain_hint(run_dir).capitalize()}.")
+    if on_disk.get(CONFIG_FILE):
+        _check_folder_name(run_dir)  # name, config.json and digests must all agree
     return on_disk
 
 

@@ -175,6 +175,7 @@ def write_submission(allow_synthetic: bool = False, include_checkpoints: bool = 
     from .book import BookError
     from .built import built_book
     from .front_matter import load_front_matter
+    from .manifest import stale_part
     from .pdf import PDF_PATH
 
     built = built_book(root / "report")
@@ -182,17 +183,14 @@ def write_submission(allow_synthetic: bool = False, include_checkpoints: bool = 
         raise BookError(f"the book in {built.report_dir} was built on the synthetic stand-in (profile {built.profile})"
                         ", not MedMNIST: build it on real data (make book pdf PROFILE=quick) or package it as a "
                         "stand-in build with `make submission ALLOW_SYNTHETIC=1` (--allow-synthetic)")
-    newest_notebook = max(path.stat().st_mtime for path in built.notebooks)
     html_dir = root / "_build" / "html"
     pdf_path = root / PDF_PATH.relative_to(PROJECT_ROOT)
-    # a chapter's page, not index.html: Jupyter Book writes that redirect once and never refreshes it
-    first_chapter = html_dir / "report" / f"{built.notebooks[0].stem}.html"
-    for path, make_target in ((pdf_path, "make pdf"), (first_chapter, "make book")):
+    for path, make_target in ((pdf_path, "make pdf"), (html_dir / "index.html", "make book")):
         if not path.exists():
             raise BookError(f"{path} is missing: run `{make_target} PROFILE={built.profile}` first")
-        if path.stat().st_mtime < newest_notebook:
-            raise BookError(f"{path} is older than the executed notebooks in {built.report_dir}: run "
-                            f"`{make_target} PROFILE={built.profile}` again")
+    stale = stale_part(list(built.notebooks), built.profile, root)  # by content: the same notebooks, no file times
+    if stale:
+        raise BookError(stale)
     front = load_front_matter(root / "_config.yml")
     runs = run_folders(built)
     environment = environment_record()
@@ -207,6 +205,27 @@ def write_submission(allow_synthetic: bool = False, include_checkpoints: bool = 
     build_record = {"profile": built.profile, "config_hash": built.config_hash, "data_source": built.data_source,
                     "synthetic": built.synthetic, "parameters": built.parameters, "created": created,
                     "commit": commit, "runs": [path.name for path in runs], "checkpoints": include_checkpoints}
+    try:
+        html_files = _write_archive(temporary, name, built, front, data, environment, runs, include_checkpoints,
+                                    commit, created, pdf_path, html_dir, build_record)
+        os.replace(temporary, target)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        failed = Path(error.filename) if error.filename else target
+        if failed not in (target, temporary):  # a file being packed could not be read
+            raise BookError(f"{failed} cannot be read ({error.strerror or error}); rebuild what holds it and run "
+                            "submission again") from None
+        raise BookError(f"{target} cannot be written ({error.strerror or error}): move it out of the way, or give "
+                        "--out another folder, and run submission again") from None
+    log(f"[submission] {target} ({target.stat().st_size / 1e6:.1f} MB: PDF, {html_files} HTML files, "
+        f"{len(built.notebooks)} notebooks, {len(runs)} runs{', SYNTHETIC data' if built.synthetic else ''})")
+    return target
+
+
+def _write_archive(temporary: Path, name: str, built, front, data: dict, environment: dict, runs: list[Path],
+                   include_checkpoints: bool, commit: str, created: str, pdf_path: Path, html_dir: Path,
+                   build_record: dict) -> int:
+    """Write the zip at `temporary`; returns how many HTML files it holds."""
     with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(f"{name}/README.md", grader_readme(built, front, data, environment, runs,
                                                              include_checkpoints, commit, created))
@@ -224,10 +243,7 @@ def write_submission(allow_synthetic: bool = False, include_checkpoints: bool = 
         archive.writestr(f"{name}/environment.json", json.dumps(environment, indent=2))
         archive.writestr(f"{name}/data-md5.json", json.dumps(data, indent=2))
         archive.writestr(f"{name}/build.json", json.dumps(build_record, indent=2))
-    os.replace(temporary, target)
-    log(f"[submission] {target} ({target.stat().st_size / 1e6:.1f} MB: PDF, {html_files} HTML files, "
-        f"{len(built.notebooks)} notebooks, {len(runs)} runs{', SYNTHETIC data' if built.synthetic else ''})")
-    return target
+    return html_files
 
 
 __all__ = ["write_submission", "archive_name", "environment_record", "data_record", "run_folders", "grader_readme",

@@ -7,9 +7,12 @@ seed = 0
 data_source = ""
 data_dir = ""
 overrides = []
+# the class and prior temperature of "Any class on demand" (a global label or a name, as `python -m cvae sample`)
+explore_class = "drusen"
+explore_temperature = 1.0
 
 # %% tags=["remove-input"]
-from cvae import chapter, examples, findings, formatting, plots, result_tables
+from cvae import chapter, examples, explore, findings, formatting, plots, result_tables
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 model = run.model("best")
@@ -22,8 +25,9 @@ model = run.model("best")
 #
 # 1. generated samples, rows = modalities, columns = that modality's classes ({numref}`fig-samples`, the original's
 #    Figure 3), to compare with the real images of {numref}`fig-real`;
-# 2. how far the samples are from real images of their modality (domain FID and KID);
-# 3. whether the samples belong to the class they were conditioned on (conditional accuracy: a classifier trained
+# 2. any one class on demand, at a chosen prior temperature ({numref}`fig-on-demand`);
+# 3. how far the samples are from real images of their modality (domain FID and KID);
+# 4. whether the samples belong to the class they were conditioned on (conditional accuracy: a classifier trained
 #    on real images labels the samples).
 
 # %% [markdown]
@@ -40,6 +44,26 @@ model = run.model("best")
 # %% tags=["hide-input"]
 samples = examples.generated_by_class(model, per_class=4, seed=seed)
 chapter.glue("fig_samples", plots.class_grid(samples, per_cell=4))
+
+# %% [markdown]
+# ## Any class on demand
+#
+# The kept model draws any class at any prior temperature, $z \sim \mathcal{N}(0, T^2 I)$: a temperature below 1
+# keeps $z$ near the prior's centre and gives more typical, less varied images. {numref}`fig-on-demand` shows twelve
+# samples of one class. `python -m cvae sample --class drusen --n 64 --out grid.png` does the same from the command
+# line, and `--npz DIR` writes the samples as MedMNIST-format files for a classifier.
+#
+# ```{glue:figure} fig_on_demand
+# :name: fig-on-demand
+#
+# Twelve samples of {glue:text}`on_demand_what:s`. To pick another class and
+# temperature with a menu and a slider, run `make lab`, open `notebooks/04_sampling.py` and run this cell.
+# Data: {glue:text}`data_caption:s`.
+# ```
+
+# %% tags=["hide-input"]
+explore.offer(lambda: explore.sampling_widget(model, explore_class, explore_temperature, seed=seed),
+              lambda: explore.sample_page(model, explore_class, explore_temperature, seed=int(seed)))
 
 # %% [markdown]
 # ## Distance to the real images: domain FID and KID

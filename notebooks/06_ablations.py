@@ -9,11 +9,14 @@ data_dir = ""
 overrides = []
 # study variants to train and show, e.g. ["paper", "latent64"]; an empty list means the whole study
 variants = []
+# the variants and seed count of "Explore the study" (0 seeds = the profile's study seeds); missing runs are trained
+explore_variants = ["latent64"]
+explore_seeds = 0
 
 # %% tags=["remove-input"]
 import pandas as pd
 
-from cvae import ablation_tables, ablations, chapter, examples, findings, plots, weight_search
+from cvae import ablation_tables, ablations, chapter, examples, explore, findings, plots, weight_search
 from cvae.paths import runs_dir
 from cvae.study import load_search_record, search_runs, study_seeds
 
@@ -153,6 +156,31 @@ chapter.glue("fig_ablation_curves", plots.overlaid_curves({name: r.metrics for n
 
 # %% tags=["hide-input"]
 chapter.glue("fig_ablation_samples", plots.variant_samples(examples.variant_strips(loaded, seed=seed)))
+
+# %% [markdown]
+# ## Explore the study
+#
+# Any variant can be set beside the paper's model over any number of seeds. {numref}`fig-explore` shows the
+# validation loss at the final β per epoch of each chosen variant and seed. Below it, each variant's paired change
+# against the paper's model, with the number of its runs that passed the learning gate:
+#
+# {glue:text}`explore_sentences:s`
+#
+# ```{glue:figure} fig_explore
+# :name: fig-explore
+#
+# Validation loss at the final β per epoch, one line per variant and seed. To choose the variants and the number of
+# seeds with checkboxes, run `make lab`, open `notebooks/06_ablations.py` and run this cell; runs not yet trained
+# are trained when asked for and cached.
+# Data: {glue:text}`data_caption:s`.
+# ```
+
+# %% tags=["hide-input"]
+explore_seed_count = int(explore_seeds) or study_seeds(profile)
+explore.offer(lambda: explore.study_widget(profile, explore_variants, explore_seed_count, int(seed), extra,
+                                           config.data_dir or None),
+              lambda: explore.study_view(profile, explore_variants, explore_seed_count, int(seed), extra,
+                                         config.data_dir or None, train_missing=False).glued())
 
 # %% [markdown]
 # ## Summary

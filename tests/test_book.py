@@ -70,3 +70,48 @@ def test_offline_quick_profile_stops_with_the_data_message(tmp_path, monkeypatch
     assert "PROFILE=smoke" in message
     assert re.search(r"pathmnist\.npz", message) and str(tmp_path / "empty") in message
     assert not (tmp_path / "runs").exists()  # nothing trained, no notebook ran
+
+
+@pytest.mark.slow
+def test_a_chapter_is_reused_only_while_its_notebook_and_data_are_what_the_build_wrote(tmp_path, monkeypatch,
+                                                                                         stand_in_dir):
+    import shutil
+
+    import numpy as np
+
+    import cvae.book
+    from cvae.book import execute_notebooks
+
+    source = tmp_path / "notebooks" / "01_tiny.py"
+    source.parent.mkdir()
+    source.write_text('# %% tags=["parameters"]\nprofile = ""\ndata_dir = ""\n\n# %%\nprint("built", profile)\n')
+    monkeypatch.setattr(cvae.book, "notebook_sources", lambda folder=None: [source])
+    data = tmp_path / "data"
+    shutil.copytree(stand_in_dir, data)
+    out = tmp_path / "report"
+    parameters = {"profile": "smoke", "data_dir": str(data)}
+    main_run = {"digests.json": "a"}
+
+    def build() -> str:
+        log: list[str] = []
+        execute_notebooks(parameters, out, log=log.append, read_state=lambda: dict(main_run))
+        return " | ".join(log)
+
+    assert "01_tiny: executing" in build()
+    assert "01_tiny: unchanged, reused" in build()
+    notebook = out / "01_tiny.ipynb"
+    notebook.write_text(notebook.read_text().replace("built smoke", "built by hand"))  # an edited output
+    assert "is not the notebook this build wrote (edited, damaged or missing); executing it again" in build()
+    assert "built smoke" in notebook.read_text() and "built by hand" not in notebook.read_text()
+    notebook.write_text(notebook.read_text()[:200])  # truncated
+    assert "executing it again" in build()
+    assert "01_tiny: unchanged, reused" in build()
+    with np.load(data / "octmnist.npz") as npz:  # the data folder's files change: what read them runs again
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["train_images"][0] = 255 - arrays["train_images"][0]
+    np.savez(data / "octmnist.npz", **arrays)
+    log = build()
+    assert "01_tiny: executing" in log and "reused" not in log
+    assert "01_tiny: unchanged, reused" in build()
+    main_run["digests.json"] = "b"  # the main run was retrained: what read it runs again
+    assert "01_tiny: executing" in build()

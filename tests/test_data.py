@@ -127,6 +127,18 @@ def test_labels_out_of_range_are_a_clear_error(copy_of_stand_in):
         load_data(synthetic_config(copy_of_stand_in), progress=False)
 
 
+@pytest.mark.parametrize("bad", [2.7, float("nan")])
+def test_float_or_nan_labels_are_refused_not_truncated(copy_of_stand_in, bad):
+    path = copy_of_stand_in / "octmnist.npz"
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["train_labels"] = arrays["train_labels"].astype(np.float64)
+    arrays["train_labels"][0, 0] = bad
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=r"octmnist\.npz: train_labels are float64, not integers; .* integer labels"):
+        load_data(synthetic_config(copy_of_stand_in), progress=False)
+
+
 def test_stand_in_never_passes_for_real_data(copy_of_stand_in):
     assert (copy_of_stand_in / MARKER_FILE).exists()
     with pytest.raises(DataError, match="synthetic stand-in"):

@@ -170,6 +170,12 @@ def test_evaluate_run_on_smoke_end_to_end_and_cached(tmp_path, monkeypatch):
 
     monkeypatch.setattr(evaluate, "load_data", no_loading)
     assert evaluate.evaluate_run(config, progress=False) == result  # served from evaluation.json
+    path = tmp_path / "runs" / result["run"] / "evaluation.json"
+    edited = json.loads(path.read_text())
+    edited["recon_psnr"]["overall"] += 1.0  # a hand-edited number is never served
+    path.write_text(json.dumps(edited))
+    with pytest.raises(AssertionError, match="loaded the data again"):
+        evaluate.evaluate_run(config, progress=False)
 
 
 def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
@@ -194,3 +200,67 @@ def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():
     study.loc[study["name"] == "paper", "conditional_class_accuracy"] = 1 / 21  # samples at chance
     assert diagnosis.summary("S.", study) == (
         "S. The diagnosis runs did not learn (3 of 12), so their contrasts say nothing about the heads.")
+
+
+def test_a_cached_result_is_served_only_while_its_content_key_and_checkpoint_are_unchanged(tmp_path, monkeypatch):
+    from cvae.runs import BEST_CHECKPOINT
+
+    monkeypatch.setattr(evaluate, "is_finished", lambda folder: True)
+    (tmp_path / BEST_CHECKPOINT).write_bytes(b"weights of epoch 7")
+    path = tmp_path / "variant_metrics.json"
+    stored = evaluate._store(path, {"evaluation_key": "k1", "recon_psnr": 21.5})
+    assert evaluate._cached(path, "k1") == stored and stored["recon_psnr"] == 21.5
+    assert evaluate._cached(path, "k2") is None  # other evaluator, settings or code
+    path.write_text(path.read_text().replace("21.5", "25.5"))  # edited by hand
+    assert evaluate._cached(path, "k1") is None
+    evaluate._store(path, {"evaluation_key": "k1", "recon_psnr": 21.5})
+    (tmp_path / BEST_CHECKPOINT).write_bytes(b"weights of epoch 10")  # retrained since (another size: the digest
+    # cache of one process is keyed by inode, size and mtime, and an mtime may not move within one clock tick)
+    assert evaluate._cached(path, "k1") is None
+    path.write_text('{"evaluation_key": "k1", "recon')  # truncated
+    assert evaluate._cached(path, "k1") is None
+
+
+def test_the_evaluation_key_follows_the_code_that_computes_it(monkeypatch):
+    from cvae.run_metrics import evaluation_settings_for
+
+    config = make_config("smoke")
+    settings = evaluation_settings_for(config)
+    before = evaluate.evaluation_key(config, settings)
+    monkeypatch.setattr(evaluate, "source_digest", lambda modules: "another version of the metric code")
+    assert evaluate.evaluation_key(config, settings) != before
+    assert {"evaluate", "metrics", "run_metrics", "evaluator"} <= set(evaluate.EVALUATION_MODULES)
+
+
+def test_the_evaluator_is_retrained_on_other_data_and_when_damaged(stand_in_dir, runs_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from cvae import evaluator as evaluator_module
+    from cvae.data import load_data
+
+    trained = []
+
+    def quick_classifier(images, labels, steps, batch_size, lr, weight_decay, seed, device, **kwargs):
+        trained.append(len(images))
+        return evaluator_module.DomainClassifier(kwargs["width"])
+
+    monkeypatch.setattr(evaluator_module, "train_classifier", quick_classifier)
+    config = make_config("smoke", [f"data_dir={stand_in_dir}", "data_source=synthetic"])
+    data = load_data(evaluator_module.evaluator_data_config(config), progress=False)
+    first, _ = evaluator_module.load_or_train_evaluator(config, data, progress=False)
+    evaluator_module.load_or_train_evaluator(config, data, progress=False)
+    assert len(trained) == 1 and set(first.summary["data_md5"]) == {"pathmnist", "tissuemnist", "octmnist"}
+    other = tmp_path / "other"
+    shutil.copytree(stand_in_dir, other)
+    with np.load(other / "octmnist.npz") as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    arrays["train_images"][0] = 255 - arrays["train_images"][0]
+    np.savez(other / "octmnist.npz", **arrays)
+    changed = load_data(evaluator_module.evaluator_data_config(config.replace(data_dir=str(other))), progress=False)
+    evaluator_module.load_or_train_evaluator(config, changed, progress=False)  # same folder name, other data
+    assert len(trained) == 2
+    (first.path / evaluator_module.EVALUATOR_FILE).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match=r"evaluator\.pt is damaged .*training the evaluator again"):
+        evaluator_module.load_or_train_evaluator(config, changed, progress=False)
+    assert len(trained) == 3
+

@@ -215,7 +215,7 @@ def test_tex_packages_agree_between_makefile_and_package():
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     line = re.search(r"^TEX_PACKAGES := (.*)$", makefile, flags=re.M).group(1)
     assert tuple(line.split()) == TEX_PACKAGES
-    assert re.search(r"^test: env browser tex$", makefile, flags=re.M)  # make test installs TeX as root
+    assert re.search(r"^test: env lab-env browser tex$", makefile, flags=re.M)  # make test installs TeX as root
 
 
 # --- the submission archive (fast: a fake build) -----------------------------------------------------------------
@@ -225,6 +225,7 @@ def _fake_build(root: Path, runs: Path, profile: str = "smoke") -> None:
     """report/*.ipynb with papermill parameters, _build/html and _build/pdf, a run: what `make book pdf` leaves."""
     import nbformat
 
+    from cvae import manifest
     from cvae.book import notebook_sources
     from cvae.config import make_config
     from cvae.synthetic import write_stand_in
@@ -241,6 +242,9 @@ def _fake_build(root: Path, runs: Path, profile: str = "smoke") -> None:
     (root / "_build" / "html" / "report" / "01_data.html").write_text("<html></html>")
     (root / "_build" / "pdf").mkdir(parents=True)
     (root / "_build" / "pdf" / "book.pdf").write_bytes(b"%PDF-1.5 fake")
+    notebooks = sorted((root / "report").glob("*.ipynb"))
+    for part in ("html", "pdf"):  # both builds finished, from these notebooks
+        manifest.record(part, manifest.start(part, notebooks, root), root)
     shutil.copy2(PROJECT_ROOT / "_config.yml", root / "_config.yml")
     config = make_config(profile, [f"data_dir={data_dir}"])
     run = runs / f"run-{config.config_hash()}"
@@ -275,35 +279,54 @@ def test_submission_refuses_a_stand_in_build_unless_told(tmp_path, runs_dir, mon
     assert len(list((tmp_path / "out").glob("cvae-report-smoke-*.zip"))) == 1
 
 
-def test_submission_judges_the_html_by_a_chapter_page_not_the_never_refreshed_index(tmp_path, runs_dir):
+def test_submission_refuses_a_half_built_site_and_an_edited_notebook_by_content(tmp_path, runs_dir):
     import os
 
+    from cvae import manifest
     from cvae.submission import write_submission
 
     _fake_build(tmp_path, runs_dir)
-    html = tmp_path / "_build" / "html"
-    old = html.joinpath("index.html").stat().st_mtime - 3600
-    os.utime(html / "index.html", (old, old))  # Jupyter Book writes the redirect page once
-    assert write_submission(allow_synthetic=True, root=tmp_path).exists()
-    os.utime(html / "report" / "01_data.html", (old, old))
-    with pytest.raises(BookError, match=r"01_data\.html is older than the executed notebooks.*make book PROFILE=smoke"):
+    notebooks = sorted((tmp_path / "report").glob("*.ipynb"))
+    skewed = notebooks[0].stat().st_mtime + 7200  # clock skew: notebooks two hours in the future change nothing
+    for path in notebooks:
+        os.utime(path, (skewed, skewed))
+    assert write_submission(allow_synthetic=True, root=tmp_path, log=lambda *_: None).exists()
+    manifest.start("html", notebooks, tmp_path)  # an HTML build that starts and is killed leaves no manifest
+    with pytest.raises(BookError, match=r"^the HTML site in _build/html has no finished build on record .*"
+                                        r"run `make book PROFILE=smoke`$"):
         write_submission(allow_synthetic=True, root=tmp_path)
+    manifest.record("html", manifest.start("html", notebooks, tmp_path), tmp_path)
+    edited = tmp_path / "report" / "08_discussion.ipynb"
+    edited.write_text(edited.read_text().replace('"cells": []', '"cells": [{"cell_type": "markdown", '
+                                                 '"metadata": {}, "source": "edited by hand"}]'))
+    with pytest.raises(BookError, match=r"^the HTML site in _build/html was built from other notebooks than those in "
+                                        r"report/ \(08_discussion\.ipynb differ\): run `make book PROFILE=smoke` again$"):
+        write_submission(allow_synthetic=True, root=tmp_path)
+    manifest.record("html", manifest.start("html", notebooks, tmp_path), tmp_path)  # the site rebuilt; the PDF not
+    with pytest.raises(BookError, match=r"^the PDF in _build/pdf was built from other notebooks .*make pdf"):
+        write_submission(allow_synthetic=True, root=tmp_path)
+    assert [path.suffix for path in (tmp_path / "_build" / "submission").iterdir()] == [".zip"]  # the first one
 
 
-def test_submission_refuses_a_missing_or_stale_pdf(tmp_path, runs_dir):
-    import os
-
+def test_submission_refuses_a_missing_pdf(tmp_path, runs_dir):
     from cvae.submission import write_submission
 
     _fake_build(tmp_path, runs_dir)
-    pdf = tmp_path / "_build" / "pdf" / "book.pdf"
-    old = pdf.stat().st_mtime - 3600
-    os.utime(pdf, (old, old))
-    with pytest.raises(BookError, match=r"book\.pdf is older than the executed notebooks.*make pdf PROFILE=smoke"):
-        write_submission(allow_synthetic=True, root=tmp_path)
-    pdf.unlink()
+    (tmp_path / "_build" / "pdf" / "book.pdf").unlink()
     with pytest.raises(BookError, match=r"book\.pdf is missing: run `make pdf PROFILE=smoke` first"):
         write_submission(allow_synthetic=True, root=tmp_path)
+
+
+def test_a_folder_in_the_way_of_the_archive_leaves_no_temporary_file(tmp_path, runs_dir):
+    from cvae.submission import archive_name, write_submission
+    from cvae.built import built_book
+
+    _fake_build(tmp_path, runs_dir)
+    blocker = tmp_path / "_build" / "submission" / f"{archive_name(built_book(tmp_path / 'report'))}.zip"
+    blocker.mkdir(parents=True)
+    with pytest.raises(BookError, match=r"\.zip cannot be written .*: move it out of the way"):
+        write_submission(allow_synthetic=True, root=tmp_path)
+    assert [path.name for path in blocker.parent.iterdir()] == [blocker.name]
 
 
 def test_submission_archive_of_a_fake_stand_in_build(tmp_path, runs_dir):

@@ -206,6 +206,68 @@ def test_a_garbled_data_file_is_named(capsys, runs, stand_in_dir, tmp_path):
     assert str(tmp_path / "garbled" / "octmnist.npz") in message
 
 
+def test_an_array_header_claiming_more_than_memory_is_named(capsys, runs, stand_in_dir, tmp_path):
+    import io
+    import zipfile
+
+    shutil.copytree(stand_in_dir, tmp_path / "huge")
+    path = tmp_path / "huge" / "octmnist.npz"
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            if key == "train_images":  # the header claims 10^12 images; the file holds a few bytes
+                np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False,
+                                                              "shape": (10**12, 28, 28)})
+                buffer.write(b"\0" * 64)
+            else:
+                np.lib.format.write_array(buffer, array)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    message = error_line(*cli(capsys, tiny_args(tmp_path / "huge")), "train_images.npy claims an array of shape "
+                                                                     "(1000000000000, 28, 28)")
+    assert str(path) in message and "more than the 192 bytes it holds; the file is corrupt" in message
+
+
+def test_a_data_file_that_never_ends_is_refused_not_read(capsys, runs, stand_in_dir, tmp_path):
+    shutil.copytree(stand_in_dir, tmp_path / "endless")
+    (tmp_path / "endless" / "octmnist.npz").unlink()
+    (tmp_path / "endless" / "octmnist.npz").symlink_to("/dev/zero")
+    message = error_line(*cli(capsys, tiny_args(tmp_path / "endless")), "is not a regular file")
+    assert str(tmp_path / "endless" / "octmnist.npz") in message
+
+
+def test_a_full_standard_output_is_named_as_such(tmp_path):
+    with open("/dev/full", "w") as full:
+        completed = subprocess.run([sys.executable, "-m", "cvae", "info"], stdout=full, stderr=subprocess.PIPE,
+                                   text=True, env={**os.environ, "CVAE_RUNS_DIR": str(tmp_path / "runs")})
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.startswith("error: the standard output cannot be written (No space left on device)")
+    assert completed.stderr.count("\n") == 1 and "runs" not in completed.stderr
+
+
+def test_an_interrupt_during_a_chapter_names_the_chapter(capsys, tmp_path, monkeypatch):
+    import papermill
+
+    import cvae.book
+
+    source = tmp_path / "03_reconstructions.py"
+    source.write_text("# %%\nprint(1)\n")
+    monkeypatch.setattr(cvae.book, "notebook_sources", lambda folder=None: [source])
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    monkeypatch.setattr(cvae.book, "build_book", lambda *a, **k: cvae.book.execute_notebooks({}, tmp_path / "out",
+                                                                                               log=lambda *_: None))
+    code = main(["book", "--profile", "smoke"])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert err.strip() == ("interrupted: stopped in chapter 03_reconstructions; every finished run and epoch is "
+                           "kept: rerun the same command to go on from there")
+
+
 def test_offline_without_real_data_names_the_files_and_the_folder(capsys, runs, tmp_path, monkeypatch):
     import torchvision.datasets.utils
 
@@ -599,3 +661,14 @@ def test_on_a_gpu_the_graphed_step_catches_a_non_finite_loss_and_gradient(runs, 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: real_clip(*a, **k) * float("inf"))
     with pytest.raises(train_module.TrainingDiverged, match=r"in epoch 0 .* in 14 of 14 steps"):
         train_module.train(config.replace(seed=2), progress=False)  # the norm's flag, inside the captured graph
+
+
+def test_a_finished_run_copied_into_another_configurations_folder_is_refused(trained, capsys, runs, stand_in_dir):
+    other = tiny_config(stand_in_dir, seed=7)
+    target = runs / f"run-{other.config_hash()}"
+    shutil.copytree(trained["finished"], target)  # digests.json still matches every file it holds
+    copied = _fingerprint(target)
+    message = error_line(*cli(capsys, tiny_args(stand_in_dir, seed=7)), f"belongs to {trained['finished'].name}, "
+                                                                           f"not to {target.name}")
+    assert "copied or moved into another configuration's folder" in message
+    assert _fingerprint(target) == copied
