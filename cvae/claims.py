@@ -220,8 +220,9 @@ def _relative(key: str, claimed_above: bool, subject: str, baseline: str) -> Cal
             else f", {_no_interval(spread)}")
         margin = TESTS[key].margin if key == "latent" else -TESTS[key].margin
         verdict = read_against(spread, margin, claimed_above)
-        reason = (f"{_no_interval(spread)}" if spread.low is None else
-                  f"the interval {'straddles' if verdict == 'inconclusive' else 'clears'} {margin:+.0%}")
+        side = "straddles" if verdict == "inconclusive" else (
+            "lies wholly above" if spread.low is not None and spread.low > margin else "lies wholly below")
+        reason = f"{_no_interval(spread)}" if spread.low is None else f"the interval {side} {margin:+.0%}"
         return Finding(ours, verdict, reason, _detectable(spread, "relative"))
     return finding
 

@@ -194,7 +194,7 @@ def test_sentences_state_the_tables_verdict_in_plain_type():
     table = claims_table(evidence(synthetic=True, latent=_seeds(-0.05, 0.02)))
     text = sentence(table, "latent", "the synthetic stand-in")
     assert "is not reproduced on the synthetic stand-in" in text and "NOT" not in text
-    assert "straddles" not in text and "clears +2%" in text
+    assert "straddles" not in text and "the interval lies wholly below +2%" in text
 
 
 def test_the_json_report_carries_what_the_readme_names():
