@@ -46,7 +46,8 @@ lab-env: $(LAB_STAMP)
 
 LAB_ARGS ?=
 lab: lab-env
-	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Debian's Chromium for the browser test (no test tool downloads a browser); needs root, as on the CI machines.
 browser:

@@ -82,8 +82,9 @@ def _glued(notebook: dict) -> dict[str, dict]:
     for cell in notebook["cells"]:
         for output in cell.get("outputs", []):
             name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name:
-                values[name] = output["data"]
+            if name:  # papermill's record of a glued value: application/papermill.record/<mime type>
+                values[name] = {mime.removeprefix("application/papermill.record/"): value
+                                for mime, value in output["data"].items()}
     return values
 
 
@@ -165,7 +166,11 @@ def test_make_lab_opens_a_chapter_source_as_a_paired_notebook(tmp_path):
         assert opened["type"] == "notebook"
         sources = ["".join(cell["source"]) for cell in opened["content"]["cells"]]
         assert sources[0] == "# Conditional sampling" and any("explore.offer(" in source for source in sources)
-        assert opened["content"]["metadata"]["jupytext"]["formats"] == "ipynb,py:percent"
+        assert opened["content"]["metadata"]["jupytext"]["text_representation"]["format_name"] == "percent"
+        from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+
+        config = find_jupytext_configuration_file(str(PROJECT_ROOT / "notebooks"))  # what Lab pairs on save
+        assert load_jupytext_configuration_file(config).formats == ["ipynb,py:percent"]
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
