@@ -92,7 +92,7 @@ def study_view(profile: str, variants: Iterable[str], seeds: int, seed: int = 0,
     sentences = []
     for name in [name for name in names if name != "paper"]:
         spread, gate = paired_spread(table, name), variant_gate(table, name)
-        change = spread.text(percent=True) if spread is not None else "no paired seeds"
+        change = spread.text(1, percent=True) if spread is not None else "no paired seeds"
         learned = f"{gate.runs - gate.failed_runs} of {gate.runs} runs passed the learning gate"
         sentences.append(f"{name} against the paper's model: loss change {change}; {learned}.")
     return StudyView(figure, sentences, table)

@@ -33,7 +33,7 @@ from .evaluator import load_or_train_evaluator
 from .claims import Learned, combine, learning_gate
 from .labels import NUM_CLASSES
 from .loss import TERMS
-from .paths import runs_dir
+from .paths import PROJECT_ROOT, runs_dir
 from .runs import atomic_write_text, is_finished, load_run, run_dir_for
 from .spread import Spread, over_seeds, paired_relative_difference, rate_over_classes
 from .train import autocast_dtype, select_device, train
@@ -299,12 +299,24 @@ def run_search(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, da
 
 
 def load_search_record(profile: str, extra: dict | Iterable[str] = ()) -> dict | None:
-    """The last recorded search around this profile's default, or None when `make search` has not run here."""
+    """The last search around this profile's default: the one `make search` recorded here, else one kept in
+    `results/` for the same default (same config hash; `recorded_in` then names the file), else None."""
     path = search_record_path(profile, extra)
     try:
-        return json.loads(path.read_text()) if path.exists() else None
+        if path.exists():
+            return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
-        return None  # a damaged record is as good as none: the chapter says how to make it again
+        pass  # a damaged record is as good as none: the chapter says how to make it again
+    wanted = ablation_config("paper", profile, extra).config_hash()
+    for kept in sorted((PROJECT_ROOT / "results").glob("weight_search*.json")):
+        try:
+            outer = json.loads(kept.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        record = outer.get("record") if isinstance(outer, dict) else None
+        if isinstance(record, dict) and record.get("base_config_hash") == wanted and record.get("seeds") == SEARCH_SEEDS:
+            return {**record, "recorded_in": f"results/{kept.name}", "machine_text": outer.get("machine")}
+    return None
 
 
 def study_report(table: pd.DataFrame, profile: str, seed: int, claims: list[dict] | None = None) -> dict:

@@ -163,12 +163,15 @@ def decision_sentence(record: dict | None, base: Config, data_label: str) -> str
         return (f"The defaults ({defaults}) are our choice. This build did not run the search around them; "
                 f"make search PROFILE=... trains it over three seeds and this section then shows its result.")
     decision = record["decision"]
-    when = f"on {record['date'][:10]} on a {record['machine']['processor']} machine, {record['seeds']} seeds"
+    machine = record.get("machine_text") or f"a {record['machine']['processor']} machine"
+    when = f"A search over {record['seeds']} seeds on {data_label}, recorded on {record['date'][:10]} on {machine}"
+    if record.get("recorded_in"):
+        when += f" and kept in {record['recorded_in']}, which this build did not rerun,"
     if not decision:
         said = "no candidate beats the default on any criterion without losing on another, so the rule keeps them"
     else:
         said = "the rule would change " + ", ".join(f"{w} to {v:g}" for w, v in decision.items())
-    sentence = f"The defaults ({defaults}) are our choice. The search recorded {when} on {data_label}: {said}."
+    sentence = f"The defaults ({defaults}) are our choice. {when} found that {said}."
     if decision and record.get("data_source") == "synthetic":
         sentence += (" We keep the defaults: that search ran on synthetic images, and a default for medical images"
                      " should be decided on medical images, by the same search on real MedMNIST.")

@@ -90,7 +90,8 @@ def test_the_decision_is_worded_as_our_choice():
         "The defaults (a_l1 = 0.1, a_perc = 0.5, beta_max = 0.1, gamma = 1) are our choice. This build did not run")
     record = {"decision": {}, "date": "2026-12-06T18:00:00+00:00", "machine": {"processor": "x86_64"}, "seeds": 3}
     text = decision_sentence(record, base, "the synthetic stand-in")
-    assert "recorded on 2026-12-06 on a x86_64 machine, 3 seeds" in text and "the rule keeps them" in text
+    assert "A search over 3 seeds on the synthetic stand-in, recorded on 2026-12-06 on a x86_64 machine found" in text
+    assert "the rule keeps them" in text
 
 
 def test_a_change_decided_on_the_stand_in_is_not_adopted_for_medical_images():
@@ -102,3 +103,16 @@ def test_a_change_decided_on_the_stand_in_is_not_adopted_for_medical_images():
     assert text.endswith("by the same search on real MedMNIST.")
     real = decision_sentence({**record, "data_source": "medmnist"}, base, "MedMNIST")
     assert real.endswith("until they are changed in cvae/config.py.")
+
+
+def test_a_search_kept_in_results_is_shown_for_the_same_default_only(runs_dir):
+    from cvae.chapter import run_overrides
+    from cvae.study import load_search_record
+
+    stand_in = run_overrides(0, "synthetic", ["synthetic_per_class=0"])
+    record = load_search_record("quick", stand_in)  # no search ran in this runs folder: the kept one is shown
+    assert record["recorded_in"] == "results/weight_search_quick_seeds.json" and record["decision"] == {"a_perc": 5.0}
+    assert load_search_record("quick", run_overrides(0, "medmnist", [])) is None  # never the stand-in's for real data
+    text = decision_sentence(record, make_config("quick"), "the synthetic stand-in")
+    assert "kept in results/weight_search_quick_seeds.json, which this build did not rerun, found that the rule would " \
+           "change a_perc to 5. We keep the defaults" in text
