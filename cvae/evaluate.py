@@ -27,14 +27,14 @@ from . import metrics
 from .augmentation import augmentation_by_fraction, augmentation_metrics
 from .config import Config
 from .data import MedMNISTData, Split, load_data
-from .evaluator import (Evaluator, evaluator_data_config, evaluator_hash, evaluator_settings_for, extract_features,
+from .evaluator import (EVALUATOR_SUMMARY, Evaluator, evaluator_data_config, evaluator_hash, evaluator_settings_for, extract_features,
                         load_or_train_evaluator, predict, split_reference)
 from .inference import generate_conditional_samples
 from .labels import MODALITY_OF_CLASS
 from .original import REFERENCE_RESNET18_28
 from .run_metrics import (EvaluationSettings, evaluation_settings_for, generation_metrics, latent_metrics,
                           loss_scales, reconstruction_metrics)
-from .paths import file_digest, json_digest, source_digest
+from .paths import file_digest, json_digest, runs_dir, source_digest
 from .runs import BEST_CHECKPOINT, atomic_write_text, is_finished, load_run, run_dir_for
 from .train import select_device, train
 
@@ -84,15 +84,20 @@ def _cached(path: Path, key: str) -> dict | None:
         return None
     content = {k: v for k, v in cached.items() if k != DIGEST_KEY}
     checkpoint = path.parent / BEST_CHECKPOINT
+    judge = runs_dir() / str(cached.get("evaluator_folder")) / EVALUATOR_SUMMARY
     if cached.get(DIGEST_KEY) != json_digest(content) or not checkpoint.exists() or \
-            cached.get("checkpoint_sha256") != file_digest(checkpoint, "sha256"):
-        return None
+            cached.get("checkpoint_sha256") != file_digest(checkpoint, "sha256") or not judge.is_file() or \
+            cached.get("evaluator_summary_sha256") != file_digest(judge, "sha256"):
+        return None  # edited, or the run or the evaluator that judged it was trained again since
     return cached
 
 
-def _store(path: Path, result: dict) -> dict:
-    """Write a result with the digest of the checkpoint it measured and of its own content; returns what it wrote."""
-    result = {**result, "checkpoint_sha256": file_digest(path.parent / BEST_CHECKPOINT, "sha256")}
+def _store(path: Path, result: dict, evaluator: Evaluator) -> dict:
+    """Write a result with the digests of the checkpoint it measured, of the evaluator that judged it (its summary,
+    rewritten whenever it is trained) and of its own content; returns what it wrote."""
+    result = {**result, "checkpoint_sha256": file_digest(path.parent / BEST_CHECKPOINT, "sha256"),
+              "evaluator_folder": evaluator.path.name,
+              "evaluator_summary_sha256": file_digest(evaluator.path / EVALUATOR_SUMMARY, "sha256")}
     result[DIGEST_KEY] = json_digest(result)
     atomic_write_text(path, json.dumps(result, indent=2))
     return result
@@ -160,7 +165,7 @@ def evaluate_run(config: Config, force: bool = False, progress: bool = True) -> 
     timings["augmentation"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - started
     result["timings_seconds"] = timings
-    return _store(path, _plain(result))
+    return _store(path, _plain(result), evaluator)
 
 
 _TEST_FEATURES: dict[tuple, torch.Tensor] = {}  # (evaluator folder, test labels digest) -> features, per process
@@ -224,7 +229,7 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     out["loss_scales"] = loss_scales(run.metrics, config)
     result = _plain({"evaluation_key": key, "run": run.path.name, "evaluator": evaluator.path.name, **out,
                      "eval_seconds": time.perf_counter() - started})
-    return _store(path, result)
+    return _store(path, result, evaluator)
 
 
 __all__ = ["EVALUATION_FILE", "EVALUATION_MODULES", "VARIANT_METRICS_FILE", "evaluation_key", "evaluate_run",

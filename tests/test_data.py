@@ -155,3 +155,11 @@ def test_real_format_files_without_marker_are_loaded_as_real_with_md5_warning(co
 
 def test_official_sizes_sum_to_the_papers_training_total():
     assert sum(sizes["train"] for sizes in OFFICIAL_SPLIT_SIZES.values()) == 352_939
+
+
+def test_a_relative_data_folder_is_resolved_once_against_the_callers_folder(tmp_path, monkeypatch):
+    from cvae.data import resolve_data_dir
+
+    monkeypatch.chdir(tmp_path)
+    folder = resolve_data_dir(make_config("smoke", ["data_dir=reldata"]))
+    assert folder.is_absolute() and folder == tmp_path / "reldata"  # the book hands this path to its kernels
