@@ -85,8 +85,9 @@ def study_view(profile: str, variants: Iterable[str], seeds: int, seed: int = 0,
         return StudyView(placeholder_figure("no finished runs of these variants: make lab trains them"),
                          ["This build has no finished runs of the chosen variants."], pd.DataFrame())
     table = measure_runs(runs, main_config(profile, extra, data_dir), progress)
+    ordered = table.sort_values(["name", "seed"], key=lambda c: c.map(names.index) if c.name == "name" else c)
     loaded = load_runs({f"{row['name']} seed {int(row['seed'])}": runs_dir() / row["run"]
-                        for _, row in table.iterrows()})
+                        for _, row in ordered.iterrows()})  # one variant's seeds together in the legend
     figure = overlaid_curves({name: run.metrics for name, run in loaded.items()}, "val_total_at_beta_max",
                              "validation loss at the final β (per image)")
     sentences = []
