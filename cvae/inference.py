@@ -89,23 +89,6 @@ def aux_head_accuracy(model: CVAE, split: Split, device: str | torch.device = "c
     return {"class": correct_class / len(split), "modality": correct_modality / len(split)}
 
 
-@torch.no_grad()
-def aux_head_accuracy_by_class(model: CVAE, split: Split, device: str | torch.device = "cpu",
-                               batch_size: int = 256) -> dict[str, list[float]]:
-    """Eval-mode accuracy of each auxiliary head within each class of a split: {'class': [..], 'modality': [..]},
-    one rate per class present (global label order): the clusters an interval over classes is formed from."""
-    from .metrics import per_class_means
-
-    model.eval()
-    right: dict[str, list] = {"class": [], "modality": []}
-    for images, labels, modalities in iterate_batches(split, batch_size, device, shuffle=False):
-        mu, _ = model.encode(images, labels, modalities)
-        right["class"].append((model.class_head(mu).argmax(1) == labels).cpu().numpy())
-        right["modality"].append((model.modality_head(mu).argmax(1) == modalities).cpu().numpy())
-    labels = split.labels.numpy()
-    return {head: per_class_means(np.concatenate(values), labels, NUM_CLASSES) for head, values in right.items()}
-
-
 READINGS = ("eval", "train_mixed", "train_single")  # how the heads are read: the factorial's third factor
 
 

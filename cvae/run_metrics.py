@@ -11,7 +11,7 @@ from . import metrics
 from .config import Config
 from .data import MedMNISTData, Split
 from .evaluator import Evaluator, evaluator_settings_for, extract_features, predict
-from .inference import aux_head_accuracy, aux_head_accuracy_by_class, aux_head_readings, encode_split, reconstruct
+from .inference import aux_head_accuracy, aux_head_readings, encode_split, reconstruct
 from .labels import CLASS_NAMES, DATASETS, MODALITY_OF_CLASS, NUM_CLASSES, NUM_MODALITIES
 from .model import CVAE
 
@@ -164,7 +164,6 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
     readings["eval_val_split"] = aux_head_accuracy(
         model, data.val.subset(balanced_indices(data.val, settings.readings_per_class, settings.seed)), device)
     eval_mode, train_mode = readings["eval"], readings["train_mixed"]
-    by_class = aux_head_accuracy_by_class(model, test, device, config.batch_size)
     predicted = {
         target: metrics.linear_probe_predictions(train_codes["mu"], train_codes[key], test_codes["mu"],
                                                  seed=settings.seed, max_train=settings.probe_max_train)
@@ -175,7 +174,6 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
     kl = metrics.mean_kl_per_dimension(test_codes["mu"], test_codes["logvar"])
     out = {
         "aux_class_accuracy": eval_mode["class"], "aux_modality_accuracy": eval_mode["modality"],
-        "aux_class_accuracy_by_class": by_class["class"], "aux_modality_accuracy_by_class": by_class["modality"],
         "aux_class_accuracy_train_mode": train_mode["class"],
         "aux_modality_accuracy_train_mode": train_mode["modality"],
         "probe_class_accuracy": probe["class"], "probe_modality_accuracy": probe["modality"],

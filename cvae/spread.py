@@ -26,7 +26,7 @@ class Spread:
     n: int
     low: float | None
     high: float | None
-    kind: str  # "seeds", "classes" or "cells" (class x seed): a t-interval over runs or per-class values
+    kind: str  # "seeds" or "classes": a t-interval over runs or over per-class values
 
     @property
     def no_spread(self) -> bool:
@@ -76,7 +76,7 @@ class Spread:
         scale, suffix = (100.0, "%") if percent else (1.0, unit)
         fmt = f",.{digits}f"
         mean = f"{self.mean * scale:{fmt}}{suffix}"
-        what = {"seeds": "seeds", "classes": "classes", "cells": "class-seed cells"}[self.kind]
+        what = {"seeds": "seeds", "classes": "classes"}[self.kind]
         if self.exact_bound:
             return (f"{mean} on every one of {self.n} {what}, exact 95% bound {self.low * scale:{fmt}}{suffix} to "
                     f"{self.high * scale:{fmt}}{suffix}")

@@ -130,26 +130,14 @@ def run_study(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, nam
               data_dir: str | Path | None = None, progress: bool = False) -> pd.DataFrame:
     """Train (or reuse) every study run and measure it once; one row per run (see `study_row`). Every run is judged
     by the main configuration's evaluator (the profile with `extra`, not the ablation scale)."""
-    main = main_config(profile, extra, data_dir)
+    main = _main_config(profile, extra, data_dir)
     runs = study_runs(profile, extra, seed, names, data_dir, precision_comparison_possible(main))
     return measure_runs(runs, main, progress)
 
 
-def main_config(profile: str, extra: dict | Iterable[str], data_dir: str | Path | None) -> Config:
-    """The main run's config of a profile with `extra` overrides (and `data_dir`): the one whose evaluator judges
-    every study run."""
+def _main_config(profile: str, extra: dict | Iterable[str], data_dir: str | Path | None) -> Config:
     main = make_config(profile, extra if isinstance(extra, dict) else parse_overrides(extra))
     return main.replace(data_dir=str(data_dir)) if data_dir else main
-
-
-def seeded_runs(profile: str, names: Iterable[str], seeds: Iterable[int], extra: dict | Iterable[str] = (),
-                data_dir: str | Path | None = None) -> list[StudyRun]:
-    """The study runs of the named variants at the given seeds (any seeds, not only the profile's), in training
-    order; the same configs, hence the same cached runs, as `study_runs` where the two overlap."""
-    seeds = list(seeds)
-    planned = [StudyRun(name, run_seed, ablation_config(name, profile, extra).replace(seed=run_seed))
-               for name in names for run_seed in seeds]
-    return _ordered(planned, seeds[0] if seeds else 0, data_dir)
 
 
 def measure_runs(runs: list[StudyRun], main: Config, progress: bool = False) -> pd.DataFrame:
@@ -197,8 +185,6 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
                 and key not in ("evaluation_key", "run")})
     row.update({f"read_{reading}_{head}": value for reading, heads in (measured.get("aux_readings") or {}).items()
                 for head, value in heads.items()})
-    for head in ("class", "modality"):  # per-class rates: the clusters of an interval over classes and seeds
-        row[f"aux_{head}_accuracy_by_class"] = measured.get(f"aux_{head}_accuracy_by_class")
     return row
 
 
@@ -213,19 +199,6 @@ def seed_spread(table: pd.DataFrame, name: str, column: str) -> Spread | None:
     if "accuracy" in column:  # a rate's interval stays inside [0, 1]; identical extremes get the exact bound
         return rate_over_classes(list(values), kind="seeds")
     return over_seeds(list(values))
-
-
-def head_spread(table: pd.DataFrame, name: str, head: str) -> Spread | None:
-    """A head's eval-mode accuracy over the seeds of a variant (`seed_spread`); when every seed read the same 0% or
-    100%, the exact bound over its class-seed cells instead (each class of each seed one cluster, 63 for 3 seeds), so
-    that three perfect seeds are not read as a 29% lower bound."""
-    spread = seed_spread(table, name, f"aux_{head}_accuracy")
-    column = f"aux_{head}_accuracy_by_class"
-    if spread is None or not spread.exact_bound or column not in table:
-        return spread
-    cells = [value for values in table.loc[table["name"] == name, column] if isinstance(values, list)
-             for value in values]
-    return rate_over_classes(cells, kind="cells") if cells else spread
 
 
 def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper", column: str = COMPARED) -> Spread | None:
@@ -253,8 +226,8 @@ def claim_evidence(table: pd.DataFrame) -> dict:
     at the final KL weight, at each run's kept checkpoint, against the paper's model), the aux heads of the paper's
     model (eval mode, test split) over seeds, and the learning gate of each variant behind a claim."""
     return {"latent": paired_spread(table, "latent64"), "deep": paired_spread(table, "deep"),
-            "aux_class": head_spread(table, "paper", "class"),
-            "aux_modality": head_spread(table, "paper", "modality"),
+            "aux_class": seed_spread(table, "paper", "aux_class_accuracy"),
+            "aux_modality": seed_spread(table, "paper", "aux_modality_accuracy"),
             "learned": {name: variant_gate(table, name) for name in ("paper", "latent64", "deep")
                         if (table["name"] == name).any()}}
 
@@ -281,7 +254,7 @@ def run_search(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, da
                progress: bool = False) -> dict:
     """Train (or reuse) every run of the weight search, decide by `cvae.weight_search`'s rule and record the result
     with the date and the machine (`search_record_path`); returns the record."""
-    main = main_config(profile, extra, data_dir)
+    main = _main_config(profile, extra, data_dir)
     table = measure_runs(search_runs(profile, extra, seed, data_dir), main, progress)
     base = ablation_config("paper", profile, extra)
     search = search_table(search_results(table), base)
@@ -354,6 +327,6 @@ def format_search(record: dict) -> str:
 
 __all__ = ["STUDY_SEEDS", "PROFILE_SEEDS", "SEARCH_SEEDS", "SEARCH_CANDIDATES", "COMPARED", "study_seeds", "SEEDED",
            "StudyRun", "study_runs", "search_runs", "run_study", "measure_runs", "study_row", "seed_spread",
-           "paired_spread", "head_spread", "run_gate", "variant_gate", "claim_evidence", "search_results", "candidate_name",
+           "paired_spread", "run_gate", "variant_gate", "claim_evidence", "search_results", "candidate_name",
            "run_search", "search_record_path", "load_search_record", "study_report", "format_report", "format_search",
-           "precision_comparison_possible", "main_config", "seeded_runs"]
+           "precision_comparison_possible"]

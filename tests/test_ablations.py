@@ -6,7 +6,7 @@ import pytest
 from cvae.ablations import STANDARD, ablation_config, convergence, run_ablation, variant_overrides
 from cvae.config import ConfigError, config_diff, make_config
 from cvae.runs import load_run
-from cvae.study import (COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence, head_spread, paired_spread, run_study,
+from cvae.study import (COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence, paired_spread, run_study,
                         search_results, search_runs, seed_spread, study_runs, study_seeds)
 from cvae.weight_search import GRID
 
@@ -111,25 +111,6 @@ def test_an_accuracy_identical_on_every_seed_is_never_certain():
     spread = seed_spread(table, "paper", "aux_class_accuracy")
     assert spread.exact_bound and spread.high == 1.0 and spread.low == pytest.approx(0.025 ** (1 / 3))  # 0.292
     assert "on every one of 3 seeds, exact 95% bound 29.2% to 100.0%" in spread.text(1, percent=True)
-    # with each seed's per-class rates, the 63 class-seed cells are the clusters: three perfect heads are not near
-    # chance (band 31.5% to 41.5% around a 36.5% guess), as a bound of 29.2% would leave open
-    paper = table["name"] == "paper"
-    table["aux_modality_accuracy_by_class"] = None
-    table.loc[paper, "aux_modality_accuracy"] = 1.0
-    table.loc[paper, "aux_modality_accuracy_by_class"] = pd.Series([[1.0] * 21] * 3, index=table.index[paper])
-    cells = head_spread(table, "paper", "modality")
-    assert cells.n == 63 and cells.low == pytest.approx(0.025 ** (1 / 63))  # 0.943
-    assert cells.text(1, percent=True) == "100.0% on every one of 63 class-seed cells, exact 95% bound 94.3% to 100.0%"
-    finding = claim_findings_aux(cells)
-    assert finding.verdict == "not reproduced" and finding.reason == "the interval lies outside the band around chance"
-    table.loc[paper, "aux_modality_accuracy"] = [1.0, 1.0, 0.98]  # seeds that differ keep the interval over seeds
-    assert head_spread(table, "paper", "modality").kind == "seeds"
-
-
-def claim_findings_aux(modality):
-    from cvae.claims import _aux_heads
-
-    return _aux_heads({"aux_modality": modality, "aux_class": None, "aux_guess": 0.365})
 
 
 def test_convergence_counts_runs_still_improving_at_their_last_epoch():
