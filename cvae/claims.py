@@ -103,7 +103,8 @@ CLAIMS: tuple[Claim, ...] = (
 RULE = (
     "Each claim has a test and a margin, fixed before the runs and listed in the table. A claim about what medical "
     "images look like is not testable on this data when the build used the synthetic stand-in. A claim whose runs did "
-    "not learn is not testable at this scale: a run is evidence only if its reconstructions beat the class-mean "
+    "not learn, or whose test needs the original's 150-epoch schedule, is not testable at this scale: a run is "
+    "evidence only if its reconstructions beat the class-mean "
     "image, the 95% interval over classes of the SSIM gain lying above 0, and the evaluator finds the conditioned "
     "class in its samples at least "
     f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
@@ -195,7 +196,7 @@ def _detectable(spread: Spread, unit: str = "relative") -> str:
     if effect is None:
         return "none: no interval" if not spread.exact_bound else "none: no spread"
     if unit == "points":
-        return f"about {100 * effect:.0f} points"
+        return f"about {100 * effect:.0f} points" if effect >= 0.005 else "under 1 point"
     return f"about {effect:.0%}" if unit == "relative" else f"about {effect:.2f}"
 
 
@@ -240,6 +241,12 @@ def _aux_heads(e: dict) -> Finding:
     low, high = guess - TESTS["aux_heads"].margin, guess + TESTS["aux_heads"].margin
     if modality.low is None:
         verdict, reason = "inconclusive", _no_interval(modality)
+    elif modality.exact_bound and (modality.mean > high or modality.mean < low) and low <= modality.high and \
+            modality.low <= high:
+        verdict = "inconclusive"
+        reason = (f"every seed read {modality.mean:.0%}, outside the band, but {modality.n} identical seeds bound the "
+                  f"mean only within {modality.low:.1%} to {modality.high:.1%}, which reaches into it; more seeds "
+                  "would decide it")
     elif low <= modality.low and modality.high <= high:
         verdict, reason = "reproduced", "the interval lies inside the band around chance"
     elif modality.high < low or modality.low > high:

@@ -48,9 +48,10 @@ chapter.glue("fig_samples", plots.class_grid(samples, per_cell=4))
 # %% [markdown]
 # ## Any class on demand
 #
-# The kept model draws any class at any prior temperature, $z \sim \mathcal{N}(0, T^2 I)$: a temperature below 1
-# keeps $z$ near the prior's centre and gives more typical, less varied images. {numref}`fig-on-demand` shows twelve
-# samples of one class. `python -m cvae sample --class drusen --n 64 --out grid.png` does the same from the command
+# The kept model can be conditioned on any class and sampled at any prior temperature, $z \sim \mathcal{N}(0, T^2
+# I)$; a temperature below 1 keeps $z$ near the prior's centre and should give more typical, less varied images. How
+# often the samples show the requested class varies by class: the conditional accuracy below says how often, per
+# class. {numref}`fig-on-demand` shows twelve samples of one class. `python -m cvae sample --class drusen --n 64 --out grid.png` does the same from the command
 # line, and `--npz DIR` writes the samples as MedMNIST-format files for a classifier.
 #
 # ```{glue:figure} fig_on_demand

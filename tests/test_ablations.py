@@ -156,3 +156,16 @@ def test_seeded_table_reads_each_variant_over_its_seeds():
     assert table.loc["paper", "change (95% CI)"] == "—"
     assert table.loc["latent64", "change (95% CI)"].startswith("+9.9% (")
     assert table.loc["paper", "learned"] == "2 of 3"
+
+
+def test_three_perfect_heads_are_inconclusive_against_the_chance_band_and_say_why():
+    from cvae.claims import _aux_heads
+    from cvae.spread import rate_over_classes
+
+    perfect = rate_over_classes([1.0, 1.0, 1.0], kind="seeds")  # exact bound 29.2% to 100%, reaching the band
+    finding = _aux_heads({"aux_modality": perfect, "aux_class": None, "aux_guess": 0.365})
+    assert finding.verdict == "inconclusive"
+    assert finding.reason == ("every seed read 100%, outside the band, but 3 identical seeds bound the mean only "
+                              "within 29.2% to 100.0%, which reaches into it; more seeds would decide it")
+    five = rate_over_classes([1.0] * 5, kind="seeds")  # 0.025^(1/5) = 47.8%: clear of the band's top, 41.5%
+    assert _aux_heads({"aux_modality": five, "aux_class": None, "aux_guess": 0.365}).verdict == "not reproduced"

@@ -96,11 +96,17 @@ def test_the_decision_is_worded_as_our_choice():
 
 def test_a_change_decided_on_the_stand_in_is_not_adopted_for_medical_images():
     base = make_config("quick")
+    row = {"weight": "a_perc", "value": 5.0, "val_recon_psnr_gain": 0.0531, "val_recon_psnr_low": 0.0137,
+           "val_recon_psnr_high": 0.0926, "val_domain_fid_gain": -0.485, "val_domain_fid_low": -6.65,
+           "val_domain_fid_high": 5.68, "conditional_class_accuracy_gain": -0.006,
+           "conditional_class_accuracy_low": None, "conditional_class_accuracy_high": None}
     record = {"decision": {"a_perc": 5.0}, "date": "2026-12-06T19:25:45+00:00", "machine": {"processor": "x86_64"},
-              "seeds": 3, "data_source": "synthetic"}
+              "seeds": 3, "data_source": "synthetic", "table": [row]}
     text = decision_sentence(record, base, "the synthetic stand-in")
-    assert "the rule would change a_perc to 5." in text
-    assert text.endswith("by the same search on real MedMNIST.")
+    assert "the rule would change a_perc to 5. The winner, a_perc = 5, is better on reconstruction PSNR (dB) by " \
+           "+0.0531, 95% CI +0.0137 to +0.0926, and worse on none. We depart from the rule, fixed before the " \
+           "search, and keep the defaults" in text
+    assert text.endswith("The same search on real MedMNIST, with a minimum effect added, should decide.")
     real = decision_sentence({**record, "data_source": "medmnist"}, base, "MedMNIST")
     assert real.endswith("until they are changed in cvae/config.py.")
 
@@ -115,4 +121,4 @@ def test_a_search_kept_in_results_is_shown_for_the_same_default_only(runs_dir):
     assert load_search_record("quick", run_overrides(0, "medmnist", [])) is None  # never the stand-in's for real data
     text = decision_sentence(record, make_config("quick"), "the synthetic stand-in")
     assert "kept in results/weight_search_quick_seeds.json, which this build did not rerun, found that the rule would " \
-           "change a_perc to 5. We keep the defaults" in text
+           "change a_perc to 5. The winner" in text and "We depart from the rule" in text
