@@ -69,9 +69,9 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
     """Run every chapter source with papermill into out_dir; returns seconds per notebook (0 for reused ones).
 
     A chapter is reused only when its source, the parameters, the package, the data files' MD5s and `read_state()`
-    (the book passes the main run's digests and its evaluation's) are what they were when it was executed, and its
-    notebook is byte for byte the one written then (`executed.json` records both). Study runs trained since by
-    `make ablations` or `make search` are not covered: `book --force` shows them."""
+    (the book passes `runs_state`: the main run, the study's runs, their measurements and the weight search) are what
+    they were when it was executed, and its notebook is byte for byte the one written then (`executed.json` records
+    both)."""
     import jupytext
     import nbformat
     import papermill as pm
@@ -287,7 +287,7 @@ def build_book(profile: str = "quick", data_dir: str | Path | None = None, overr
         atomic_write_text(timings_path, json.dumps(record, indent=2))
 
     execute_notebooks(parameters, out_dir, force=force_notebooks, log=log, on_done=on_done,
-                      read_state=lambda: main_run_state(config))
+                      read_state=lambda: runs_state(config, profile, parameters))
     if pdf:
         from .pdf import build_pdf
 
@@ -305,12 +305,23 @@ def build_book(profile: str = "quick", data_dir: str | Path | None = None, overr
     return result
 
 
-def main_run_state(config) -> dict:
-    """Digests of what every chapter reads from the main run: its `digests.json` (all its files) and its cached
-    evaluation (None where absent): retraining or re-evaluating it executes the chapters again."""
-    folder = run_dir_for(config)
-    return {name: file_digest(folder / name, "sha256") if (folder / name).is_file() else None
-            for name in ("digests.json", "evaluation.json")}
+def runs_state(config, profile: str, parameters: dict) -> dict:
+    """Digests of what the chapters read from the runs folder: the main run's `digests.json` (all its files) and its
+    cached evaluation, every study run's `digests.json` and measurement, and the recorded weight search (None where
+    absent): retraining or re-measuring any of them executes the chapters again."""
+    from .chapter import run_overrides
+    from .study import search_record_path, study_runs
+
+    def digest(path: Path) -> str | None:
+        return file_digest(path, "sha256") if path.is_file() else None
+
+    extra = run_overrides(parameters["seed"], parameters["data_source"], parameters["overrides"])
+    folders = [run_dir_for(config)] + [run_dir_for(run.config) for run in study_runs(profile, extra,
+                                                                                     parameters["seed"])]
+    state = {f"{folder.name}/{name}": digest(folder / name) for folder in folders
+             for name in ("digests.json", "evaluation.json", "variant_metrics.json")}
+    state["weight_search"] = digest(search_record_path(profile, extra))
+    return state
 
 
 # Time budgets of a cold build, normalized by the machine's fp32 matmul rate (seconds x GFLOP/s), so that they mean
