@@ -130,14 +130,26 @@ def run_study(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, nam
               data_dir: str | Path | None = None, progress: bool = False) -> pd.DataFrame:
     """Train (or reuse) every study run and measure it once; one row per run (see `study_row`). Every run is judged
     by the main configuration's evaluator (the profile with `extra`, not the ablation scale)."""
-    main = _main_config(profile, extra, data_dir)
+    main = main_config(profile, extra, data_dir)
     runs = study_runs(profile, extra, seed, names, data_dir, precision_comparison_possible(main))
     return measure_runs(runs, main, progress)
 
 
-def _main_config(profile: str, extra: dict | Iterable[str], data_dir: str | Path | None) -> Config:
+def main_config(profile: str, extra: dict | Iterable[str], data_dir: str | Path | None) -> Config:
+    """The main run's config of a profile with `extra` overrides (and `data_dir`): the one whose evaluator judges
+    every study run."""
     main = make_config(profile, extra if isinstance(extra, dict) else parse_overrides(extra))
     return main.replace(data_dir=str(data_dir)) if data_dir else main
+
+
+def seeded_runs(profile: str, names: Iterable[str], seeds: Iterable[int], extra: dict | Iterable[str] = (),
+                data_dir: str | Path | None = None) -> list[StudyRun]:
+    """The study runs of the named variants at the given seeds (any seeds, not only the profile's), in training
+    order; the same configs, hence the same cached runs, as `study_runs` where the two overlap."""
+    seeds = list(seeds)
+    planned = [StudyRun(name, run_seed, ablation_config(name, profile, extra).replace(seed=run_seed))
+               for name in names for run_seed in seeds]
+    return _ordered(planned, seeds[0] if seeds else 0, data_dir)
 
 
 def measure_runs(runs: list[StudyRun], main: Config, progress: bool = False) -> pd.DataFrame:
@@ -254,7 +266,7 @@ def run_search(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, da
                progress: bool = False) -> dict:
     """Train (or reuse) every run of the weight search, decide by `cvae.weight_search`'s rule and record the result
     with the date and the machine (`search_record_path`); returns the record."""
-    main = _main_config(profile, extra, data_dir)
+    main = main_config(profile, extra, data_dir)
     table = measure_runs(search_runs(profile, extra, seed, data_dir), main, progress)
     base = ablation_config("paper", profile, extra)
     search = search_table(search_results(table), base)
@@ -329,4 +341,4 @@ __all__ = ["STUDY_SEEDS", "PROFILE_SEEDS", "SEARCH_SEEDS", "SEARCH_CANDIDATES", 
            "StudyRun", "study_runs", "search_runs", "run_study", "measure_runs", "study_row", "seed_spread",
            "paired_spread", "run_gate", "variant_gate", "claim_evidence", "search_results", "candidate_name",
            "run_search", "search_record_path", "load_search_record", "study_report", "format_report", "format_search",
-           "precision_comparison_possible"]
+           "precision_comparison_possible", "main_config", "seeded_runs"]

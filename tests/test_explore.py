@@ -174,3 +174,13 @@ def test_make_lab_opens_a_chapter_source_as_a_paired_notebook(tmp_path):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def test_the_study_view_asks_for_the_studys_own_runs():
+    from cvae.study import main_config, seeded_runs, study_runs
+
+    chosen = seeded_runs("smoke", ["paper", "latent64"], range(0, 2))
+    study = {(run.name, run.seed): run.config.config_hash() for run in study_runs("smoke")}
+    assert [(run.name, run.seed) for run in chosen] == [("paper", 0), ("latent64", 0), ("paper", 1), ("latent64", 1)]
+    assert all(study[(run.name, run.seed)] == run.config.config_hash() for run in chosen)  # cached runs, no training
+    assert main_config("smoke", [], None).config_hash() == make_config("smoke").config_hash()
