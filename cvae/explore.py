@@ -33,12 +33,12 @@ def live() -> bool:
 
 def sample_view(model, class_name: str, temperature: float = 1.0, n: int = 12, seed: int = 0) -> Figure:
     """`n` prior samples of one class (global label or name, as `python -m cvae sample --class`) decoded at
-    `temperature` (z ~ N(0, temperature^2 I)): one labelled row of 28x28 images."""
-    from .plots import sample_grid
+    `temperature` (z ~ N(0, temperature^2 I)): a block of 28x28 images, six per row, titled by the class."""
+    from .plots import sample_block
 
     labels = resolve_classes([str(class_name)], None)
-    images, drawn = draw(model, labels, n, temperature, seed)
-    return sample_grid(images, drawn, per_row=n)
+    images, _ = draw(model, labels, n, temperature, seed)
+    return sample_block(images, labels[0], per_row=6)
 
 
 def sample_page(model, class_name: str, temperature: float = 1.0, n: int = 12, seed: int = 0) -> dict:

@@ -495,6 +495,15 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, per_row: int = 12, title
 
 
 @_styled
+def sample_block(images: np.ndarray, label: int, per_row: int = 6) -> Figure:
+    """Samples of one class as a block of `per_row` columns, titled by the class: (N, 28, 28) uint8 or [0, 1]."""
+    rows = -(-len(images) // per_row)
+    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN * 0.6, PAGE_WIDTH_IN * 0.6 * rows / per_row + 0.4))
+    _show(axes[0, 0], mosaic(images, rows, per_row), class_label(label))
+    return fig
+
+
+@_styled
 def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapping[str, float],
                   read_names: Mapping[str, str]) -> Figure:
     """The aux-head factorial: one panel per head; the four trained cells along x, the three readings side by side
