@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,7 +268,8 @@ def _load_evaluator(folder: Path, model: DomainClassifier) -> dict | None:
                 summary = json.loads((folder / name).read_text())
             else:
                 model.load_state_dict(torch.load(folder / name, map_location="cpu", weights_only=True))
-        except Exception as error:  # truncated zip, bad JSON, wrong shapes: all mean "train it again"
+        except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as error:  # truncated zip, bad
+            # JSON, wrong shapes: each means "train it again"
             warnings.warn(f"{folder / name} is damaged ({type(error).__name__}); training the evaluator again",
                           stacklevel=3)
             return None

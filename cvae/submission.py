@@ -20,7 +20,6 @@ from .paths import PROJECT_ROOT, runs_dir
 
 SUBMISSION_DIR = PROJECT_ROOT / "_build" / "submission"
 RUN_RECORD_FILES = ("config.json", "summary.json", "metrics.csv")
-DATA_FLAGS = ("pathmnist", "tissuemnist", "octmnist")
 ENVIRONMENT_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "matplotlib", "medmnist",
                         "jupyter-book", "sphinx", "myst-nb", "papermill", "jupytext", "cvae-medmnist-report")
 
@@ -48,15 +47,13 @@ def data_record(built) -> dict:
     """MD5 of each data file the build read, beside the official MedMNIST MD5."""
     import medmnist
 
-    from .data import md5_of
+    from .manifest import data_digests
 
     folder = Path(built.parameters.get("data_dir") or "")
     record = {"data_source": built.data_source, "folder": str(folder), "files": {}}
-    for flag in DATA_FLAGS:
-        path = folder / f"{flag}.npz"
-        official = medmnist.INFO[flag]["MD5"]
-        md5 = md5_of(path) if path.exists() else None
-        record["files"][f"{flag}.npz"] = {"md5": md5, "official_md5": official, "matches_official": md5 == official}
+    for name, md5 in data_digests(folder).items():
+        official = medmnist.INFO[name.removesuffix(".npz")]["MD5"]
+        record["files"][name] = {"md5": md5, "official_md5": official, "matches_official": md5 == official}
     return record
 
 
