@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .config import ABLATION_SCALE, Config, ConfigError, make_config, parse_overrides
+from .config import ABLATION_SCALE, FACTORIAL_SCALE, Config, ConfigError, make_config, parse_overrides
 from .train import train
 
 # name -> overrides of the profile's base configuration ("paper")
@@ -23,7 +23,10 @@ STANDARD: dict[str, dict] = {
     "no_aux": {"gamma": 0.0},  # heads without gradient (diagnosis)
     "gamma_10": {"gamma": 10.0},  # an aux loss 10x heavier (diagnosis)
     "encoder_unconditioned": {"encoder_conditioned": False},  # the encoder sees only the image (diagnosis)
-    # the aux-head factorial (cvae.aux_factorial): every batch from one dataset, the encoder conditioned or not
+    # the aux-head factorial (cvae.aux_factorial, at FACTORIAL_SCALE): batches mixed or each from one dataset, the
+    # encoder conditioned or not
+    "mixed_batches": {},
+    "mixed_batches_unconditioned": {"encoder_conditioned": False},
     "single_batches": {"batch_composition": "single"},
     "single_batches_unconditioned": {"batch_composition": "single", "encoder_conditioned": False},
     "plateau_at_beta_max": {"plateau_metric": "total_at_beta_max"},  # the learning-rate schedule ignores beta(t)
@@ -31,10 +34,23 @@ STANDARD: dict[str, dict] = {
 }
 
 
-def ablation_overrides_for_profile(profile: str) -> dict:
-    """Overrides every ablation of a profile shares (its reduced size and schedule, `cvae.config.ABLATION_SCALE`);
-    {} where none."""
-    return dict(ABLATION_SCALE.get(profile, {}))
+FACTORIAL = ("mixed_batches", "mixed_batches_unconditioned", "single_batches", "single_batches_unconditioned")
+
+
+def ablation_overrides_for_profile(profile: str, name: str | None = None) -> dict:
+    """Overrides every ablation of a profile shares (its reduced size and schedule, `cvae.config.ABLATION_SCALE`),
+    with the factorial's longer schedule for its variants (`cvae.config.FACTORIAL_SCALE`); {} where none."""
+    overrides = dict(ABLATION_SCALE.get(profile, {}))
+    if name in FACTORIAL:
+        overrides.update(FACTORIAL_SCALE.get(profile, {}))
+    return overrides
+
+
+def scale_text(profile: str, name: str | None = None) -> str:
+    """The scale a profile's ablation `name` trains at, for a caption: 'train_per_class=300, epochs=24, ...', or
+    the profile's own sizes where it has no reduced scale."""
+    shared = ablation_overrides_for_profile(profile, name)
+    return ", ".join(f"{key}={value}" for key, value in shared.items()) or "the profile's own sizes"
 
 
 def variant_overrides(name: str) -> dict:
@@ -49,7 +65,7 @@ def variant_overrides(name: str) -> dict:
 
 def ablation_config(name: str | None, profile: str, extra: dict | Iterable[str] = ()) -> Config:
     """The config of an ablation (or of `paper` plus `extra` when name is None) under a profile."""
-    overrides = ablation_overrides_for_profile(profile)
+    overrides = ablation_overrides_for_profile(profile, name)
     overrides.update(variant_overrides(name or "paper"))
     overrides.update(extra if isinstance(extra, dict) else parse_overrides(extra))
     return make_config(profile, overrides)
@@ -96,5 +112,5 @@ def schedule_sentence(paper_metrics, plateau_metrics, patience: int) -> str:
             f"time{'s' if plateau != 1 else ''} with plateau_at_beta_max.")
 
 
-__all__ = ["learning_rate_drops", "schedule_sentence", "STANDARD", "ablation_overrides_for_profile",
-           "variant_overrides", "ablation_config", "run_ablation", "convergence"]
+__all__ = ["learning_rate_drops", "schedule_sentence", "STANDARD", "FACTORIAL", "scale_text",
+           "ablation_overrides_for_profile", "variant_overrides", "ablation_config", "run_ablation", "convergence"]

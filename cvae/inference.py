@@ -104,13 +104,36 @@ def _reading_batches(split: Split, reading: str, batch_size: int, generator: tor
     return single_dataset_batches(split.modalities, batch_size, generator)
 
 
+def _ssim_gain(reconstructions: torch.Tensor, images: torch.Tensor, class_means: torch.Tensor,
+               labels: torch.Tensor) -> torch.Tensor:
+    """SSIM of each reconstruction minus SSIM of its class-mean image, both against the image: (B,) on the CPU."""
+    from .metrics import ssim_per_image
+
+    baseline = class_means.to(images.device)[labels]
+    return (ssim_per_image(reconstructions, images) - ssim_per_image(baseline, images)).float().cpu()
+
+
+def _gain_over_classes(gains: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
+    """{'ssim_gain', 'ssim_gain_low'}: the mean of the per-class mean gains and the lower end of its 95% interval
+    over classes (`cvae.spread.over_classes`, as the learning gate reads it)."""
+    from .labels import NUM_CLASSES
+    from .metrics import per_class_means
+    from .spread import over_classes
+
+    spread = over_classes(per_class_means(gains.numpy(), labels.numpy(), NUM_CLASSES), bounds=None)
+    return {"ssim_gain": spread.mean, "ssim_gain_low": spread.low}
+
+
 def aux_head_readings(model: CVAE, split: Split, device: str | torch.device = "cpu", batch_size: int = 256,
-                      seed: int = 0) -> dict[str, dict[str, float]]:
+                      seed: int = 0, class_means: torch.Tensor | None = None) -> dict[str, dict[str, float]]:
     """The heads' accuracy on a split under every reading, and the reading-time checks that need no training:
     {reading: {'class', 'modality'}} for READINGS (eval mode; a copy in train mode, BatchNorm batch statistics and
     dropout, fed mixed or single-dataset batches), plus 'eval_z' (heads fed a sample z instead of mu) and
     'eval_local_labels' ({'class'}: the 21-way prediction scored against each dataset's own labels 0-8 / 0-7 / 0-3,
-    as a script that kept the local labels would score it). The model itself is left untouched."""
+    as a script that kept the local labels would score it). With `class_means` ((21,1,28,28), `class_mean_images`),
+    each of READINGS also gets the learning gate's reconstruction criterion read the same way: 'ssim_gain' and
+    'ssim_gain_low', the SSIM gain of mu's reconstruction over the class-mean image with the lower end of its 95%
+    interval over classes. The model itself is left untouched."""
     from .labels import CLASS_OFFSETS, DATASETS
 
     offsets = torch.tensor([CLASS_OFFSETS[flag] for flag in DATASETS])
@@ -121,6 +144,7 @@ def aux_head_readings(model: CVAE, split: Split, device: str | torch.device = "c
             net = copy.deepcopy(model).train() if reading.startswith("train") else model.eval()
             generator = torch.Generator().manual_seed(seed)
             right = {"class": 0, "modality": 0, "local": 0}
+            gains = torch.zeros(len(split))
             for index in _reading_batches(split, "eval" if reading == "eval_z" else reading, batch_size, generator):
                 images = split.images[index].to(device).unsqueeze(1).float().div_(255.0)
                 labels, modalities = split.labels[index].to(device), split.modalities[index].to(device)
@@ -130,7 +154,11 @@ def aux_head_readings(model: CVAE, split: Split, device: str | torch.device = "c
                 right["class"] += int((predicted == labels).sum())
                 right["modality"] += int((net.modality_head(code).argmax(1) == modalities).sum())
                 right["local"] += int((predicted == labels - offsets.to(device)[modalities]).sum())
+                if class_means is not None and reading in READINGS:
+                    gains[index] = _ssim_gain(net.decode(mu, labels, modalities), images, class_means, labels)
             out[reading] = {"class": right["class"] / len(split), "modality": right["modality"] / len(split)}
+            if class_means is not None and reading in READINGS:
+                out[reading].update(_gain_over_classes(gains, split.labels))
             if reading == "eval":
                 out["eval_local_labels"] = {"class": right["local"] / len(split)}
     model.eval()

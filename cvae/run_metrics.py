@@ -160,7 +160,8 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
 
     # every reading of the heads on the same class-balanced part of each split (the full split where it is smaller)
     test = data.test.subset(balanced_indices(data.test, settings.readings_per_class, settings.seed))
-    readings = aux_head_readings(model, test, device, config.batch_size, settings.seed)
+    readings = aux_head_readings(model, test, device, config.batch_size, settings.seed,
+                                 class_means=class_mean_images(data.train))
     readings["eval_val_split"] = aux_head_accuracy(
         model, data.val.subset(balanced_indices(data.val, settings.readings_per_class, settings.seed)), device)
     eval_mode, train_mode = readings["eval"], readings["train_mixed"]

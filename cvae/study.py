@@ -25,7 +25,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from .ablations import STANDARD, ablation_config
+from .ablations import FACTORIAL, STANDARD, ablation_config
 from .config import Config, ConfigError, make_config, parse_overrides
 from .data import load_data
 from .evaluate import cached_variant_metrics, variant_metrics
@@ -55,8 +55,7 @@ def study_seeds(profile: str) -> int:
     """How many seeds a profile's study trains each seeded variant with."""
     return PROFILE_SEEDS.get(profile, STUDY_SEEDS)
 # the original's claims (latent size, depth, aux heads) and the diagnosis contrasts: measured over seeds
-SEEDED = ("paper", "latent64", "deep", "no_aux", "encoder_unconditioned", "gamma_10", "single_batches",
-          "single_batches_unconditioned")
+SEEDED = ("paper", "latent64", "deep", "no_aux", "encoder_unconditioned", "gamma_10", *FACTORIAL)
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,9 @@ def search_runs(profile: str, extra: dict | Iterable[str] = (), seed: int = 0,
     """Every run of the weight search: the default and each candidate (one weight moved, `cvae.weight_search`) over
     SEARCH_SEEDS seeds; a candidate equal to a named variant keeps that variant's name (the same cached run)."""
     base = ablation_config("paper", profile, extra)
-    named = {ablation_config(name, profile, extra).config_hash(): name for name in STANDARD}
+    named: dict[str, str] = {}
+    for name in STANDARD:  # the first name of a config (a factorial variant may equal `paper` at some scale)
+        named.setdefault(ablation_config(name, profile, extra).config_hash(), name)
     planned = []
     for run_seed in range(seed, seed + SEARCH_SEEDS):
         planned.append(StudyRun("paper", run_seed, base.replace(seed=run_seed)))

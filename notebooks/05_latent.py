@@ -131,6 +131,9 @@ chapter.glue("factorial_baselines", aux_factorial.baseline_sentence(aux_factoria
 decided = aux_factorial.verdict(factorial, aux_factorial.split_guess(study), aux_factorial.learned(study))
 chapter.glue("factorial_verdict", decided["sentence"])
 chapter.glue("factorial_checks", chapter.md(aux_factorial.checks_markdown(factorial, decided)))
+chapter.glue("factorial_reconstructions", aux_factorial.reconstruction_sentence(factorial,
+                                                                                aux_factorial.split_guess(study)))
+chapter.glue("factorial_scale", ablations.scale_text(profile, "single_batches"))
 chapter.glue("fig_factorial", plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))
@@ -138,7 +141,9 @@ aux_factorial.summary_table(factorial) if len(factorial) else None
 
 # %% [markdown]
 # *Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on $\mu$, on the test
-# split at the ablation scale, as the mean over seeds with its 95% t-interval over seeds in brackets.*
+# split, as the mean over seeds with its 95% t-interval over seeds in brackets, and the mean SSIM gain of the
+# reconstructions over the class-mean image read the same way. The factorial's runs train at
+# {glue:text}`factorial_scale:s`.*
 #
 # ```{glue:figure} fig_factorial
 # :name: fig-factorial
@@ -149,7 +154,7 @@ aux_factorial.summary_table(factorial) if len(factorial) else None
 # Data: {glue:text}`data_caption:s`.
 # ```
 #
-# {glue:text}`factorial_verdict:s`
+# {glue:text}`factorial_verdict:s` {glue:text}`factorial_reconstructions:s`
 #
 # ```{glue:md} factorial_checks
 # :format: myst

@@ -23,9 +23,9 @@ from cvae.study import load_search_record, search_runs, study_seeds
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 study = chapter.study(profile, config, seed, data_source, overrides, names=list(variants) or None)
 synthetic = bool(run.summary["synthetic_data"])
-shared = ablations.ablation_overrides_for_profile(profile)
-chapter.glue("ablation_scale", ", ".join(f"{k}={v}" for k, v in shared.items()) or "none (the profile's own sizes)")
-chapter.glue("study_runs", len(study))
+chapter.glue("ablation_scale", ablations.scale_text(profile))
+chapter.glue("factorial_scale", ablations.scale_text(profile, "single_batches"))
+chapter.glue("study_runs", int(study["run"].nunique()))  # a factorial cell may be the paper run itself
 chapter.glue("study_seeds", study_seeds(profile))
 chapter.glue("study_train_minutes", float(study["train_seconds"].sum()) / 60)
 chapter.glue("study_eval_minutes", float(study["eval_seconds"].sum()) / 60)
@@ -45,9 +45,10 @@ csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
 # 3. the other variants, the validation loss per epoch and one sample per class from each variant.
 
 # %% [markdown]
-# The study trains {glue:text}`study_runs:d` runs at this profile's ablation scale ({glue:text}`ablation_scale:s`),
+# The study trains {glue:text}`study_runs:d` runs at this profile's ablation scale, {glue:text}`ablation_scale:s`,
 # smaller than the main run to fit the time budget: {glue:text}`study_train_minutes:.1f` minutes of training and
-# {glue:text}`study_eval_minutes:.1f` minutes of measurement. Every run is judged by the main run's evaluator. The
+# {glue:text}`study_eval_minutes:.1f` minutes of measurement. The runs of the aux-head factorial train at
+# {glue:text}`factorial_scale:s` and are shown in {doc}`05_latent`, not here. Every run is judged by the main run's evaluator. The
 # full table, one row per run with every measured column, is a download: {download}`06_study.csv <06_study.csv>`.
 #
 # ## The runs behind the original's two claims
@@ -134,7 +135,7 @@ ablation_tables.other_variants(study, int(seed))
 # ```
 
 # %% tags=["hide-input"]
-at_seed = study[study["seed"] == int(seed)]
+at_seed = study[(study["seed"] == int(seed)) & ~study["name"].isin(ablations.FACTORIAL)]
 loaded = chapter.load_runs({name: runs_dir() / folder for name, folder in zip(at_seed["name"], at_seed["run"])})
 if {"paper", "plateau_at_beta_max"} <= set(loaded):
     chapter.glue("schedule_sentence", ablations.schedule_sentence(

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from cvae.ablations import STANDARD, ablation_config, convergence, run_ablation, variant_overrides
+from cvae.ablations import FACTORIAL, STANDARD, ablation_config, convergence, run_ablation, variant_overrides
 from cvae.config import ConfigError, config_diff, make_config
 from cvae.runs import load_run
 from cvae.study import (COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence, paired_spread, run_study,
@@ -16,8 +16,9 @@ TINY = {"epochs": 1, "encoder_channels": (8, 16, 32), "hidden_dim": 32, "class_e
 
 
 def test_standard_set_holds_the_claims_the_diagnosis_and_the_schedule_variant():
-    assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "single_batches",
-            "single_batches_unconditioned", "plateau_at_beta_max", "fp32"} == set(STANDARD)
+    assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "mixed_batches",
+            "mixed_batches_unconditioned", "single_batches", "single_batches_unconditioned", "plateau_at_beta_max",
+            "fp32"} == set(STANDARD)
     assert STANDARD["paper"] == {}
     assert set(SEEDED) <= set(STANDARD) and STUDY_SEEDS >= 3
     assert study_seeds("quick") == study_seeds("full") == 3 and study_seeds("smoke") == 2
@@ -29,6 +30,8 @@ def test_each_ablation_differs_from_paper_only_where_it_says():
         diff = config_diff(base, ablation_config(name, "quick"))
         expected = {k for k, v in overrides.items()
                     if make_config("quick").to_dict()[k] != (list(v) if isinstance(v, tuple) else v)}
+        if name in FACTORIAL:  # and the factorial's longer schedule
+            expected |= {"epochs", "beta_warmup_epochs", "beta_ramp_epochs"}
         assert set(diff) == expected, name
     assert config_diff(base, ablation_config("a_l1=0.5", "quick")) == {"a_l1": (0.1, 0.5)}
 
@@ -169,3 +172,12 @@ def test_three_perfect_heads_are_inconclusive_against_the_chance_band_and_say_wh
                               "within 29.2% to 100.0%, which reaches into it; more seeds would decide it")
     five = rate_over_classes([1.0] * 5, kind="seeds")  # 0.025^(1/5) = 47.8%: clear of the band's top, 41.5%
     assert _aux_heads({"aux_modality": five, "aux_class": None, "aux_guess": 0.365}).verdict == "not reproduced"
+
+
+def test_the_factorial_trains_twice_the_quick_ablation_epochs_and_equals_paper_where_no_longer_schedule_is_set():
+    quick = ablation_config("single_batches", "quick")
+    assert (quick.epochs, quick.beta_warmup_epochs, quick.beta_ramp_epochs) == (24, 4, 16)
+    assert ablation_config("paper", "quick").epochs == 12
+    # smoke has no longer schedule: its mixed-batch cell is the paper's run itself (one cached run, not two)
+    assert ablation_config("mixed_batches", "smoke").config_hash() == ablation_config("paper", "smoke").config_hash()
+    assert ablation_config("mixed_batches", "quick").config_hash() != ablation_config("paper", "quick").config_hash()

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from cvae.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines, official_baselines,
-                                report, verdict)
+from cvae.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines,
+                                learned, official_baselines, report, run_learned, verdict)
 from cvae.claims import Learned
 from cvae.config import make_config
 from cvae.data import Split
@@ -62,10 +62,11 @@ def test_reading_the_heads_is_free_of_side_effects():
     assert readings == aux_head_readings(model, split, batch_size=32, seed=3)  # seeded
 
 
-def _rows(cell_values: dict) -> pd.DataFrame:
+def _rows(cell_values: dict, gain_low: dict | None = None) -> pd.DataFrame:
     """A study table with three seeds per trained cell; `cell_values` maps (batches, encoder, read) to (class,
     modality) means; every other reading sits at 99%; the probe reads the modality at 99-100%; the test split's
-    modality guess is 36.5% (class-balanced stand-in)."""
+    modality guess is 36.5% (class-balanced stand-in); every reading's SSIM gain is 0.1 with lower bound 0.05
+    unless `gain_low` maps (batches, encoder, read) to another lower bound."""
     rows = []
     for (batches, encoder), name in CELLS.items():
         for seed, noise in enumerate((-0.01, 0.0, 0.01)):
@@ -74,6 +75,8 @@ def _rows(cell_values: dict) -> pd.DataFrame:
             for read in READ_NAMES:
                 cls, modality = cell_values.get((batches, encoder, read), (0.99, 0.99))
                 row[f"read_{read}_class"], row[f"read_{read}_modality"] = cls + noise, modality + noise
+                row[f"read_{read}_ssim_gain"] = 0.1
+                row[f"read_{read}_ssim_gain_low"] = (gain_low or {}).get((batches, encoder, read), 0.05)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -109,7 +112,7 @@ def test_the_json_report_has_the_keys_the_issue_names():
     assert {"cells", "baselines", "verdict", "rule", "checks", "design"} <= set(out)
     assert len(out["cells"]) == len(CELLS) * 3 * len(READ_NAMES)
     assert set(out["cells"][0]) == {"batches", "encoder", "read", "seed", "class_acc", "modality_acc",
-                                    "probe_modality_acc"}
+                                    "probe_modality_acc", "recon_ssim_gain"}
     assert out["runs_learned"] == {"value": True, "failing": ""}
     assert out["baselines"]["this_split_modality_guess"] == pytest.approx(GUESS)
 
@@ -118,3 +121,37 @@ def test_no_checks_are_printed_from_runs_that_did_not_learn():
     rows = factorial_rows(_rows({}))
     assert checks_markdown(rows, {"verdict": "not testable at this scale"}) == ""
     assert checks_markdown(rows, {"verdict": "not explained"}).startswith("The checks stated with the design")
+
+
+def test_the_gate_reads_each_run_the_way_it_was_trained():
+    # one-dataset runs that break in eval mode but reconstruct in train mode on one-dataset batches pass
+    broken_in_eval = {(batches, encoder, read): -0.1 for batches, encoder in CELLS for read in ("eval", "train_mixed")
+                      if batches == "single"}
+    assert learned(_rows({}, broken_in_eval)).ok
+    assert learned(_rows({}, broken_in_eval)).runs == 12
+    # the same runs failing in their own reading fail the gate, each named with its bound
+    failing = _rows({}, {("single", "conditioned", "train_single"): -0.02})
+    gate = learned(failing)
+    assert not gate.ok and gate.failed_runs == 3
+    row = failing[(failing["name"] == "single_batches") & (failing["seed"] == 0)].iloc[0]
+    assert run_learned(row).failing == ("single_batches seed 0: SSIM gain over the class-mean image in train mode, one "
+                                        "dataset per batch not clearly above 0 (lower 95% bound -0.020)")
+    # a mixed-batch run is read in eval mode
+    assert not learned(_rows({}, {("mixed", "unconditioned", "eval"): 0.0})).ok
+    assert learned(_rows({}, {("mixed", "unconditioned", "train_single"): -0.5})).ok
+
+
+def test_the_readings_measure_reconstructions_the_same_way_against_class_means():
+    model = CVAE(make_config("smoke")).eval()
+    labels = torch.arange(NUM_CLASSES).repeat(4)
+    images = torch.randint(0, 255, (len(labels), 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    split = Split(images, labels, torch.tensor(MODALITY_OF_CLASS)[labels])
+    # class means equal to each class's first image: that image's baseline SSIM is 1
+    means = images[:NUM_CLASSES].float().div(255).unsqueeze(1)
+    readings = aux_head_readings(model, split, batch_size=32, seed=0, class_means=means)
+    for read in READINGS:
+        assert {"ssim_gain", "ssim_gain_low"} <= set(readings[read])
+        assert -1.0 <= readings[read]["ssim_gain"] < 0.0  # a quarter of the images are their own baseline (SSIM 1)
+        assert readings[read]["ssim_gain_low"] < readings[read]["ssim_gain"]
+    assert "ssim_gain" not in readings["eval_z"]
+    assert "ssim_gain" not in aux_head_readings(model, split, batch_size=32, seed=0)["eval"]
