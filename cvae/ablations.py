@@ -105,8 +105,8 @@ def schedule_sentence(paper_metrics, plateau_metrics, patience: int) -> str:
     within its epochs, that the two runs train identically at this scale."""
     paper, plateau = learning_rate_drops(paper_metrics), learning_rate_drops(plateau_metrics)
     if paper == plateau == 0:
-        return (f"In neither run did the learning rate drop within its {len(paper_metrics)} epochs (patience "
-                f"{patience}), so plateau_at_beta_max trains exactly as the paper's model at this scale; only a "
+        return (f"In neither run did the learning rate drop within its {len(paper_metrics)} epochs, with a patience "
+                f"of {patience}, so plateau_at_beta_max trains exactly as the paper's model at this scale. Only a "
                 f"schedule long enough to reach a plateau can show what it changes.")
     return (f"The learning rate dropped {paper} time{'s' if paper != 1 else ''} for the paper's model and {plateau} "
             f"time{'s' if plateau != 1 else ''} with plateau_at_beta_max.")

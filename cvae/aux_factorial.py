@@ -205,6 +205,29 @@ def reconstruction_sentence(rows: pd.DataFrame, guess: float) -> str:
     return sentence
 
 
+OPEN_QUESTION = ("why the heads read near chance",
+                 '"It is not clear where this issue arises from but it might be related to the balancing of different '
+                 'loss components."')
+MARGIN_TEXT = ("a cell's modality head within 5 points of a guess in the label proportions, a probe on mu reading the "
+               "modality at 95% or more, and mixed batches read in eval mode restoring the head")
+
+
+def claims_row(rows: pd.DataFrame, guess: float, decided: dict) -> dict:
+    """The factorial as one row of the discussion's claims table (`cvae.findings.display_table`): the original's open
+    question, the cell whose modality head came closest to `guess`, the margin, the verdict with its reason."""
+    spreads = cell_spreads(rows)
+    if spreads:
+        cell, heads = min(spreads.items(), key=lambda item: abs(item[1]["modality"].mean - guess))
+        modality, probe = heads["modality"], heads["probe"]
+        ours = (f"closest: {describe(cell)}, modality head {modality.text(1, percent=True)}, probe "
+                f"{probe.mean:.1%}; a guess scores {guess:.1%}")
+    else:
+        ours = "not trained"
+    reason = decided["sentence"].split(": ", 1)[-1].rstrip(".")
+    return {"claim": OPEN_QUESTION[0], "original": OPEN_QUESTION[1], "ours": ours, "margin": MARGIN_TEXT,
+            "verdict": decided["verdict"], "reason": reason, "detectable": "see the latent chapter"}
+
+
 def checks(rows: pd.DataFrame) -> list[str]:
     """The three pre-stated checks against each hypothesis, on the modality head, each a paired difference over seeds
     against mixed batches, conditioned encoder, eval mode."""
@@ -310,6 +333,6 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["CELLS", "READ_NAMES", "BAND", "PROBE_READS", "DESIGN", "RULE", "guess_baselines", "official_baselines",
            "baseline_sentence", "study_baselines", "factorial_rows", "cell_spreads", "describe", "verdict", "checks",
-           "reconstruction_sentence", "run_learned", "TRAINED_READING",
+           "reconstruction_sentence", "run_learned", "TRAINED_READING", "claims_row", "OPEN_QUESTION", "MARGIN_TEXT",
            "checks_markdown",
            "split_guess", "learned", "report", "summary_table"]

@@ -103,16 +103,16 @@ CLAIMS: tuple[Claim, ...] = (
 RULE = (
     "Each claim has a test and a margin, fixed before the runs and listed in the table. A claim about what medical "
     "images look like is not testable on this data when the build used the synthetic stand-in. A claim whose runs did "
-    "not learn, or whose test needs the original's 150-epoch schedule, is not testable at this scale: a run is "
-    "evidence only if its reconstructions beat the class-mean "
-    "image, the 95% interval over classes of the SSIM gain lying above 0, and the evaluator finds the conditioned "
-    "class in its samples at least "
+    "not learn, or whose test needs the original's 150-epoch schedule, is not testable at this scale. A run is "
+    "evidence only if its reconstructions beat the class-mean image, the 95% interval over classes of the SSIM gain "
+    "lying above 0, and if the evaluator finds the conditioned class in its samples at least "
     f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
-    "measurement is read against the margin: reproduced when it lies wholly on the claim's side, not reproduced when "
-    "it lies wholly on the other side, inconclusive when it straddles the margin or when there is no interval. "
-    "Comparisons of runs are paired by seed and use the validation loss at the final KL weight of each run's kept "
-    "checkpoint; rates of samples and of test images are judged over classes, because their outcomes cluster by "
-    "class. The detectable effect is the smallest true difference the spread would have found with 80% power."
+    "measurement is read against the margin. The claim is reproduced when the interval lies wholly on the claim's "
+    "side, not reproduced when it lies wholly on the other side, and inconclusive when it straddles the margin or "
+    "when there is no interval. Comparisons of runs are paired by seed and use the validation loss at the final KL "
+    "weight of each run's kept checkpoint. Rates of samples and of test images are judged over classes, because "
+    "their outcomes cluster by class. The detectable effect is the smallest true difference the spread would have "
+    "found with 80% power."
 )
 
 
@@ -313,7 +313,7 @@ def assess(claim: Claim, evidence: dict) -> tuple[Finding, Learned]:
     except (KeyError, TypeError, AttributeError):
         finding = Finding("not measured", "inconclusive", "this build did not measure it")
     if claim.about_images and evidence["synthetic"]:
-        return Finding(finding.ours + ", on the stand-in", "not testable on this data",
+        return Finding(finding.ours, "not testable on this data",
                        "the claim is about medical images and this build used the synthetic stand-in",
                        finding.detectable), learned
     if not learned.ok:
@@ -365,10 +365,12 @@ def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
 
 
 def sentence(table: pd.DataFrame, key: str, data_label: str) -> str:
-    """One sentence stating a claim's verdict from the table: 'The claim that ... is not reproduced on <data>: <ours>;
-    <reason>.' The only way the book words a verdict."""
+    """Two sentences stating a claim's verdict from the table: '<Claim>: not reproduced on <data>, because <reason>.
+    Measured: <ours>.' The only way the book words a verdict."""
     row = table.loc[key]
-    return f"The claim that {row['claim']} is {row['verdict']} on {data_label}: {row['ours']}; {row['reason']}."
+    claim = row["claim"][0].upper() + row["claim"][1:]
+    verdict = row["verdict"] if row["verdict"] == "not testable on this data" else f"{row['verdict']} on {data_label}"
+    return f"{claim}: {verdict}, because {row['reason']}. Measured: {row['ours']}."
 
 
 __all__ = ["CLAIMS", "Claim", "Finding", "Learned", "RULE", "TESTS", "Test", "VERDICTS", "assess", "claims_report",

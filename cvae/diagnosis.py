@@ -161,24 +161,22 @@ def lowering(study: pd.DataFrame) -> list[str]:
     return out
 
 
-def summary(aux_sentence: str, study: pd.DataFrame) -> str:
-    """The diagnosis paragraph: the claims table's sentence on the aux heads, then the fix the intervals show, or,
-    when no change raises the heads, which changes lower them (what could produce the original's low readings)."""
+def summary(study: pd.DataFrame) -> str:
+    """The diagnosis paragraph: the fix the intervals show, or, when no change raises the heads, which changes lower
+    them (what could produce the original's low readings); the claim's verdict is the discussion's."""
     from .claims import combine
     from .study import variant_gate
 
-    text = aux_sentence
     gate = combine([variant_gate(study, name) for name in (CONTROL, *CONTRASTS) if (study["name"] == name).any()])
     if not gate.ok:
-        return text + (f" The diagnosis runs did not learn ({gate.failed_runs} of {gate.runs}), so their contrasts "
-                       "say nothing about the heads.")
+        return (f"The diagnosis runs did not learn ({gate.failed_runs} of {gate.runs}), so their contrasts say "
+                "nothing about the heads.")
     fix = best_fix(study)
     if fix is None:
         lowered = lowering(study)
-        return (text + f" After Holm's correction over the {len(family(study))} contrasts of the heads, no tested "
-                "change raises one"
-                + (f"; {'; '.join(lowered)}." if lowered else "."))
-    return (text + f" Of the tested changes, {fix['variant']} raises the {fix['metric'].replace('_', ' ')} most: "
+        return (f"After Holm's correction over the {len(family(study))} contrasts of the heads, no tested change "
+                "raises one" + (f"; {'; '.join(lowered)}." if lowered else "."))
+    return (f"Of the tested changes, {fix['variant']} raises the {fix['metric'].replace('_', ' ')} most: "
             f"{fix['gain'].text(3)}, at a reconstruction-MSE change of {fix['recon_mse_change'].text(4)}.")
 
 

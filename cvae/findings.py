@@ -82,13 +82,17 @@ def verdict_line(claims: pd.DataFrame, synthetic: bool = False) -> str:
 
 def margins_markdown() -> str:
     """The margin of every claim and why it was chosen, as a Markdown list (one item per claim, in table order)."""
-    return "\n".join(f"- {claim.claim[0].upper() + claim.claim[1:]}: {TESTS[claim.key].margin_text}, because "
-                     f"{TESTS[claim.key].why}." for claim in CLAIMS if claim.key in TESTS)
+    return "\n".join(f"- {claim.claim[0].upper() + claim.claim[1:]}: {TESTS[claim.key].margin_text}. "
+                     f"{TESTS[claim.key].why[0].upper() + TESTS[claim.key].why[1:]}." for claim in CLAIMS
+                     if claim.key in TESTS)
 
 
-def display_table(claims: pd.DataFrame) -> pd.DataFrame:
+def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd.DataFrame:
     """The claims table for reading: the claim with the original's words, ours, the margin, the verdict with its
-    reason, and the detectable effect; indexed by the claim."""
+    reason, and the detectable effect; indexed by the claim. `open_question` (`cvae.aux_factorial.claims_row`) adds
+    the original's open question as a last row, not counted among its claims."""
+    if open_question is not None:
+        claims = pd.concat([claims, pd.DataFrame([open_question], index=["open_question"])])
     return pd.DataFrame({
         "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in claims.iterrows()],
         "ours": claims["ours"], "margin": claims["margin"],
@@ -185,8 +189,9 @@ def separation_sentence(evaluation: dict) -> str:
             parts.append(f"{spread.mean:.0%}{interval} in the {method}")
         return " and ".join(parts)
 
-    return (f"Of each point's {k} nearest neighbours in these figures, {said('modality')} share its modality, and "
-            f"{said('class')} share its class: means over the {NUM_CLASSES} classes, with 95% intervals over them.")
+    return (f"Of each point's {k} nearest neighbours in these figures, {said('modality')} share its modality. "
+            f"{said('class')[0].upper() + said('class')[1:]} share its class. Both are means over the {NUM_CLASSES} "
+            f"classes, with 95% intervals over them.")
 
 
 def schedule_sentence(first: int, full: int, epochs: int, best: int) -> str:
@@ -194,7 +199,7 @@ def schedule_sentence(first: int, full: int, epochs: int, best: int) -> str:
     and the epoch of the lowest validation total."""
     when = (f"zero until epoch {first}, where it takes its full value at once" if first == full else
             f"first non-zero in epoch {first} and full in epoch {full}")
-    return (f"in this build's schedule of {epochs} epochs the KL weight is {when}, and the lowest validation total "
+    return (f"In this build's schedule of {epochs} epochs, the KL weight is {when}, and the lowest validation total "
             f"came in epoch {best}.")
 
 

@@ -88,11 +88,11 @@ def balance_sentence(balance: dict) -> str:
     records = [balance[key] for key in sorted(balance, key=int)]
     first, last = records[0], records[-1]
     leader = max(last["terms"], key=lambda name: last["terms"][name]["share_of_gradient"])
-    return (f"at the start of epoch {first['epoch'] + 1} ({first['moment']}) the weighted terms' shares of the "
-            f"gradient norm are {shares_text(first['terms'], 'share_of_gradient')}; at the start of epoch "
-            f"{last['epoch'] + 1} ({last['moment']}) they are {shares_text(last['terms'], 'share_of_gradient')}, and "
-            f"of the loss {shares_text(last['terms'], 'share_of_loss')}. The largest share of the gradient then comes "
-            f"from {TERM_NAMES[leader]} ({last['terms'][leader]['share_of_gradient']:.0%}).")
+    return (f"At the start of epoch {first['epoch'] + 1} ({first['moment']}), the weighted terms' shares of the "
+            f"gradient norm are {shares_text(first['terms'], 'share_of_gradient')}. At the start of epoch "
+            f"{last['epoch'] + 1} ({last['moment']}), they are {shares_text(last['terms'], 'share_of_gradient')}, "
+            f"and their shares of the loss are {shares_text(last['terms'], 'share_of_loss')}. The largest share of "
+            f"the gradient then comes from {TERM_NAMES[leader]} ({last['terms'][leader]['share_of_gradient']:.0%}).")
 
 
 __all__ = ["measure_balance", "balance_epochs", "balance_sentence", "read_balance", "shares_text", "BALANCE_BATCH", "TERM_NAMES"]

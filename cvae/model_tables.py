@@ -199,8 +199,8 @@ def kept_checkpoint_sentence(summary: dict, metrics: pd.DataFrame) -> str:
     if kept == best:
         return f"The later chapters evaluate the checkpoint of epoch {kept + 1}, which is also {rule}.{still}"
     return (f"The later chapters evaluate the checkpoint of epoch {kept + 1}, {rule}, trained with β = "
-            f"{beta[kept]:.3g}; the original's rule would keep epoch {best + 1}, trained with β = {beta[best]:.3g}, "
-            f"and the method chapter says why this build does not.{still}")
+            f"{beta[kept]:.3g}. The original's rule would keep epoch {best + 1}, trained with β = {beta[best]:.3g}; "
+            f"the method chapter says why this build does not.{still}")
 
 
 def metrics_for_download(metrics: pd.DataFrame) -> pd.DataFrame:

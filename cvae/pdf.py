@@ -377,6 +377,7 @@ def latex_config(base: dict, front, built) -> dict:
         "pointsize": "11pt",
         "maketitle": title_page(front, built),
         "preamble": PREAMBLE,
+        "figure_align": "H",  # a figure stays where the text puts it, inside its section, never floated past it
         "printindex": "",
         "extraclassoptions": "openany,oneside",
     }

@@ -143,13 +143,13 @@ def gpu_sentence(study: dict | None) -> str:
     minutes = best["extrapolated_150_epoch_minutes"]
     conventional = study["bench"]["conventional_samples_per_s"]
     speedup = best["median_train_samples_per_s_after_first"] / conventional
-    return (f"Measured once on one {study['device']} ({study['measured_at'][:10]}, torch {study['torch']}) by "
-            f"`scripts/gpu_study.py` on the stand-in at official sizes ({study['data']}), not by this build. The "
+    return (f"Measured once on one {study['device']} on {study['measured_at'][:10]} with torch {study['torch']}, by "
+            f"`scripts/gpu_study.py` on the stand-in at official sizes, not by this build. The "
             f"fastest mode trains an epoch of all 352,939 images in {best['median_epoch_seconds_after_first']:.2f} s: "
-            f"150 epochs in {minutes:.1f} minutes (target 5, {'met' if minutes <= 5 else 'missed'}) and "
-            f"{speedup:.1f}x the conventional pipeline's {conventional:,.0f} samples/s (target 20x, "
-            f"{'met' if speedup >= 20 else 'missed'}). The graph captures the whole training step, so an epoch "
-            f"costs one launch per step instead of a few hundred.")
+            f"150 epochs in {minutes:.1f} minutes, against a goal of 5, and "
+            f"{speedup:.1f}x the conventional pipeline's {conventional:,.0f} samples/s, against a goal of 20x. "
+            f"The graph captures the whole training step, so an epoch costs one launch per step instead of a few "
+            f"hundred.")
 
 
 __all__ = ["benchmark", "benchmark_table", "benchmark_sentence", "cached_switches", "switch_table",

@@ -90,9 +90,9 @@ def timing_sentence() -> str:
     if not timings.get("fp32_gflops"):
         return "The driver's timings are not available (the notebooks were run by hand)."
     budget = timings.get("budget_gflop")
-    return (f"This machine multiplies fp32 matrices at {timings['fp32_gflops']:,.0f} GFLOP/s (measured at the start of "
-            f"the build); a stage's normalized cost is its seconds times that rate"
-            + (f", and a cold build of this profile has a budget of {budget:,} GFLOP." if budget else "."))
+    return (f"This machine multiplies fp32 matrices at {timings['fp32_gflops']:,.0f} GFLOP/s, measured at the start "
+            f"of the build. A stage's normalized cost is its seconds times that rate"
+            + (f"; a cold build of this profile has a budget of {budget:,} GFLOP." if budget else "."))
 
 
 __all__ = [

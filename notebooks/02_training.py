@@ -55,10 +55,10 @@ hyper
 # ```{glue:figure} fig_loss
 # :name: fig-loss
 #
-# Training and validation value of every loss term (per image, unweighted), of the weighted total, and the
-# validation accuracy of both auxiliary heads (eval mode) per epoch; the dashed line marks the epoch with the lowest
-# validation total (the original's rule), the dotted line, where it differs, the kept checkpoint's epoch (the
-# original's Figure 1).
+# Training and validation value of every loss term per epoch, per image and unweighted, of the weighted total, and
+# the validation accuracy of both auxiliary heads in eval mode; the original's Figure 1. The dashed line marks the
+# epoch with the lowest validation total, the original's rule; the dotted line, where it differs, the kept
+# checkpoint's epoch.
 # Data: {glue:text}`data_caption:s`.
 # ```
 
@@ -130,7 +130,7 @@ chapter.glue("fig_balance", plots.loss_shares({f"epoch {r['epoch'] + 1}: {r['mom
 chapter.glue("balance_sentence", loss_balance.balance_sentence(balance))
 
 # %% [markdown]
-# Measured: {glue:text}`balance_sentence:s`
+# {glue:text}`balance_sentence:s`
 
 # %% [markdown]
 # ## Summary

@@ -83,24 +83,25 @@ study = chapter.study(profile, config, seed, data_source, overrides,
                                                 *aux_factorial.CELLS.values()])))
 chapter.glue("diagnosis_seeds", int((study["name"] == diagnosis.CONTROL).sum()))
 claims = chapter.claims(config, run, study)
-aux_sentence = findings.verdict_sentence(claims, "aux_heads", bool(run.summary["synthetic_data"]))
 found = diagnosis.findings(evaluation, study)
 chapter.glue("diagnosis_findings", chapter.md("\n".join(f"- {line}" for line in found)))
-chapter.glue("diagnosis_verdict", diagnosis.summary(aux_sentence, study))
+chapter.glue("diagnosis_verdict", diagnosis.summary(study))
 latent
 
 # %% [markdown]
 # The original's heads stayed near 34% (class) and 39% (modality) although its modalities cluster in the latent
-# space. The diagnosis tests candidate causes on runs at the ablation scale, each over {glue:text}`diagnosis_seeds:d` seeds beside a control
-# with the paper's settings: heads that get no gradient ($\gamma = 0$), an encoder that does not see the condition,
-# and an aux loss ten times heavier ($\gamma = 10$); on the main run it reads the heads in train and eval mode and
-# counts the active latent dimensions. Each finding states what its interval shows:
+# space. The diagnosis tests three candidate causes on runs at the ablation scale, each over
+# {glue:text}`diagnosis_seeds:d` seeds beside a control with the paper's settings. The candidates are heads that get
+# no gradient ($\gamma = 0$), an encoder that does not see the condition, and an aux loss ten times heavier
+# ($\gamma = 10$). On the main run it also reads the heads in train and eval mode and counts the active latent
+# dimensions. Each finding states what its interval shows:
 #
 # ```{glue:md} diagnosis_findings
 # :format: myst
 # ```
 #
-# {glue:text}`diagnosis_verdict:s`
+# {glue:text}`diagnosis_verdict:s` The verdict on the original's claim is in the
+# {doc}`discussion <08_discussion>`.
 
 # %% tags=["hide-input"]
 diagnosis.spread_table(study).T  # one column per run: four columns fit the text column, eight metrics did not

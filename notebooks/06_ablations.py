@@ -60,11 +60,11 @@ chapter.glue("fig_seeds", plots.seeded_dots(study, ["paper", "latent64", "deep"]
 ablation_tables.seeded_table(study)
 
 # %% [markdown]
-# *Each variant that a claim or the aux-head diagnosis compares, over {glue:text}`study_seeds:d` seeds: the
-# validation loss per image with the KL term at its final weight, at each run's kept checkpoint, as mean ± sd over
-# seeds; its change against the paper's model, paired by seed, with the 95% interval (none for variants that reweight
-# the loss, whose totals measure something else); the aux heads' accuracy in eval mode; and how many seeds passed
-# the learning gate of the discussion's rule.*
+# *Each variant that a claim or the aux-head diagnosis compares, over {glue:text}`study_seeds:d` seeds. The loss is
+# the validation loss per image with the KL term at its final weight, at each run's kept checkpoint, as mean ± sd
+# over seeds. Its change against the paper's model is paired by seed, with the 95% interval; variants that reweight
+# the loss have none, because their totals measure something else. The aux heads are read in eval mode. The last
+# column counts the seeds that passed the learning gate of the discussion's rule.*
 #
 # The seed changes the subset of images, the initial weights and the noise; a paired difference compares two
 # variants on the same subset. The verdicts on both claims, with their margins and the effect these seeds could
@@ -186,5 +186,6 @@ explore.offer(lambda: explore.study_widget(profile, explore_variants, explore_se
 # %% [markdown]
 # ## Summary
 #
-# {glue:text}`search_decision:s` The verdicts on the two claims these runs test are in the
-# {doc}`discussion <08_discussion>`.
+# The runs behind the original's two claims are compared above over seeds; their verdicts are in the
+# {doc}`discussion <08_discussion>`. The loss weights are our choice, and the search section says what a search over
+# seeds found about them.

@@ -43,9 +43,9 @@ result_tables.tstr_table(evaluation)
 # ## With less real data
 #
 # Published gains from generated images appear where real data are scarce. The same comparison is repeated with 1%,
-# 10% and 100% of this run's training split (a stratified draw per seed), each over
-# {glue:text}`fraction_seeds:d` seeds: a classifier on the real images alone, and one on the same images plus every
-# generated sample, both tested on the whole real test split.
+# 10% and 100% of this run's training split, a stratified draw per seed, each over {glue:text}`fraction_seeds:d`
+# seeds. One classifier trains on the real images alone, one on the same images plus every generated sample; both
+# are tested on the whole real test split.
 
 # %% tags=["hide-input"]
 from cvae.augmentation import ARM_NAMES, fraction_sentence, fraction_summary, fraction_table
@@ -72,5 +72,5 @@ fraction_table(by_fraction)
 # ## Summary
 #
 # Generated images are useful training data only to the extent that they carry their class; the conditional
-# accuracy of the sampling chapter and the TSTR accuracy above measure the same thing from two sides.
-# {glue:text}`fraction_sentence:s`
+# accuracy of the sampling chapter and the TSTR accuracy above measure the same thing from two sides. The section on
+# scarce data above says whether adding them helped a classifier here.

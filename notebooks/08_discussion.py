@@ -9,7 +9,7 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import chapter, claims as claim_rules, diagnosis, findings, model_tables
+from cvae import aux_factorial, chapter, claims as claim_rules, diagnosis, findings
 from cvae.front_matter import load_front_matter
 from cvae.loss import beta_milestones
 
@@ -18,9 +18,8 @@ config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrid
 # %% [markdown]
 # ## Overview
 #
-# This chapter puts the original report's claims beside what this build measured, judges each by one rule, and says
-# where the limits of this reproduction are: the claims table and its rule, then the best epoch, the auxiliary heads,
-# latent size and depth, what the images show, and the limits.
+# This chapter puts the original report's claims beside what this build measured and judges each by one rule. The
+# claims table and its rule come first, then one section per group of claims, then the limits of this reproduction.
 
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)
@@ -28,7 +27,6 @@ study = chapter.study(profile, config, seed, data_source, overrides)
 chapter.glue("diagnosis_seeds", int((study["name"] == diagnosis.CONTROL).sum()))
 synthetic = bool(run.summary["synthetic_data"])
 table = chapter.claims(config, run, study)
-chapter.glue("verdict_counts", findings.verdict_line(table, synthetic))
 chapter.glue("claims_rule", claim_rules.RULE)
 chapter.glue("margins", chapter.md(findings.margins_markdown()))
 chapter.glue("data_label", findings.data_label(synthetic))
@@ -39,13 +37,16 @@ for key in table.index:
     chapter.glue(f"claim_{key}", findings.verdict_sentence(table, key, synthetic))
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
-chapter.glue("original_citation", front.original.citation)
-findings.display_table(table)
+factorial = aux_factorial.factorial_rows(study)
+guess = aux_factorial.split_guess(study) if len(factorial) else float("nan")
+decided = aux_factorial.verdict(factorial, guess, aux_factorial.learned(study))
+findings.display_table(table, aux_factorial.claims_row(factorial, guess, decided))
 
 # %% [markdown]
-# *The original's claims, its words quoted, what this build measured on {glue:text}`data_label:s`, the margin each
-# claim was judged against, the verdict of the rule below, and the smallest effect the measurement could have
-# detected with 80% power.* {glue:text}`verdict_counts:s`
+# *The original's claims in its own words, what this build measured on {glue:text}`data_label:s`, and the margin
+# each claim was judged against. The last two columns give the verdict of the rule below and the smallest effect the
+# measurement could have detected with 80% power. The last row is the original's open question, which the aux-head
+# factorial of the {doc}`latent chapter <05_latent>` tests by its own rule.*
 #
 # **The rule.** {glue:text}`claims_rule:s`
 #
@@ -68,34 +69,33 @@ chapter.glue("best_epoch", int(run.summary["best_epoch"]) + 1)
 chapter.glue("schedule_sentence", findings.schedule_sentence(first, full, config.epochs,
                                                              int(run.summary["best_epoch"]) + 1))
 chapter.glue("epochs", config.epochs)
-chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary, run.metrics))
 
 # %% [markdown]
 # {glue:text}`claim_best_epoch:s`
 #
 # Epochs are counted from 1 in this book; epoch $e$ trains with $t = e - 1$ in the schedule $\beta(t)$ of the method
-# chapter. In the original's schedule ($t_\text{warmup} = 20$, $t_\text{ramp} = 100$) the KL weight is zero up to
-# epoch 21, first non-zero in epoch {glue:text}`original_beta_first:d`, and reaches $\beta_\text{max}$ in epoch
-# {glue:text}`original_beta_full:d`; {glue:text}`schedule_sentence:s` While $\beta(t)$ rises, the validation total is not one fixed objective: later epochs
-# pay a larger KL price for the same reconstruction, so a "best" epoch chosen on the total leans early (the training
-# chapter plots the learning rate, which the same total drives). {glue:text}`kept_sentence:s`
+# chapter. In the original's schedule, with $t_\text{warmup} = 20$ and $t_\text{ramp} = 100$, the KL weight is zero up
+# to epoch 21, first non-zero in epoch {glue:text}`original_beta_first:d`, and reaches $\beta_\text{max}$ in epoch
+# {glue:text}`original_beta_full:d`. {glue:text}`schedule_sentence:s` While $\beta(t)$ rises, the validation total
+# is not one fixed objective. Later epochs pay a larger KL price for the same reconstruction, so a "best" epoch
+# chosen on the total leans early. The {doc}`training chapter <02_training>` says which checkpoint the later
+# chapters evaluate, and why.
 #
 # ## The auxiliary heads
 
 # %% tags=["hide-input"]
-chapter.glue("diagnosis_summary", diagnosis.summary(findings.verdict_sentence(table, "aux_heads", synthetic),
-                                                    study))
+chapter.glue("diagnosis_summary", findings.verdict_sentence(table, "aux_heads", synthetic))
 
 # %% [markdown]
 # {glue:text}`diagnosis_summary:s`
 #
 # Two mechanisms could push such heads towards chance. The condition enters the decoder, so the latent code only
-# needs what the condition does not say {cite:p}`sohn2015cvae,kingma2014semi`: $\mu$ may carry little class
-# information; but the condition enters the encoder too, which can just as well copy the label into $\mu$ (the latent
-# chapter measures which happens here). And heads with dropout and batch normalisation read
-# in training mode, or an aux loss of a few nats beside summed pixel losses, lower the reported accuracy. The latent
-# chapter tests both on runs over {glue:text}`diagnosis_seeds:d` seeds; whatever it finds is a property of this pipeline, not a statement
-# about the original's code, which is not available.
+# needs what the condition does not say {cite:p}`sohn2015cvae,kingma2014semi`, and $\mu$ may carry little class
+# information. But the condition enters the encoder too, which can just as well copy the label into $\mu$. And heads
+# with dropout and batch normalisation read in training mode, or an aux loss of a few nats beside summed pixel
+# losses, lower the reported accuracy. The {doc}`latent chapter <05_latent>` tests both on runs over
+# {glue:text}`diagnosis_seeds:d` seeds. Whatever it finds is a property of this pipeline, not a statement about the
+# original's code, which is not available.
 #
 # ## Latent size and depth
 #

@@ -155,3 +155,21 @@ def test_the_readings_measure_reconstructions_the_same_way_against_class_means()
         assert readings[read]["ssim_gain_low"] < readings[read]["ssim_gain"]
     assert "ssim_gain" not in readings["eval_z"]
     assert "ssim_gain" not in aux_head_readings(model, split, batch_size=32, seed=0)["eval"]
+
+
+def test_the_open_question_is_the_last_row_of_the_claims_table_and_not_a_claim():
+    from cvae.aux_factorial import claims_row
+    from cvae.findings import display_table
+
+    rows = factorial_rows(_rows({("single", "conditioned", "train_mixed"): (0.90, 0.37)}))
+    row = claims_row(rows, GUESS, verdict(rows, GUESS))
+    assert row["verdict"] == "explained"
+    assert row["ours"].startswith("closest: one-dataset batches, conditioned encoder, heads read in train mode, mixed "
+                                  "batches, modality head 37.0%, 95% CI")
+    assert row["reason"].startswith("with one-dataset batches") and not row["reason"].endswith(".")
+    claims = pd.DataFrame([{"claim": "c", "original": '"o"', "ours": "x", "margin": "m", "verdict": "reproduced",
+                            "reason": "r", "detectable": "d"}], index=["latent"])
+    table = display_table(claims, row)
+    assert len(table) == 2 and table.index[-1].startswith("why the heads read near chance: \"It is not clear")
+    assert table.iloc[-1]["verdict"].startswith("explained: with one-dataset batches")
+    assert len(display_table(claims)) == 1

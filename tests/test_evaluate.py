@@ -104,7 +104,7 @@ def test_diagnosis_findings_state_what_the_intervals_show():
     fix = diagnosis.best_fix(study)
     assert fix["variant"] == "gamma_10" and fix["metric"] == "aux_class_accuracy"
     assert fix["gain"].mean == pytest.approx(0.06) and fix["gain"].low > 0
-    assert "gamma_10 raises the aux class accuracy most" in diagnosis.summary("The claim ...", study)
+    assert "gamma_10 raises the aux class accuracy most" in diagnosis.summary(study)
 
 
 def test_diagnosis_says_no_when_the_seeds_cannot_resolve_a_change():
@@ -115,8 +115,8 @@ def test_diagnosis_says_no_when_the_seeds_cannot_resolve_a_change():
     assert diagnosis.best_fix(study) is None
     # no change raises the heads; the one that lowers them beyond the seeds' spread is named with its interval
     # -0.755, -0.750, -0.745: sd 0.005, half-width 4.303 * 0.005 / sqrt(3) = 1.24 points
-    assert diagnosis.summary("S.", study) == (
-        "S. After Holm's correction over the 6 contrasts of the heads, no tested change raises one; no_aux lowers the "
+    assert diagnosis.summary(study) == (
+        "After Holm's correction over the 6 contrasts of the heads, no tested change raises one; no_aux lowers the "
         "aux class accuracy by 75.0 percentage points, unadjusted 95% CI 73.8 to 76.2.")
     table = diagnosis.spread_table(study)
     assert list(table.index) == ["paper", "no_aux", "encoder_unconditioned", "gamma_10"]
@@ -198,8 +198,8 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
 def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():
     study = _study(no_aux_heads=0.38, unconditioned_probe=0.95, gamma10_gain=0.06)
     study.loc[study["name"] == "paper", "conditional_class_accuracy"] = 1 / 21  # samples at chance
-    assert diagnosis.summary("S.", study) == (
-        "S. The diagnosis runs did not learn (3 of 12), so their contrasts say nothing about the heads.")
+    assert diagnosis.summary(study) == (
+        "The diagnosis runs did not learn (3 of 12), so their contrasts say nothing about the heads.")
 
 
 def test_a_cached_result_is_served_only_while_its_content_key_and_checkpoint_are_unchanged(tmp_path, monkeypatch):

@@ -218,7 +218,7 @@ def test_kept_checkpoint_sentence_says_when_the_run_was_still_improving():
     summary = {"best_epoch": 0, "checkpoint_epoch": 3, "checkpoint_metric": "total_at_beta_max"}
     text = kept_checkpoint_sentence(summary, metrics)
     assert text.startswith("The later chapters evaluate the checkpoint of epoch 4, the lowest validation loss")
-    assert "the original's rule would keep epoch 1, trained with β = 0" in text
+    assert "The original's rule would keep epoch 1, trained with β = 0;" in text
     assert text.endswith("It is the last epoch, so the run was still improving: the later chapters evaluate a model "
                          "that had not converged.")
     assert "still improving" not in kept_checkpoint_sentence({**summary, "checkpoint_epoch": 2}, metrics)
