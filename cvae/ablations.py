@@ -23,10 +23,8 @@ STANDARD: dict[str, dict] = {
     "no_aux": {"gamma": 0.0},  # heads without gradient (diagnosis)
     "gamma_10": {"gamma": 10.0},  # an aux loss 10x heavier (diagnosis)
     "encoder_unconditioned": {"encoder_conditioned": False},  # the encoder sees only the image (diagnosis)
-    # the aux-head factorial (cvae.aux_factorial, at FACTORIAL_SCALE): batches mixed or each from one dataset, the
-    # encoder conditioned or not
-    "mixed_batches": {},
-    "mixed_batches_unconditioned": {"encoder_conditioned": False},
+    # the aux-head factorial's one-dataset cells (cvae.aux_factorial, at FACTORIAL_SCALE), the encoder conditioned
+    # or not; its mixed cells are `paper` and `encoder_unconditioned`
     "single_batches": {"batch_composition": "single"},
     "single_batches_unconditioned": {"batch_composition": "single", "encoder_conditioned": False},
     "plateau_at_beta_max": {"plateau_metric": "total_at_beta_max"},  # the learning-rate schedule ignores beta(t)
@@ -34,7 +32,7 @@ STANDARD: dict[str, dict] = {
 }
 
 
-FACTORIAL = ("mixed_batches", "mixed_batches_unconditioned", "single_batches", "single_batches_unconditioned")
+FACTORIAL = ("single_batches", "single_batches_unconditioned")  # the variants trained at FACTORIAL_SCALE
 
 
 def ablation_overrides_for_profile(profile: str, name: str | None = None) -> dict:

@@ -118,13 +118,6 @@ def glue(key: str, value, display: bool = False):
         plt.close(value)
 
 
-def markdown(text: str):
-    """Display MyST markdown from a notebook cell (rendered as MyST by the book)."""
-    from IPython.display import Markdown, display
-
-    display(Markdown(text))
-
-
 def md(markdown_text: str):
     """An IPython Markdown object: glued, it renders as MyST where a page uses `glue:md` (same page only)."""
     from IPython.display import Markdown
@@ -192,13 +185,8 @@ def claims(config: Config, run, study_table) -> pd.DataFrame:
     return table(evaluate_run(config, progress=False), run.summary, config.epochs, study_table)
 
 
-def evaluation(config: Config) -> dict | None:
-    """`cvae.evaluate.evaluate_run(config)` (cached in the run folder), or None if that module is not installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("cvae.evaluate") is None:
-        print("note: cvae.evaluate is not available in this version; evaluation tables are empty.")
-        return None
+def evaluation(config: Config) -> dict:
+    """`cvae.evaluate.evaluate_run(config)`, cached in the run folder."""
     from .evaluate import evaluate_run
 
     return evaluate_run(config, progress=False)
@@ -206,5 +194,5 @@ def evaluation(config: Config) -> dict | None:
 
 __all__ = [
     "REPORT_DIR_ENV", "BOOK_BUILD_ENV", "setup_notebook", "notebook_config", "open_chapter", "report_dir", "glue", "plain",
-    "markdown", "md", "html", "run_overrides", "load_runs", "evaluation", "study", "claims",
+    "md", "html", "run_overrides", "load_runs", "evaluation", "study", "claims",
 ]

@@ -241,10 +241,6 @@ class Evaluator:
     settings: EvaluatorSettings
     summary: dict
 
-    def feature_extractor(self) -> FeatureExtractor:
-        """The penultimate layer as a torchmetrics `feature=` module."""
-        return FeatureExtractor(self.model)
-
 
 def per_dataset_accuracy(predictions: np.ndarray, split: Split) -> dict[str, float]:
     """21-way accuracy within each dataset of a split: {flag: accuracy}."""

@@ -41,6 +41,16 @@ def number(value, digits: int = 3) -> str:
     return f"{float(value):,.{digits}f}"
 
 
+def significant(value, digits: int = 3) -> str:
+    """A number as text with `digits` significant digits and no exponent: 373.62 -> '374', 0.012345 -> '0.0123'
+    ('n/a' for None/NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    value = float(value)
+    magnitude = math.floor(math.log10(abs(value))) if value else 0
+    return f"{value:,.{max(0, digits - 1 - magnitude)}f}"
+
+
 __all__ = [
-    "plain", "percent", "number", "lookup",
+    "plain", "percent", "number", "significant", "lookup",
 ]

@@ -10,7 +10,6 @@ from torch import nn
 from .config import Config
 from .labels import NUM_CLASSES, NUM_MODALITIES
 
-IMAGE_SIZE = 28
 _BOTTLENECK = 3  # spatial size after three stride-2 convs: 28 -> 14 -> 7 -> 3
 
 

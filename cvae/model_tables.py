@@ -140,11 +140,6 @@ def _folder_for_reader(folder: str) -> str:
         return "(a folder outside the project)"
 
 
-def reference_table(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
-    """A 'quantity | this run | original report' table from (quantity, ours, theirs) string triples."""
-    return pd.DataFrame(rows, columns=["quantity", "this run", "original report"]).set_index("quantity")
-
-
 def learning_rate_sentence(metrics) -> str:
     """When ReduceLROnPlateau changed the learning rate, from a run's metrics (epochs 1-based)."""
     rates = list(metrics["lr"])
@@ -209,6 +204,6 @@ def metrics_for_download(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "architecture_table", "hyperparameter_table", "reference_table", "learning_rate_sentence", "epoch_table",
+    "architecture_table", "hyperparameter_table", "learning_rate_sentence", "epoch_table",
     "kept_checkpoint_sentence", "metrics_for_download",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .formatting import lookup, plain
+from .formatting import lookup, plain, significant
 from .original import report_original
 
 
@@ -15,13 +15,19 @@ def _unavailable(what: str) -> pd.DataFrame:
 _MODALITY_KEYS = {"pathmnist": "PathMNIST", "tissuemnist": "TissueMNIST", "octmnist": "OCTMNIST", "overall": "overall"}
 
 
-def _per_modality(result: dict | None, columns: dict[str, str]) -> pd.DataFrame:
+def _per_modality(result: dict | None, columns: dict[str, str], shown=significant) -> pd.DataFrame:
+    """One row per modality and overall, one column per metric, each value as `shown` writes it (3 significant
+    digits by default)."""
     frame = {}
     for key, title in columns.items():
         values = lookup(result, key)
         if isinstance(values, dict):
-            frame[title] = {_MODALITY_KEYS.get(k, k): plain(v) for k, v in values.items()}
+            frame[title] = {_MODALITY_KEYS.get(k, k): shown(plain(v)) for k, v in values.items()}
     return pd.DataFrame(frame) if frame else pd.DataFrame()
+
+
+def _percent_number(value) -> str:
+    return f"{100 * value:.1f}" if value is not None else "n/a"
 
 
 def reconstruction_table(result: dict | None) -> pd.DataFrame:
@@ -74,11 +80,13 @@ def latent_table(result: dict | None, run=None) -> pd.DataFrame:
 
 def tstr_table(result: dict | None) -> pd.DataFrame:
     """Per modality: train-on-synthetic and train-on-real (same size) accuracy on the real test split."""
-    table = _per_modality(result, {"tstr_accuracy_by_modality": "train on synthetic (TSTR)",
-                                   "trtr_accuracy_by_modality": "train on real, same size (TRTR)"})
+    table = _per_modality(result, {"tstr_accuracy_by_modality": "train on synthetic, TSTR (%)",
+                                   "trtr_accuracy_by_modality": "train on real, same size, TRTR (%)"},
+                          shown=_percent_number)
     if not len(table):
         return _unavailable("TSTR")
-    table.loc["overall"] = [lookup(result, "tstr_accuracy"), lookup(result, "trtr_accuracy")]
+    table.loc["overall"] = [_percent_number(lookup(result, "tstr_accuracy")),
+                            _percent_number(lookup(result, "trtr_accuracy"))]
     return table
 
 

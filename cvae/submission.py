@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .paths import PROJECT_ROOT, runs_dir
 
-SUBMISSION_DIR = PROJECT_ROOT / "_build" / "submission"
 RUN_RECORD_FILES = ("config.json", "summary.json", "metrics.csv")
 ENVIRONMENT_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "matplotlib", "medmnist",
                         "jupyter-book", "sphinx", "myst-nb", "papermill", "jupytext", "cvae-medmnist-report")
@@ -243,5 +242,4 @@ def _write_archive(temporary: Path, name: str, built, front, data: dict, environ
     return html_files
 
 
-__all__ = ["write_submission", "archive_name", "environment_record", "data_record", "run_folders", "grader_readme",
-           "SUBMISSION_DIR"]
+__all__ = ["write_submission", "archive_name", "environment_record", "data_record", "run_folders", "grader_readme"]

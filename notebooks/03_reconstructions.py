@@ -48,7 +48,7 @@ chapter.glue("fig_recon", plots.reconstructions(originals, recons))
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)
 recon_table = result_tables.reconstruction_table(evaluation)
-chapter.glue("recon_summary", findings.reconstruction_summary(evaluation) if evaluation else "Evaluation not available.")
+chapter.glue("recon_summary", findings.reconstruction_summary(evaluation))
 recon_table
 
 # %% [markdown]

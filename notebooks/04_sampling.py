@@ -91,7 +91,7 @@ result_tables.distance_table(evaluation)
 conditional = result_tables.conditional_table(evaluation)
 chapter.glue("conditional_class_accuracy", formatting.percent(formatting.lookup(evaluation, "conditional_class_accuracy")))
 chapter.glue("conditional_modality_accuracy", formatting.percent(formatting.lookup(evaluation, "conditional_modality_accuracy")))
-chapter.glue("sampling_summary", findings.sampling_summary(evaluation) if evaluation else "Evaluation not available.")
+chapter.glue("sampling_summary", findings.sampling_summary(evaluation))
 chapter.glue("fig_conditional", plots.per_class_accuracy(conditional, "class_accuracy", chance=1 / 21)
              if len(conditional) else plots.placeholder_figure("evaluation not available"))
 result_tables.per_class_table(conditional)
@@ -100,7 +100,8 @@ result_tables.per_class_table(conditional)
 # ```{glue:figure} fig_conditional
 # :name: fig-conditional
 #
-# Share of the samples of each class that the real-trained evaluator assigns to that class; colours are modalities.
+# Share of the samples of each class that the evaluator, a classifier trained on this build's training images, assigns to
+# that class; colours are modalities.
 # Data: {glue:text}`data_caption:s`.
 # ```
 #

@@ -135,6 +135,7 @@ chapter.glue("factorial_checks", chapter.md(aux_factorial.checks_markdown(factor
 chapter.glue("factorial_reconstructions", aux_factorial.reconstruction_sentence(factorial,
                                                                                 aux_factorial.split_guess(study)))
 chapter.glue("factorial_scale", ablations.scale_text(profile, "single_batches"))
+chapter.glue("mixed_scale", ablations.scale_text(profile))
 chapter.glue("fig_factorial", plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))
@@ -143,8 +144,8 @@ aux_factorial.summary_table(factorial) if len(factorial) else None
 # %% [markdown]
 # *Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on $\mu$, on the test
 # split, as the mean over seeds with its 95% t-interval over seeds in brackets, and the mean SSIM gain of the
-# reconstructions over the class-mean image read the same way. The factorial's runs train at
-# {glue:text}`factorial_scale:s`.*
+# reconstructions over the class-mean image read the same way. The one-dataset cells train at
+# {glue:text}`factorial_scale:s`, the mixed cells at {glue:text}`mixed_scale:s`.*
 #
 # ```{glue:figure} fig_factorial
 # :name: fig-factorial

@@ -47,7 +47,7 @@ csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
 # %% [markdown]
 # The study trains {glue:text}`study_runs:d` runs at this profile's ablation scale, {glue:text}`ablation_scale:s`,
 # smaller than the main run to fit the time budget: {glue:text}`study_train_minutes:.1f` minutes of training and
-# {glue:text}`study_eval_minutes:.1f` minutes of measurement. The runs of the aux-head factorial train at
+# {glue:text}`study_eval_minutes:.1f` minutes of measurement. The one-dataset runs of the aux-head factorial train at
 # {glue:text}`factorial_scale:s` and are shown in {doc}`05_latent`, not here. Every run is judged by the main run's evaluator. The
 # full table, one row per run with every measured column, is a download: {download}`06_study.csv <06_study.csv>`.
 #

@@ -16,9 +16,8 @@ TINY = {"epochs": 1, "encoder_channels": (8, 16, 32), "hidden_dim": 32, "class_e
 
 
 def test_standard_set_holds_the_claims_the_diagnosis_and_the_schedule_variant():
-    assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "mixed_batches",
-            "mixed_batches_unconditioned", "single_batches", "single_batches_unconditioned", "plateau_at_beta_max",
-            "fp32"} == set(STANDARD)
+    assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "single_batches",
+            "single_batches_unconditioned", "plateau_at_beta_max", "fp32"} == set(STANDARD)
     assert STANDARD["paper"] == {}
     assert set(SEEDED) <= set(STANDARD) and STUDY_SEEDS >= 3
     assert study_seeds("quick") == study_seeds("full") == 3 and study_seeds("smoke") == 2
@@ -174,10 +173,9 @@ def test_three_perfect_heads_are_inconclusive_against_the_chance_band_and_say_wh
     assert _aux_heads({"aux_modality": five, "aux_class": None, "aux_guess": 0.365}).verdict == "not reproduced"
 
 
-def test_the_factorial_trains_twice_the_quick_ablation_epochs_and_equals_paper_where_no_longer_schedule_is_set():
+def test_the_one_dataset_cells_train_three_times_the_quick_ablation_epochs():
     quick = ablation_config("single_batches", "quick")
-    assert (quick.epochs, quick.beta_warmup_epochs, quick.beta_ramp_epochs) == (24, 4, 16)
-    assert ablation_config("paper", "quick").epochs == 12
-    # smoke has no longer schedule: its mixed-batch cell is the paper's run itself (one cached run, not two)
-    assert ablation_config("mixed_batches", "smoke").config_hash() == ablation_config("paper", "smoke").config_hash()
-    assert ablation_config("mixed_batches", "quick").config_hash() != ablation_config("paper", "quick").config_hash()
+    assert (quick.epochs, quick.beta_warmup_epochs, quick.beta_ramp_epochs) == (36, 6, 24)
+    assert ablation_config("single_batches_unconditioned", "quick").epochs == 36
+    assert ablation_config("paper", "quick").epochs == ablation_config("encoder_unconditioned", "quick").epochs == 12
+    assert ablation_config("single_batches", "smoke").epochs == ablation_config("paper", "smoke").epochs == 2

@@ -1,0 +1,26 @@
+"""Numbers as the pages write them: three significant digits, accuracies in percent."""
+
+from __future__ import annotations
+
+from cvae.formatting import significant
+from cvae.result_tables import distance_table, reconstruction_table, tstr_table
+
+
+def test_three_significant_digits_without_exponents():
+    assert [significant(v) for v in (373.6248, 21.6869, 0.012345, 1.2502, 1234.5, 0.0, -0.0415)] == [
+        "374", "21.7", "0.0123", "1.25", "1,234", "0.00", "-0.0415"]
+    assert significant(float("nan")) == significant(None) == "n/a"
+
+
+def test_result_tables_print_what_a_reader_can_use():
+    per_modality = {"pathmnist": 373.6248, "tissuemnist": 48.6702, "octmnist": 1.2502, "overall": 223.4086}
+    result = {"domain_fid": per_modality, "recon_psnr": {"overall": 21.6869}, "recon_mse": {"overall": 0.0123456},
+              "recon_ssim": {"overall": 0.35212},
+              "tstr_accuracy_by_modality": {"pathmnist": 0.4106}, "trtr_accuracy_by_modality": {"pathmnist": 0.5},
+              "tstr_accuracy": 0.4106, "trtr_accuracy": 0.5}
+    assert list(distance_table(result)["domain FID"]) == ["374", "48.7", "1.25", "223"]
+    recon = reconstruction_table(result)
+    assert recon.loc["overall"].tolist() == ["0.0123", "21.7", "0.352"]
+    tstr = tstr_table(result)
+    assert tstr.loc["PathMNIST", "train on synthetic, TSTR (%)"] == "41.1"
+    assert tstr.loc["overall"].tolist() == ["41.1", "50.0"]
