@@ -106,7 +106,7 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
     """The abstract (MyST markdown, at most 150 words): the verdict line first, then what was trained and the
     headline numbers beside their baselines, all read from this build; `seeds` is the seeds of each contrast."""
     synthetic = bool(evaluation["synthetic_data"])
-    data = "a labelled synthetic stand-in for MedMNIST" if synthetic else "PathMNIST, TissueMNIST and OCTMNIST"
+    data = "a synthetic stand-in for MedMNIST" if synthetic else "PathMNIST, TissueMNIST and OCTMNIST"
     ssim = evaluation["recon_ssim"]["overall"]
     baseline = (evaluation.get("recon_ssim_class_mean_baseline") or {}).get("overall")
     evaluator = evaluation["evaluator_test_accuracy_overall"]
@@ -119,21 +119,19 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
                         if samples.low is not None else "")
     parts = [
         f"**{verdict_line(claims, synthetic)}**",
-        f"We retrained the original course report's conditional VAE on {data}: {train_images:,} training images, "
-        f"{epochs} epochs (profile `{profile}`), and compared variants over {seeds} seeds. Each claim was judged "
-        f"against a margin fixed before the runs.",
+        f"We retrained the original's conditional VAE on {data}, {train_images:,} training images for {epochs} "
+        f"epochs with profile `{profile}`, and compared variants over {seeds} seeds. Each claim was judged against a "
+        f"margin fixed before the runs.",
         f"Reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
                                                      baseline is not None else "") + f"{gain_text}. "
         f"The evaluator, {evaluator:.1%} accurate on held-out test images, assigns {samples.mean:.1%} of the samples "
         f"to their class{samples_interval}, against chance at {1 / NUM_CLASSES:.1%}.",
     ]
-    if not gate.ok:
-        parts.append("The main run did not learn enough to serve as evidence, so its claims are not testable at "
-                     "this scale.")
     gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
-    if gated:
-        parts.append(f"The study's smaller runs did not learn, so the {len(gated)} claims they carry are not testable "
-                     f"at this scale.")
+    unlearned = ([] if gate.ok else ["the main run"]) + (["the study's smaller runs"] if gated else [])
+    if unlearned:
+        parts.append(f"{' and '.join(unlearned)[0].upper() + ' and '.join(unlearned)[1:]} did not learn enough to be "
+                     f"evidence.")
     return "\n\n".join(parts)
 
 

@@ -142,9 +142,9 @@ chapter.glue("fig_factorial", plots.aux_factorial(
 aux_factorial.summary_table(factorial) if len(factorial) else None
 
 # %% [markdown]
-# *Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on $\mu$, on the test
-# split, as the mean over seeds with its 95% t-interval over seeds in brackets, and the mean SSIM gain of the
-# reconstructions over the class-mean image read the same way. The one-dataset cells train at
+# *Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on $\mu$ on the test
+# split, as the mean over seeds with its 95% t-interval over seeds in brackets. The last column is the mean SSIM gain
+# of the reconstructions over the class-mean image, read the same way. The one-dataset cells train at
 # {glue:text}`factorial_scale:s`, the mixed cells at {glue:text}`mixed_scale:s`.*
 #
 # ```{glue:figure} fig_factorial
