@@ -185,7 +185,8 @@ def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
                             f"the label proportions scores, {guess:.1%}, while a probe on mu reads the modality, but "
                             f"mixed batches read in eval mode do not restore it."}
     return {"verdict": "not explained", "cell": None,
-            "sentence": f"Not explained: no cell brings the modality head to within {BAND:.0%} of a guess in the "
+            "sentence": f"Not explained: no cell brings the modality head to within {100 * BAND:.0f} points of a "
+                        f"guess in the "
                         f"label proportions, {guess:.1%}, with the probe reading the modality."}
 
 
@@ -197,10 +198,11 @@ def reconstruction_sentence(rows: pd.DataFrame, guess: float) -> str:
     means = rows.groupby(["batches", "encoder", "read"], sort=False)[["modality_acc", "recon_ssim_gain"]].mean()
     near = means[(means["modality_acc"] - guess).abs() <= BAND]
     if near.empty:
-        return (f"No cell's mean modality head lies within {BAND:.0%} of the guess, {guess:.1%}.")
+        return f"No cell's mean modality head lies within {100 * BAND:.0f} points of the guess, {guess:.1%}."
     broken = near[near["recon_ssim_gain"] < 0]
     gains = ", ".join(f"{gain:+.3f}" for gain in near["recon_ssim_gain"])
-    sentence = (f"In {len(near)} of {len(means)} cells the mean modality head lies within {BAND:.0%} of the guess, "
+    sentence = (f"In {len(near)} of {len(means)} cells the mean modality head lies within {100 * BAND:.0f} points of "
+                f"the guess, "
                 f"{guess:.1%}. Read the same way, the reconstructions of {len(broken)} of them are worse than the "
                 f"class-mean image, with mean SSIM gains of {gains}.")
     if len(broken) == len(near):
