@@ -217,9 +217,13 @@ MARGIN_TEXT = ("a cell's modality head within 5 points of a guess in the label p
                "modality at 95% or more, and mixed batches read in eval mode restoring the head")
 
 
-def claims_row(rows: pd.DataFrame, guess: float, decided: dict) -> dict:
-    """The factorial as one row of the discussion's claims table (`cvae.findings.display_table`): the original's open
-    question, the cell whose modality head came closest to `guess`, the margin, the verdict with its reason."""
+def claims_row(study: pd.DataFrame) -> dict:
+    """The factorial of a study table as one row of the discussion's claims table (`cvae.findings.display_table`):
+    the original's open question, the cell whose modality head came closest to the guess, the margin, the verdict
+    (`verdict`, gated by `learned`) with its reason."""
+    rows = factorial_rows(study)
+    guess = split_guess(study) if len(rows) else float("nan")
+    decided = verdict(rows, guess, learned(study))
     spreads = cell_spreads(rows)
     if spreads:
         cell, heads = min(spreads.items(), key=lambda item: abs(item[1]["modality"].mean - guess))

@@ -37,10 +37,7 @@ for key in table.index:
     chapter.glue(f"claim_{key}", findings.verdict_sentence(table, key, synthetic))
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
-factorial = aux_factorial.factorial_rows(study)
-guess = aux_factorial.split_guess(study) if len(factorial) else float("nan")
-decided = aux_factorial.verdict(factorial, guess, aux_factorial.learned(study))
-findings.display_table(table, aux_factorial.claims_row(factorial, guess, decided))
+findings.display_table(table, aux_factorial.claims_row(study))
 
 # %% [markdown]
 # *The original's claims in its own words, what this build measured on {glue:text}`data_label:s`, and the margin

@@ -161,8 +161,7 @@ def test_the_open_question_is_the_last_row_of_the_claims_table_and_not_a_claim()
     from cvae.aux_factorial import claims_row
     from cvae.findings import display_table
 
-    rows = factorial_rows(_rows({("single", "conditioned", "train_mixed"): (0.90, 0.37)}))
-    row = claims_row(rows, GUESS, verdict(rows, GUESS))
+    row = claims_row(_rows({("single", "conditioned", "train_mixed"): (0.90, 0.37)}))
     assert row["verdict"] == "explained"
     assert row["ours"].startswith("closest: one-dataset batches, conditioned encoder, heads read in train mode, mixed "
                                   "batches, modality head 37.0%, 95% CI")
