@@ -194,7 +194,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import format_table, load_or_run_switches, run_benchmark
+    from .bench import format_table, load_or_run_switches, run_benchmark, save_benchmark
+    from .stacking import together_result
 
     if args.switches:
         result = load_or_run_switches(profile=args.profile, repeats=args.repeats, force=True)
@@ -206,6 +207,8 @@ def cmd_bench(args) -> int:
                       f"{row['relative_to_baseline']:.2f}x  utilization {row['utilization']:.2f}")
         return 0
     result = run_benchmark(profile=args.profile, repeats=args.repeats, overrides=parse_overrides(args.overrides))
+    result.update(together_result(args.profile, parse_overrides(args.overrides), result))
+    save_benchmark(result)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 

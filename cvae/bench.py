@@ -437,6 +437,13 @@ def format_table(result: dict) -> str:
         ("peak memory", number(result["peak_memory_mb"], ",.0f") + f" MB ({result['peak_memory_kind']})"),
         ("full profile, 150 epochs (estimate)", number(result["full_profile_hours_estimate"], ".2f") + " h"),
     ]
+    if "stacked_speedup" in result:
+        rows += [(f"{result['stacked_models']} models stacked (vmap) / one alone",
+                  number(result["stacked_speedup"], ".2f") + "x"),
+                 (f"{result['side_by_side_workers']} one-thread processes / one alone",
+                  number(result["side_by_side_speedup"], ".2f") + "x"),
+                 ("  their utilization (achieved / bf16 matmul)",
+                  number(result.get("side_by_side_utilization_vs_bf16_matmul"), ".2f"))]
     width = max(len(name) for name, _ in rows)
     lines = [f"{name:<{width}}  {value}" for name, value in rows]
     lines.append(f"medians of {result['repeats']} repeats x {result['steps_per_repeat']} steps "

@@ -150,8 +150,9 @@ ABLATION_SCALE: dict[str, dict] = {
     # the smoke book exercises every step of the study on a few hundred images: its numbers test the pipeline only
     "smoke": {"train_per_class": 40, "eval_per_class": 20, "epochs": 2, "beta_warmup_epochs": 1,
               "beta_ramp_epochs": 1},
-    # about 76,000 training samples per run: the 28 runs of the study (3 seeds, the weight search) fit the quick
-    # book's budget with the main run, its evaluation and the stand-in's generation (README: measured times)
+    # about 76,000 training samples per run: the 32 runs of the study (5 seeds behind each claim, 3 for the diagnosis,
+    # two at a time on two cores) fit the quick book's budget with the main run, its evaluation and the stand-in's
+    # generation (README: measured times)
     "quick": {"train_per_class": 300, "eval_per_class": 100, "epochs": 12, "beta_warmup_epochs": 2,
               "beta_ramp_epochs": 8},
     "full": {},

@@ -2,7 +2,7 @@
 
 The original's class head stayed near 34% and its modality head near 39% although the modalities cluster in its
 latent space. Candidate causes, each tested on the study's runs (`cvae.study`, the profile's ablation scale,
-`STUDY_SEEDS` seeds each) beside the paper's configuration (the control), and on the main run:
+`cvae.study.STUDY_SEEDS` seeds each) beside the paper's configuration (the control), and on the main run:
 
 - heads that receive no gradient (`no_aux`, gamma = 0: a loss weight near 0, a detached head);
 - the condition entering the encoder, so mu need not carry the labels (`encoder_unconditioned`);
@@ -40,6 +40,14 @@ TABLE_METRICS = {"aux_class_accuracy": "aux class (eval)", "aux_modality_accurac
 
 def _values(study: pd.DataFrame, name: str, column: str) -> pd.Series:
     return study.loc[study["name"] == name].set_index("seed")[column].sort_index()
+
+
+def contrast_seeds(study: pd.DataFrame) -> int:
+    """How many seeds the diagnosis contrasts share with the control (the control may have more, for the claims)."""
+    control = set(study.loc[study["name"] == CONTROL, "seed"])
+    counts = [len(control & set(study.loc[study["name"] == name, "seed"])) for name in CONTRASTS
+              if (study["name"] == name).any()]
+    return min(counts) if counts else 0
 
 
 def contrast(study: pd.DataFrame, name: str, column: str) -> Spread | None:

@@ -74,6 +74,7 @@ def study_view(profile: str, variants: Iterable[str], seeds: int, seed: int = 0,
     from .paths import runs_dir
     from .plots import overlaid_curves, placeholder_figure
     from .runs import is_finished, run_dir_for
+    from .run_pool import default_workers
     from .study import main_config, measure_runs, paired_spread, seeded_runs, variant_gate
 
     names = ["paper", *[name for name in dict.fromkeys(variants) if name != "paper"]]
@@ -84,7 +85,7 @@ def study_view(profile: str, variants: Iterable[str], seeds: int, seed: int = 0,
     if not runs:
         return StudyView(placeholder_figure("no finished runs of these variants: make lab trains them"),
                          ["This build has no finished runs of the chosen variants."], pd.DataFrame())
-    table = measure_runs(runs, main_config(profile, extra, data_dir), progress)
+    table = measure_runs(runs, main_config(profile, extra, data_dir), progress, default_workers(profile))
     ordered = table.sort_values(["name", "seed"], key=lambda c: c.map(names.index) if c.name == "name" else c)
     loaded = load_runs({f"{row['name']} seed {int(row['seed'])}": runs_dir() / row["run"]
                         for _, row in ordered.iterrows()})  # one variant's seeds together in the legend

@@ -61,6 +61,22 @@ def benchmark_sentence(result: dict) -> str:
             f"({result['speedup']:.2f}x), at {result['utilization']:.2f} of the fp32 matrix-product rate.")
 
 
+def study_workers_sentence(profile: str, result: dict) -> str:
+    """How the study trains its runs on this machine, with the measured gain when `python -m cvae bench` recorded it."""
+    from .run_pool import default_workers
+
+    workers = default_workers(profile)
+    if workers == 1:
+        how = "The study trains its runs one after another."
+    else:
+        how = f"The study trains its runs {workers} at a time, one process per core with one thread each."
+    if "side_by_side_speedup" not in result:
+        return how + " `python -m cvae bench` measures what that gains, and what stacking the models in one process gains."
+    return (f"{how} In `python -m cvae bench` on this machine, {result['side_by_side_workers']} such processes trained "
+            f"{result['side_by_side_speedup']:.2f}x the samples per second of one run on every core. Stacking "
+            f"{result['stacked_models']} models in one process with vmap gave {result['stacked_speedup']:.2f}x.")
+
+
 def cached_switches() -> dict | None:
     """The last switch study (`python -m cvae bench --switches`, cached in the runs folder), or None: it runs on
     demand (`make bench`), never inside a book build."""

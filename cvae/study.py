@@ -2,9 +2,9 @@
 
 Every run of the study is an ordinary cached ablation run (`cvae.ablations`) at the profile's ablation scale:
 
-- the original's claims and the aux-head diagnosis are measured over `study_seeds(profile)` seeds (`SEEDED`: the
-  paper's model, latent 64, the deeper model, and the diagnosis contrasts gamma 0, gamma 10 and the unconditioned
-  encoder), so every verdict carries its spread (`cvae.spread`, `cvae.claims`);
+- the runs behind the original's claims (`CLAIMED`: the paper's model, latent 64, the deeper model) are measured over
+  `CLAIM_SEEDS` seeds, the aux-head diagnosis and factorial contrasts over `STUDY_SEEDS` (`variant_seeds`), so every
+  verdict carries its spread (`cvae.spread`, `cvae.claims`);
 - every other variant trains once, at the base seed;
 - the loss-weight search (`cvae.weight_search`) is not part of a book build: `python -m cvae search` (`make search`)
   trains its candidates over `SEARCH_SEEDS` seeds and records its decision with the date and the machine
@@ -34,13 +34,16 @@ from .claims import Learned, combine, learning_gate
 from .labels import NUM_CLASSES
 from .loss import TERMS
 from .paths import PROJECT_ROOT, runs_dir
+from .run_pool import default_workers, train_together
 from .runs import atomic_write_text, is_finished, load_run, run_dir_for
 from .spread import Spread, over_seeds, paired_relative_difference, rate_over_classes
 from .train import autocast_dtype, select_device, train
 from .weight_search import RULE as SEARCH_RULE, candidates, decide, search_table
 
-STUDY_SEEDS = 3  # seeds of every claim and diagnosis contrast
-# the smoke book tests the pipeline, not the claims: two seeds exercise every step (pairing, intervals) at two thirds
+# seeds of every contrast behind a claim: a 95% t-interval over 5 seeds is +-1.24 sd wide, over 3 it is +-2.48 sd
+CLAIM_SEEDS = 5
+STUDY_SEEDS = 3  # seeds of the aux-head diagnosis and factorial contrasts, which no claim's verdict reads
+# the smoke book tests the pipeline, not the claims: two seeds exercise every step (pairing, intervals) at a fraction
 # of the cost; its runs do not learn, so the learning gate makes its seeded claims "not testable at this scale"
 PROFILE_SEEDS = {"smoke": 2}
 SEARCH_SEEDS = 3  # seeds of every candidate of the weight search and of the default it is compared with
@@ -51,11 +54,29 @@ SEARCH_CANDIDATES = {"smoke": 1}
 COMPARED = "kept_val_at_beta_max"
 
 
-def study_seeds(profile: str) -> int:
-    """How many seeds a profile's study trains each seeded variant with."""
-    return PROFILE_SEEDS.get(profile, STUDY_SEEDS)
 # the original's claims (latent size, depth, aux heads) and the diagnosis contrasts: measured over seeds
-SEEDED = ("paper", "latent64", "deep", "no_aux", "encoder_unconditioned", "gamma_10", *FACTORIAL)
+CLAIMED = ("paper", "latent64", "deep")
+SEEDED = (*CLAIMED, "no_aux", "encoder_unconditioned", "gamma_10", *FACTORIAL)
+
+
+def study_seeds(profile: str) -> int:
+    """How many seeds a profile's study trains the diagnosis and factorial variants with."""
+    return PROFILE_SEEDS.get(profile, STUDY_SEEDS)
+
+
+def variant_seeds(profile: str, name: str) -> int:
+    """How many seeds a profile's study trains one variant with: CLAIM_SEEDS behind a claim, 1 for an unseeded one."""
+    if name not in SEEDED:
+        return 1
+    return PROFILE_SEEDS.get(profile, CLAIM_SEEDS if name in CLAIMED else STUDY_SEEDS)
+
+
+def seeds_text(profile: str) -> str:
+    """'5 seeds for the runs behind the claims, 3 for the diagnosis' (or the one count where they are equal)."""
+    claims, others = variant_seeds(profile, "paper"), study_seeds(profile)
+    if claims == others:
+        return f"{claims} seeds"
+    return f"{claims} seeds for the runs behind the claims and {others} for the aux-head diagnosis"
 
 
 @dataclass(frozen=True)
@@ -83,7 +104,7 @@ def study_runs(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, na
     for name in STANDARD:
         if name == "fp32" and not precision_comparison:
             continue
-        seeds = range(seed, seed + study_seeds(profile)) if name in SEEDED else (seed,)
+        seeds = range(seed, seed + variant_seeds(profile, name))
         for run_seed in seeds:
             planned.append(StudyRun(name, run_seed, ablation_config(name, profile, extra).replace(seed=run_seed)))
     if names is not None:
@@ -133,7 +154,7 @@ def run_study(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, nam
     by the main configuration's evaluator (the profile with `extra`, not the ablation scale)."""
     main = main_config(profile, extra, data_dir)
     runs = study_runs(profile, extra, seed, names, data_dir, precision_comparison_possible(main))
-    return measure_runs(runs, main, progress)
+    return measure_runs(runs, main, progress, default_workers(profile))
 
 
 def main_config(profile: str, extra: dict | Iterable[str], data_dir: str | Path | None) -> Config:
@@ -153,8 +174,11 @@ def seeded_runs(profile: str, names: Iterable[str], seeds: Iterable[int], extra:
     return _ordered(planned, seeds[0] if seeds else 0, data_dir)
 
 
-def measure_runs(runs: list[StudyRun], main: Config, progress: bool = False) -> pd.DataFrame:
-    """Train what is missing of `runs`, measure each once (judged by `main`'s evaluator); one row per run, in order."""
+def measure_runs(runs: list[StudyRun], main: Config, progress: bool = False, workers: int = 1) -> pd.DataFrame:
+    """Train what is missing of `runs` (`workers` at a time, `cvae.run_pool`), measure each once (judged by `main`'s
+    evaluator); one row per run, in order."""
+    if workers > 1:
+        train_together([run.config for run in runs], workers, progress=progress)
     loaded: dict[tuple, object] = {}  # the data of one seed serves every variant at that seed
     evaluator = None
     rows: dict[int, dict] = {}
@@ -268,7 +292,7 @@ def run_search(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, da
     """Train (or reuse) every run of the weight search, decide by `cvae.weight_search`'s rule and record the result
     with the date and the machine (`search_record_path`); returns the record."""
     main = main_config(profile, extra, data_dir)
-    table = measure_runs(search_runs(profile, extra, seed, data_dir), main, progress)
+    table = measure_runs(search_runs(profile, extra, seed, data_dir), main, progress, default_workers(profile))
     base = ablation_config("paper", profile, extra)
     search = search_table(search_results(table), base)
     record = json.loads(json.dumps({
@@ -338,7 +362,7 @@ def format_search(record: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["STUDY_SEEDS", "PROFILE_SEEDS", "SEARCH_SEEDS", "SEARCH_CANDIDATES", "COMPARED", "study_seeds", "SEEDED",
+__all__ = ["CLAIM_SEEDS", "CLAIMED", "variant_seeds", "seeds_text", "STUDY_SEEDS", "PROFILE_SEEDS", "SEARCH_SEEDS", "SEARCH_CANDIDATES", "COMPARED", "study_seeds", "SEEDED",
            "StudyRun", "study_runs", "search_runs", "run_study", "measure_runs", "study_row", "seed_spread",
            "paired_spread", "run_gate", "variant_gate", "claim_evidence", "search_results", "candidate_name",
            "run_search", "search_record_path", "load_search_record", "study_report", "format_report", "format_search",

@@ -81,7 +81,7 @@ chapter.glue("active_units", formatting.number(formatting.lookup(evaluation, "ac
 study = chapter.study(profile, config, seed, data_source, overrides,
                       names=list(dict.fromkeys([diagnosis.CONTROL, *diagnosis.CONTRASTS,
                                                 *aux_factorial.CELLS.values()])))
-chapter.glue("diagnosis_seeds", int((study["name"] == diagnosis.CONTROL).sum()))
+chapter.glue("diagnosis_seeds", diagnosis.contrast_seeds(study))
 claims = chapter.claims(config, run, study)
 found = diagnosis.findings(evaluation, study)
 chapter.glue("diagnosis_findings", chapter.md("\n".join(f"- {line}" for line in found)))

@@ -24,7 +24,7 @@ config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrid
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)
 study = chapter.study(profile, config, seed, data_source, overrides)
-chapter.glue("diagnosis_seeds", int((study["name"] == diagnosis.CONTROL).sum()))
+chapter.glue("diagnosis_seeds", diagnosis.contrast_seeds(study))
 synthetic = bool(run.summary["synthetic_data"])
 table = chapter.claims(config, run, study)
 chapter.glue("claims_rule", claim_rules.RULE)

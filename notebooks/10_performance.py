@@ -25,11 +25,12 @@ config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrid
 #
 # {glue:text}`benchmark_sentence:s` The conventional pipeline is medmnist's Dataset with per-sample transforms
 # through a DataLoader; this project indexes resident uint8 tensors. Utilization divides the model's FLOPs per second
-# by a large matrix product's, timed in the same run.
+# by a large matrix product's, timed in the same run. {glue:text}`workers_sentence:s`
 
 # %% tags=["hide-input"]
 benchmark = performance.benchmark(config)
 chapter.glue("benchmark_sentence", performance.benchmark_sentence(benchmark))
+chapter.glue("workers_sentence", performance.study_workers_sentence(profile, benchmark))
 performance.benchmark_table(benchmark)
 
 # %% [markdown]

@@ -6,7 +6,8 @@ import pytest
 from cvae.ablations import FACTORIAL, STANDARD, ablation_config, convergence, run_ablation, variant_overrides
 from cvae.config import ConfigError, config_diff, make_config
 from cvae.runs import load_run
-from cvae.study import (COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence, paired_spread, run_study,
+from cvae.study import (CLAIM_SEEDS, CLAIMED, COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence, seeds_text,
+                        variant_seeds, paired_spread, run_study,
                         search_results, search_runs, seed_spread, study_runs, study_seeds)
 from cvae.weight_search import GRID
 
@@ -19,8 +20,13 @@ def test_standard_set_holds_the_claims_the_diagnosis_and_the_schedule_variant():
     assert {"paper", "latent64", "deep", "no_aux", "gamma_10", "encoder_unconditioned", "single_batches",
             "single_batches_unconditioned", "plateau_at_beta_max", "fp32"} == set(STANDARD)
     assert STANDARD["paper"] == {}
-    assert set(SEEDED) <= set(STANDARD) and STUDY_SEEDS >= 3
+    assert set(SEEDED) <= set(STANDARD) and STUDY_SEEDS >= 3 and CLAIM_SEEDS >= 5
     assert study_seeds("quick") == study_seeds("full") == 3 and study_seeds("smoke") == 2
+    assert [variant_seeds("quick", name) for name in ("paper", "latent64", "deep", "no_aux", "single_batches",
+                                                      "fp32")] == [5, 5, 5, 3, 3, 1]
+    assert variant_seeds("smoke", "paper") == variant_seeds("smoke", "no_aux") == 2
+    assert seeds_text("quick") == "5 seeds for the runs behind the claims and 3 for the aux-head diagnosis"
+    assert seeds_text("smoke") == "2 seeds"
 
 
 def test_each_ablation_differs_from_paper_only_where_it_says():
@@ -46,13 +52,14 @@ def test_the_study_seeds_the_claims_and_leaves_the_search_out():
     runs = study_runs("quick", seed=5)
     names = [run.name for run in runs]
     for name in SEEDED:
-        assert sorted(run.seed for run in runs if run.name == name) == [5, 6, 7], name
+        expected = [5, 6, 7, 8, 9] if name in CLAIMED else [5, 6, 7]
+        assert sorted(run.seed for run in runs if run.name == name) == expected, name
     assert all(run.seed == 5 for run in runs if run.name not in SEEDED)
     hashes = [run.config.config_hash() for run in runs]
     assert len(hashes) == len(set(hashes))  # every run once
     assert not any("=" in name for name in names) and not any(run.weights for run in runs)
-    assert len(runs) == 3 * len(SEEDED) + len(STANDARD) - len(SEEDED)
-    assert names[-STUDY_SEEDS:] == ["deep"] * STUDY_SEEDS  # the costliest last
+    assert len(runs) == 5 * len(CLAIMED) + 3 * (len(SEEDED) - len(CLAIMED)) + len(STANDARD) - len(SEEDED) == 32
+    assert names[-CLAIM_SEEDS:] == ["deep"] * CLAIM_SEEDS  # the costliest last
     assert study_runs("quick", names=["paper"]) and not any(r.name == "fp32" for r in study_runs(
         "quick", precision_comparison=False))
     with pytest.raises(ConfigError, match="unknown study variant"):

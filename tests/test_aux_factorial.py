@@ -172,3 +172,12 @@ def test_the_open_question_is_the_last_row_of_the_claims_table_and_not_a_claim()
     assert len(table) == 2 and table.index[-1].startswith("why the heads read near chance: \"It is not clear")
     assert table.iloc[-1]["verdict"].startswith("explained: with one-dataset batches")
     assert len(display_table(claims)) == 1
+
+
+def test_the_cells_share_their_seeds_when_the_papers_model_trains_more_for_the_claims():
+    study = _rows({})
+    extra = study[study["name"] == "paper"].assign(seed=lambda t: t["seed"] + 3)  # seeds 3-5 of the control only
+    extra.loc[:, "read_eval_modality"] = 0.0  # would move the cell's mean if it were read
+    balanced = factorial_rows(pd.concat([study, extra], ignore_index=True))
+    assert sorted(set(balanced["seed"])) == [0, 1, 2] and len(balanced) == len(factorial_rows(study))
+    assert learned(pd.concat([study, extra])).runs == 12

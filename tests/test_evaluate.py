@@ -273,3 +273,11 @@ def test_the_evaluator_is_retrained_on_other_data_and_when_damaged(stand_in_dir,
         evaluator_module.load_or_train_evaluator(config, changed, progress=False)
     assert len(trained) == 3
 
+
+
+def test_the_diagnosis_counts_the_seeds_its_contrasts_share_with_the_control():
+    study = _study(no_aux_heads=0.38, unconditioned_probe=0.95, gamma10_gain=0.06)
+    assert diagnosis.contrast_seeds(study) == 3
+    more_control = study[study["name"] == "paper"].assign(seed=lambda t: t["seed"] + 3)  # the claims' extra seeds
+    assert diagnosis.contrast_seeds(pd.concat([study, more_control])) == 3
+    assert diagnosis.contrast_seeds(study[study["name"] == "paper"]) == 0
