@@ -134,6 +134,35 @@ def html(markdown_text: str):
     return _HtmlWithMarkdown(MarkdownIt("commonmark").render(markdown_text), markdown_text)
 
 
+def table(frame, caption: str) -> "CaptionedTable":
+    """A table with its caption above it (`caption`: plain text, `code` in backticks): the book numbers it
+    ("Table 7.2", `cvae.sphinx_fixes` in HTML, LaTeX in the PDF)."""
+    return CaptionedTable(frame, caption)
+
+
+class CaptionedTable:
+    """A DataFrame (or Styler) shown with its caption: text/html is the caption paragraph then pandas' own HTML."""
+
+    def __init__(self, frame, caption: str) -> None:
+        self.frame, self.caption = frame, caption
+
+    def caption_html(self) -> str:
+        """The caption as `<p class="table-caption">...</p>` (HTML escaped, backticks as <code>)."""
+        import html as html_module
+        import re
+
+        escaped = html_module.escape(" ".join(self.caption.split()), quote=False)
+        coded = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+        return f'<p class="table-caption">{coded}</p>'
+
+    def _repr_html_(self) -> str:
+        inner = self.frame._repr_html_() if hasattr(self.frame, "_repr_html_") else self.frame.to_html()
+        return self.caption_html() + "\n" + inner
+
+    def __repr__(self) -> str:
+        return f"{self.caption}\n{self.frame!r}"
+
+
 class _HtmlWithMarkdown:
     """A display object with text/html (chosen by the HTML builder) and text/markdown (chosen by LaTeX)."""
 

@@ -88,16 +88,17 @@ def margins_markdown() -> str:
 
 
 def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd.DataFrame:
-    """The claims table for reading: the claim with the original's words, ours, the margin, the verdict with its
-    reason, and the detectable effect; indexed by the claim. `open_question` (`cvae.aux_factorial.claims_row`) adds
+    """The claims table for reading, indexed by the claim with the original's words: ours with the margin, and the
+    verdict with its reason and the detectable effect. `open_question` (`cvae.aux_factorial.claims_row`) adds
     the original's open question as a last row, not counted among its claims."""
     if open_question is not None:
         claims = pd.concat([claims, pd.DataFrame([open_question], index=["open_question"])])
+    rows = list(claims.iterrows())  # three columns, so that the table fits a printed page and a phone's width
     return pd.DataFrame({
-        "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in claims.iterrows()],
-        "ours": claims["ours"], "margin": claims["margin"],
-        "verdict": [f"{row['verdict']}: {row['reason']}" for _, row in claims.iterrows()],
-        "detectable effect": claims["detectable"],
+        "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in rows],
+        "ours, and the margin": [f"{row['ours']}. Margin: {row['margin']}." for _, row in rows],
+        "verdict, and the effect the seeds could detect": [
+            f"{row['verdict']}: {row['reason']}. Detectable effect: {row['detectable']}." for _, row in rows],
     }).set_index("claim: the original's words").rename_axis(None)
 
 

@@ -31,6 +31,9 @@ APT_INSTALL = "sudo apt-get install --no-install-recommends " + " ".join(TEX_PAC
 TEX_TOOLS = ("xelatex", "latexmk", "kpsewhich", "make")
 MARKDOWN_TABLE_WIDTH = 96   # characters of a table row (cells + padding) that fit the A4 text width at \small
 RECORD_PREFIX = "application/papermill.record/"
+# pages the PDF prints last: Sphinx's LaTeX writer prints every citation at the end of the document, so the
+# References chapter goes there and the list follows its heading (PREAMBLE), instead of an empty chapter mid-book
+PRINT_LAST = ("book/references",)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -149,10 +152,22 @@ def _escape_cell(text: str) -> str:
     return text or "\u00a0"
 
 
+TABLE_CAPTION = re.compile(r'<p class="table-caption">(?:<span class="caption-number">.*?</span>)?(.*?)</p>', re.S)
+
+
+def table_caption(source: str) -> str:
+    """The caption of a table output (`cvae.chapter.table`) as one line of Markdown, without any number; '' if none."""
+    match = TABLE_CAPTION.search(source)
+    return " ".join(_inline_html_to_markdown(match.group(1)).split()) if match else ""
+
+
 def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH) -> str | None:
     """A pandas/Styler HTML table as one or more MyST list-tables with column widths from the content (split by
     columns when wider than `width_limit` characters, the first column repeated in each); None unless the HTML is
-    exactly one table. Explicit widths make Sphinx's LaTeX give each column room for its longest word or number."""
+    exactly one table. Explicit widths make Sphinx's LaTeX give each column room for its longest word or number.
+    A caption (`cvae.chapter.table`) becomes each list-table's title, which LaTeX numbers."""
+    caption = table_caption(source)
+    source = TABLE_CAPTION.sub("", source)
     parser = _TableParser()
     parser.feed(source)
     if parser.tables != 1 or not parser.rows:
@@ -177,9 +192,10 @@ def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH)
         widths.append(max(_cell_width([row[c] for row in body]), min(len(header[c]), 16) + 2, header_word))
     groups = _column_groups(widths, width_limit) if columns > 1 else [[]]
     tables = []
-    for group in groups:
+    for part, group in enumerate(groups):
         selected = [0] + group
-        lines = ["```{list-table}", ":header-rows: 1", ":widths: " + " ".join(str(widths[c]) for c in selected), ""]
+        title = caption + (" (continued)" if part and caption else "")
+        lines = ["```{list-table}" + (" " + title if title else ""), ":header-rows: 1", ":widths: " + " ".join(str(widths[c]) for c in selected), ""]
         for row in [header] + body:
             lines.append("* - " + _escape_cell(row[selected[0]]))
             lines += ["  - " + _escape_cell(row[c]) for c in selected[1:]]
@@ -360,6 +376,30 @@ PREAMBLE = r"""
 \newcolumntype{\X}[2]{>{\raggedright\arraybackslash}p{\dimexpr
       (\linewidth-\spx@arrayrulewidth)*#1/#2-\tw@\tabcolsep-\spx@arrayrulewidth\relax}}
 \makeatother
+% cvae.pdf: a chapter starts on the page where the previous one ends, under a compact heading (no part pages, no
+% fncychap banner: about 15 pages fewer)
+\makeatletter
+\renewcommand\chapter{\par\addvspace{2\baselineskip}\global\@topnum\z@\@afterindentfalse\secdef\@chapter\@schapter}
+\renewcommand\@makechapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily
+  \thechapter\quad #1\par\nobreak\vskip 1.2em}}
+\renewcommand\@makeschapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily
+  #1\par\nobreak\vskip 1.2em}}
+\makeatother
+% a notebook cell tagged "print-small" prints in \scriptsize, its tables too (the claims table fits one page);
+% Sphinx wraps each cell in sphinxuseclass{tag_<tag>}, which opens the environment sphinxclass<class> if defined
+\makeatletter
+\@namedef{sphinxclasstag_print-small}{\let\small\scriptsize\scriptsize}
+\@namedef{endsphinxclasstag_print-small}{}
+\makeatother
+% the contents list the chapters only (one page instead of three)
+\setcounter{tocdepth}{0}
+% the bibliography as a plain list under the References chapter, which the PDF prints last (cvae.pdf.PRINT_LAST)
+\makeatletter
+\renewenvironment{sphinxthebibliography}[1]{\list{\@biblabel{\@arabic\c@enumiv}}{\settowidth\labelwidth{\@biblabel{#1}}%
+    \leftmargin\labelwidth\advance\leftmargin\labelsep\@openbib@code\usecounter{enumiv}\let\p@enumiv\@empty
+    \renewcommand\theenumiv{\@arabic\c@enumiv}}\sloppy\clubpenalty4000\@clubpenalty\clubpenalty\widowpenalty4000%
+  \sfcode`\.\@m}{\def\@noitemerr{\@latex@warning{Empty `thebibliography' environment}}\endlist}
+\makeatother
 """
 
 
@@ -377,6 +417,7 @@ def latex_config(base: dict, front, built) -> dict:
         "pointsize": "11pt",
         "maketitle": title_page(front, built),
         "preamble": PREAMBLE,
+        "fncychap": "",
         "figure_align": "H",  # a figure stays where the text puts it, inside its section, never floated past it
         "printindex": "",
         "extraclassoptions": "openany,oneside",
@@ -396,9 +437,9 @@ def stage_sources(stage: Path, report_dir: Path, root: Path = PROJECT_ROOT) -> i
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    shutil.copy2(root / "_toc.yml", stage / "_toc.yml")
+    toc = printed_toc(yaml.safe_load((root / "_toc.yml").read_text()))
+    (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     shutil.copytree(root / "book", stage / "book", ignore=shutil.ignore_patterns("_mathjax", ".ipynb_checkpoints"))
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
     converted = 0
     glued: dict[str, dict[str, str]] = {}
     docnames = _toc_docnames(toc)
@@ -421,6 +462,16 @@ def stage_sources(stage: Path, report_dir: Path, root: Path = PROJECT_ROOT) -> i
             page.write_text(text)
             converted += count
     return converted
+
+
+def printed_toc(toc: dict) -> dict:
+    """The PDF's table of contents: the book's chapters in order, without part pages (four pages of a part's name
+    alone), PRINT_LAST at the end."""
+    chapters = [chapter for part in toc.get("parts", []) for chapter in part.get("chapters", [])]
+    chapters += toc.get("chapters", [])
+    last = [chapter for chapter in chapters if re.sub(r"\.(md|ipynb)$", "", chapter["file"]) in PRINT_LAST]
+    first = [chapter for chapter in chapters if chapter not in last]
+    return {key: value for key, value in toc.items() if key != "parts"} | {"chapters": first + last}
 
 
 def _toc_docnames(toc: dict) -> list[str]:
@@ -499,6 +550,6 @@ def build_pdf(root: Path = PROJECT_ROOT, report_dir: Path | None = None, log=pri
     return target
 
 
-__all__ = ["build_pdf", "glue_markdown", "latex_ready_prose", "html_to_markdown", "html_table_to_markdown",
+__all__ = ["PRINT_LAST", "printed_toc", "table_caption", "TABLE_CAPTION", "build_pdf", "glue_markdown", "latex_ready_prose", "html_to_markdown", "html_table_to_markdown",
            "latex_ready_notebook", "missing_tex_tools", "require_tex", "title_page", "tex_escape", "latex_config",
            "stage_sources", "PDF_PATH", "TEX_PACKAGES", "APT_INSTALL"]

@@ -59,8 +59,8 @@ chapter.glue("n_classes", facts["global_classes"])
 chapter.glue("data_kind", "the synthetic stand-in" if data.synthetic else
              "the official MedMNIST files" if all(f.md5_ok for f in data.files.values()) else
              "MedMNIST files that are not the official release")
-chapter.glue("dataset_table", counts)
-counts
+chapter.table(counts, "Images per dataset and split: those this run uses, those in the files, and the official "
+              "training size from `medmnist.INFO`.")
 
 # %% [markdown]
 # This run trains on {glue:text}`n_train_total:,` images

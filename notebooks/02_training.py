@@ -32,13 +32,16 @@ config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrid
 # ## Configuration
 #
 # Every setting of the run, its value, the original report's value and the reason for each choice the
-# reproduction had to make (the original's table of loss weights is empty).
+# reproduction had to make (the original's table of loss weights is empty) are in the
+# {doc}`method chapter <../book/method>`, beside the architecture.
 
 # %% tags=["hide-input"]
 hyper = model_tables.hyperparameter_table(config, profile)
 architecture = model_tables.architecture_table(CVAE(config))
-chapter.glue("hyperparameter_table", hyper)
-chapter.glue("architecture_table", architecture)
+chapter.glue("hyperparameter_table", chapter.table(hyper, "Every hyperparameter of this build: its value, the "
+                                                  "original's, and where the value comes from."))
+chapter.glue("architecture_table", chapter.table(architecture, "The model, layer by layer, from one forward pass "
+                                                 "with hooks: output shape and trainable parameters."))
 chapter.glue("parameters", run.summary["parameters"])
 chapter.glue("parameters_original", original.ORIGINAL["parameters"])
 chapter.glue("config_hash", config.config_hash())
@@ -47,7 +50,6 @@ for key in ("a_mse", "a_l1", "a_perc", "beta_max", "gamma", "lr", "weight_decay"
     chapter.glue(f"cfg_{key}", float(getattr(config, key)))
 for key in ("epochs", "batch_size", "beta_warmup_epochs", "beta_ramp_epochs", "latent_dim", "plateau_patience"):
     chapter.glue(f"cfg_{key}", int(getattr(config, key)))
-hyper
 
 # %% [markdown]
 # ## Loss per epoch
@@ -80,7 +82,8 @@ chapter.glue("train_minutes", run.summary["train_seconds"] / 60)
 chapter.glue("samples_per_second", run.summary["median_train_samples_per_s"])
 chapter.glue("device", run.summary["device"])
 ablation_tables.write_csv(model_tables.metrics_for_download(metrics), chapter.report_dir() / "02_metrics.csv")
-model_tables.epoch_table(metrics, best, kept_epoch=kept)
+chapter.table(model_tables.epoch_table(metrics, best, kept_epoch=kept), "The first, the best, the kept and the last "
+              "epochs: losses per image, validation accuracies of the heads in %.")
 
 # %% [markdown]
 # The best validation loss ({glue:text}`best_val_total:.1f` per image) was reached in epoch

@@ -49,7 +49,7 @@ chapter.glue("fig_recon", plots.reconstructions(originals, recons))
 evaluation = chapter.evaluation(config)
 recon_table = result_tables.reconstruction_table(evaluation)
 chapter.glue("recon_summary", findings.reconstruction_summary(evaluation))
-recon_table
+chapter.table(recon_table, "Reconstruction error of the test images, per modality and overall.")
 
 # %% [markdown]
 # Errors are computed on every test image (pixels in $[0, 1]$; PSNR in dB; SSIM with a Gaussian window), in eval

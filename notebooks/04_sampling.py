@@ -79,7 +79,8 @@ explore.offer(lambda: explore.sampling_widget(model, explore_class, explore_temp
 
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)
-result_tables.distance_table(evaluation)
+chapter.table(result_tables.distance_table(evaluation), "Domain FID and KID of the samples against the real test "
+              "images, per modality and overall, each beside its floor: two halves of the real images compared.")
 
 # %% [markdown]
 # ## Conditional accuracy
@@ -94,7 +95,8 @@ chapter.glue("conditional_modality_accuracy", formatting.percent(formatting.look
 chapter.glue("sampling_summary", findings.sampling_summary(evaluation))
 chapter.glue("fig_conditional", plots.per_class_accuracy(conditional, "class_accuracy", chance=1 / 21)
              if len(conditional) else plots.placeholder_figure("evaluation not available"))
-result_tables.per_class_table(conditional)
+chapter.table(result_tables.per_class_table(conditional), "Per class: the share of its samples that the evaluator "
+              "labels with the class, and with the modality, they were generated for.")
 
 # %% [markdown]
 # ```{glue:figure} fig_conditional

@@ -86,7 +86,8 @@ claims = chapter.claims(config, run, study)
 found = diagnosis.findings(evaluation, study)
 chapter.glue("diagnosis_findings", chapter.md("\n".join(f"- {line}" for line in found)))
 chapter.glue("diagnosis_verdict", diagnosis.summary(study))
-latent
+chapter.table(latent, "Class and modality read from mu on the test split: the auxiliary heads in eval mode, a "
+              "linear probe, and the chance and majority-class baselines.")
 
 # %% [markdown]
 # The original's heads stayed near 34% (class) and 39% (modality) although its modalities cluster in the latent
@@ -104,12 +105,11 @@ latent
 # {doc}`discussion <08_discussion>`.
 
 # %% tags=["hide-input"]
-diagnosis.spread_table(study).T  # one column per run: four columns fit the text column, eight metrics did not
+# one column per run: four columns fit the text column, eight metrics did not
+chapter.table(diagnosis.spread_table(study).T, "Mean and 95% t-interval over seeds of the diagnosis runs, one column "
+              "each, at the ablation scale. The last row counts the seeds.")
 
 # %% [markdown]
-# *Mean and 95% t-interval over seeds (the last row counts them) of the diagnosis runs, one column each, at the
-# ablation scale.*
-#
 # ## Why the auxiliary heads fail
 #
 # The original leaves its heads' low accuracy unexplained and suspects the balancing of the loss terms. A head's
@@ -134,19 +134,17 @@ chapter.glue("factorial_verdict", decided["sentence"])
 chapter.glue("factorial_checks", chapter.md(aux_factorial.checks_markdown(factorial, decided)))
 chapter.glue("factorial_reconstructions", aux_factorial.reconstruction_sentence(factorial,
                                                                                 aux_factorial.split_guess(study)))
-chapter.glue("factorial_scale", ablations.scale_text(profile, "single_batches"))
-chapter.glue("mixed_scale", ablations.scale_text(profile))
 chapter.glue("fig_factorial", plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))
-aux_factorial.summary_table(factorial) if len(factorial) else None
+(chapter.table(aux_factorial.summary_table(factorial),
+               "Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on mu on the "
+               "test split, as the mean over seeds with its 95% t-interval over seeds in brackets. The last column is "
+               "the mean SSIM gain of the reconstructions over the class-mean image, read the same way. The "
+               f"one-dataset cells train at {ablations.scale_text(profile, 'single_batches')}, the mixed cells at "
+               f"{ablations.scale_text(profile)}.") if len(factorial) else None)
 
 # %% [markdown]
-# *Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on $\mu$ on the test
-# split, as the mean over seeds with its 95% t-interval over seeds in brackets. The last column is the mean SSIM gain
-# of the reconstructions over the class-mean image, read the same way. The one-dataset cells train at
-# {glue:text}`factorial_scale:s`, the mixed cells at {glue:text}`mixed_scale:s`.*
-#
 # ```{glue:figure} fig_factorial
 # :name: fig-factorial
 #

@@ -27,7 +27,6 @@ chapter.glue("ablation_scale", ablations.scale_text(profile))
 chapter.glue("factorial_scale", ablations.scale_text(profile, "single_batches"))
 chapter.glue("study_runs", int(study["run"].nunique()))  # a factorial cell may be the paper run itself
 chapter.glue("claim_seeds", variant_seeds(profile, "paper"))
-chapter.glue("study_seeds_text", seeds_text(profile))
 chapter.glue("study_train_minutes", float(study["train_seconds"].sum()) / 60)
 chapter.glue("study_eval_minutes", float(study["eval_seconds"].sum()) / 60)
 csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
@@ -58,15 +57,15 @@ csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
 chapter.glue("ablation_convergence", ablations.convergence(study))
 chapter.glue("fig_seeds", plots.seeded_dots(study, ["paper", "latent64", "deep"], "kept_val_at_beta_max",
                                             "validation loss at the final β (per image)"))
-ablation_tables.seeded_table(study)
+chapter.table(ablation_tables.seeded_table(study),
+              f"Each variant that a claim or the aux-head diagnosis compares, over {seeds_text(profile)}. The loss is "
+              "the validation loss per image with the KL term at its final weight, at each run's kept checkpoint, as "
+              "mean ± sd over seeds. Its change against the paper's model is paired by seed, with the 95% interval; "
+              "variants that reweight the loss have none, because their totals measure something else. The aux heads "
+              "are read in eval mode. The last column counts the seeds that passed the learning gate of the "
+              "discussion's rule.")
 
 # %% [markdown]
-# *Each variant that a claim or the aux-head diagnosis compares, over {glue:text}`study_seeds_text:s`. The loss is
-# the validation loss per image with the KL term at its final weight, at each run's kept checkpoint, as mean ± sd
-# over seeds. Its change against the paper's model is paired by seed, with the 95% interval; variants that reweight
-# the loss have none, because their totals measure something else. The aux heads are read in eval mode. The last
-# column counts the seeds that passed the learning gate of the discussion's rule.*
-#
 # The seed changes the subset of images, the initial weights and the noise; a paired difference compares two
 # variants on the same subset. The verdicts on both claims, with their margins and the effect these seeds could
 # detect, are in the {doc}`discussion <08_discussion>`. {glue:text}`ablation_convergence:s`
@@ -100,7 +99,9 @@ search = pd.DataFrame(record["table"]) if record else None
 chapter.glue("fig_sensitivity", plots.weight_sensitivity(search, weight_search.CRITERIA,
                                                          weight_search.CRITERION_NAMES) if record is not None else
              plots.placeholder_figure("no search recorded for this configuration: make search"))
-ablation_tables.search_display(search) if record is not None else None
+(chapter.table(ablation_tables.search_display(search), "The recorded weight search: each candidate's criteria as "
+               "means over seeds, and its paired change against the default with the 95% interval.")
+ if record is not None else None)
 
 # %% [markdown]
 # {glue:text}`search_decision:s`
@@ -117,7 +118,8 @@ ablation_tables.search_display(search) if record is not None else None
 # ## The other variants
 
 # %% tags=["hide-input"]
-ablation_tables.other_variants(study, int(seed))
+chapter.table(ablation_tables.other_variants(study, int(seed)), "The variants trained once, at the base seed, beside "
+              "the paper's model at the same seed.")
 
 # %% [markdown]
 # `plateau_at_beta_max` lets the learning-rate schedule watch the validation total with the KL term at its final

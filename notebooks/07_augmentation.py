@@ -33,7 +33,8 @@ tstr = formatting.lookup(evaluation, "tstr_accuracy")
 chapter.glue("tstr_accuracy", formatting.percent(tstr if not isinstance(tstr, dict) else tstr.get("overall")))
 chapter.glue("trtr_accuracy", formatting.percent(formatting.lookup(evaluation, "trtr_accuracy")))
 chapter.glue("evaluator_accuracy", formatting.percent(formatting.lookup(evaluation, "evaluator_test_accuracy", "overall")))
-result_tables.tstr_table(evaluation)
+chapter.table(result_tables.tstr_table(evaluation), "Test accuracy of a classifier trained on generated images "
+              "(TSTR) and of the same classifier trained on real ones (TRTR), per modality and overall.")
 
 # %% [markdown]
 # A classifier trained only on generated images reaches {glue:text}`tstr_accuracy:s` on the held-out test images; the
@@ -55,7 +56,8 @@ chapter.glue("fig_fractions", plots.fraction_curves(by_fraction[by_fraction["arm
 chapter.glue("fraction_sentence", fraction_sentence(by_fraction))
 chapter.glue("fraction_steps", int(evaluation["augmentation_by_fraction"]["steps"]))
 chapter.glue("fraction_seeds", int(evaluation["augmentation_by_fraction"]["seeds"]))
-fraction_table(by_fraction)
+chapter.table(fraction_table(by_fraction), "Test accuracy with a share of the real training images, alone and "
+              "with every generated sample added, and the gain in points; means over seeds with 95% intervals.")
 
 # %% [markdown]
 # ```{glue:figure} fig_fractions

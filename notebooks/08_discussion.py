@@ -37,13 +37,15 @@ for key in table.index:
     chapter.glue(f"claim_{key}", findings.verdict_sentence(table, key, synthetic))
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
-findings.display_table(table, aux_factorial.claims_row(study))
+
+# %% tags=["remove-input", "print-small"]
+chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
+              f"The original's claims in its own words; what this build measured on {findings.data_label(synthetic)}, "
+              "with the margin each claim was judged against; the verdict of the rule below, with the smallest effect "
+              "the measurement could have detected at 80% power. The last row is the original's open question.")
 
 # %% [markdown]
-# *The original's claims in its own words, what this build measured on {glue:text}`data_label:s`, and the margin
-# each claim was judged against. The last two columns give the verdict of the rule below and the smallest effect the
-# measurement could have detected with 80% power. The last row is the original's open question, which the aux-head
-# factorial of the {doc}`latent chapter <05_latent>` tests by its own rule.*
+# The factorial behind the last row is in the {doc}`latent chapter <05_latent>`.
 #
 # **The rule.** {glue:text}`claims_rule:s`
 #

@@ -36,19 +36,20 @@ chapter.glue("config_hash", config.config_hash())
 # The profiles:
 
 # %% tags=["hide-input"]
-provenance.profile_table()
+chapter.table(provenance.profile_table(), "The profiles and the settings each changes from the defaults.")
 
 # %% [markdown]
 # ## Data files
 
 # %% tags=["hide-input"]
-provenance.data_files_table(run)
+chapter.table(provenance.data_files_table(run), "The data files this run read, with their MD5 checksums "
+              "against the official release's.")
 
 # %% [markdown]
 # ## Software and hardware
 
 # %% tags=["hide-input"]
-provenance.environment_table(run)
+chapter.table(provenance.environment_table(run), "The software and the machine that trained the run.")
 
 # %% [markdown]
 # ## Time per stage
@@ -59,7 +60,8 @@ provenance.environment_table(run)
 
 # %% tags=["hide-input"]
 chapter.glue("timing_sentence", provenance.timing_sentence())
-provenance.timing_table(run)
+chapter.table(provenance.timing_table(run), "Seconds per stage of this book build, each also normalized by "
+              "this machine's fp32 matmul rate, and the run's recorded training time.")
 
 # %% [markdown]
 # ## Summary

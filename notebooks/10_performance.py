@@ -31,7 +31,8 @@ config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrid
 benchmark = performance.benchmark(config)
 chapter.glue("benchmark_sentence", performance.benchmark_sentence(benchmark))
 chapter.glue("workers_sentence", performance.study_workers_sentence(profile, benchmark))
-performance.benchmark_table(benchmark)
+chapter.table(performance.benchmark_table(benchmark), "The training step's throughput on this machine, against the "
+              "conventional pipeline and the matrix-product rate.")
 
 # %% [markdown]
 # ## What each switch gives
@@ -39,7 +40,8 @@ performance.benchmark_table(benchmark)
 # %% tags=["hide-input"]
 switches = performance.cached_switches()
 chapter.glue("switches_sentence", performance.switches_sentence(switches))
-performance.switch_table(switches)
+chapter.table(performance.switch_table(switches), "Samples per second of the training loop under each performance "
+              "switch, and the ratio to the fp32 NCHW baseline, from `python -m cvae bench --switches`.")
 
 # %% [markdown]
 # {glue:text}`switches_sentence:s`
@@ -49,7 +51,8 @@ performance.switch_table(switches)
 # %% tags=["hide-input"]
 study = chapter.study(profile, config, seed, data_source, overrides, names=["paper", "fp32"])
 chapter.glue("precision_sentence", performance.precision_sentence(run))
-ablation_tables.precision_table(study, int(seed))
+chapter.table(ablation_tables.precision_table(study, int(seed)), "The same variant trained in the default precision "
+              "and in fp32, on the test split's criteria.")
 
 # %% [markdown]
 # {glue:text}`precision_sentence:s`
@@ -59,7 +62,8 @@ ablation_tables.precision_table(study, int(seed))
 # %% tags=["hide-input"]
 gpu = performance.gpu_study()
 chapter.glue("gpu_sentence", performance.gpu_sentence(gpu))
-performance.gpu_table(gpu)
+chapter.table(performance.gpu_table(gpu), "The recorded GPU study, one row per execution mode: samples per "
+              "second, seconds per epoch, 150 epochs and peak memory.")
 
 # %% [markdown]
 # {glue:text}`gpu_sentence:s`

@@ -18,7 +18,7 @@ MIN_DUPLICATE_WORDS = 8  # shorter sentences ("Data: the synthetic stand-in.") m
 ACRONYMS = frozenset({
     "AMD", "AMX", "AVX", "BT", "CE", "CI", "CNN", "CPU", "CSV", "CUDA", "CVAE", "ELBO", "EPYC", "FID", "GFLOP", "GPU",
     "H100", "H200", "HTML", "ICLR", "ITU-R", "JSON", "KID", "KL", "L1", "MD5", "MMD", "MSE", "NVIDIA", "OCT",
-    "OCTMNIST", "PCA", "PDF", "PSNR", "RGB", "SNE", "SSIM", "TSTR", "URL", "VAE", "II", "III", "IV", "A4", "AI",
+    "OCTMNIST", "PCA", "PDF", "PSNR", "RGB", "SNE", "SSIM", "TSTR", "TRTR", "NCHW", "URL", "VAE", "II", "III", "IV", "A4", "AI",
 })
 BLOCKS = ("p", "li", "dt", "dd", "figcaption", "caption", "th", "h1", "h2", "h3")
 NOT_PROSE = ("script, style, code, pre, .math, .MathJax, table, nav, .headerlink, .cell_input, .cell_output pre, "

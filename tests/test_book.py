@@ -37,6 +37,20 @@ def test_smoke_book_builds_every_page():
 
 
 @pytest.mark.slow
+def test_every_table_of_the_book_has_a_numbered_caption():
+    html, _ = smoke_book()
+    numbered = []
+    for page in toc_pages():
+        text = (html / f"{page}.html").read_text()
+        tables = len(re.findall(r"<table\b", text)) - len(re.findall(r'<table class="(?:table|field-list)', text))
+        labels = re.findall(r'<p class="table-caption"><span class="caption-number">(Table [\d.]+) </span>', text)
+        assert len(labels) == tables, (page, labels, tables)  # every output table, none without its caption
+        assert len(set(labels)) == len(labels), page
+        numbered += labels
+    assert len(numbered) >= 18
+
+
+@pytest.mark.slow
 def test_second_build_retrains_and_recomputes_nothing():
     from cvae.book import build_book
 

@@ -36,7 +36,7 @@ def _dataframe_html(columns: int, rows: int = 3) -> str:
 def _list_tables(markdown: str) -> list[list[list[str]]]:
     """The rows (lists of cell texts) of each MyST list-table in `markdown`."""
     tables = []
-    for block in re.findall(r"```\{list-table\}\n(.*?)```", markdown, flags=re.S):
+    for block in re.findall(r"```\{list-table\}[^\n]*\n(.*?)```", markdown, flags=re.S):
         rows = []
         for line in block.splitlines():
             if line.startswith("* - "):
@@ -67,6 +67,46 @@ def test_a_wide_table_is_split_by_columns_repeating_the_row_labels():
     assert found == list(range(12))  # every column once, in order: none lost
     for block in re.findall(r":widths: (.*)", markdown):
         assert sum(int(w) for w in block.split()) <= 96
+
+
+def test_a_table_caption_becomes_the_title_of_each_printed_part_without_its_html_number():
+    from cvae.chapter import table
+    from cvae.sphinx_fixes import numbered_tables
+
+    wide = table(_FrameHtml(_dataframe_html(12)), "Every `column` of a wide table & more.")._repr_html_()
+    (numbered,) = numbered_tables([wide], chapter=7)
+    assert '<span class="caption-number">Table 7.1 </span>Every <code>column</code> of a wide table &amp; more.' in numbered
+    markdown = html_table_to_markdown(numbered, width_limit=96)
+    titles = re.findall(r"```\{list-table\} (.*)", markdown)
+    assert titles[0] == "Every `column` of a wide table & more." and len(titles) == len(_list_tables(markdown)) >= 2
+    assert all(title == titles[0] + " (continued)" for title in titles[1:])
+    assert "Table 7.1" not in markdown  # LaTeX numbers the printed table itself
+
+
+def test_html_numbers_tables_per_chapter_as_the_pdf_counts_them():
+    from cvae.chapter import table
+    from cvae.sphinx_fixes import chapter_numbers, numbered_tables
+
+    narrow = table(_FrameHtml(_dataframe_html(2)), "Narrow.")._repr_html_()
+    wide = table(_FrameHtml(_dataframe_html(12)), "Wide.")._repr_html_()
+    parts = html_table_to_markdown(wide).count("```{list-table}")
+    out = numbered_tables(["<p>not a table</p>", narrow, _dataframe_html(2), wide, narrow], chapter=3)
+    labels = [re.search(r'caption-number">(Table [\d.]+) <', html).group(1) if "caption-number" in html else None
+              for html in out]
+    assert labels == [None, "Table 3.1", None, "Table 3.2", f"Table 3.{2 + parts}"]
+    toc = {"root": "book/intro", "parts": [{"chapters": [{"file": "book/method"}, {"file": "report/01_data"}]}],
+           "chapters": [{"file": "report/10_performance"}]}
+    assert chapter_numbers(toc) == {"book/method": 1, "report/01_data": 2, "report/10_performance": 3}
+
+
+class _FrameHtml:
+    """Stands in for a DataFrame whose HTML is given."""
+
+    def __init__(self, html: str) -> None:
+        self.html = html
+
+    def _repr_html_(self) -> str:
+        return self.html
 
 
 def test_long_digests_wrap_and_cells_never_become_list_markers():
@@ -236,6 +276,14 @@ def test_pdf_has_title_page_contents_figures_numbers_tables_and_references():
                    "official MD5"):
         assert column in flat, column
     assert "<IPython" not in whole and not re.search(r"object at 0x[0-9a-f]+", whole)
+    # every table numbered and captioned: a continued table names a captioned one, and captions are many
+    captioned = re.findall(r"Table (\d+\.\d+): \S", flat)
+    continued = set(re.findall(r"Table (\d+\.\d+) [–-] continued", flat))
+    assert len(captioned) >= 18 and continued <= set(captioned), (captioned, continued)
+    LOG.append(f"[pdf test] {len(captioned)} numbered table captions")
+    # the claims table in one piece: its caption and its last row on one page, inside the text area
+    claims_page = next(i for i, page in enumerate(pages) if "claims in its own words; what this build" in page)
+    assert "why the heads read near chance" in pages[claims_page].split("claims in its own words")[1]
     assert "Synthetic data" in flat  # the data notice, as an admonition
     # the bibliography and the equations
     assert re.search(r"\bBibliography\b|\bReferences\b", flat)
