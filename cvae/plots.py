@@ -62,6 +62,16 @@ def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
     return fig, axes
 
 
+def class_colours() -> list:
+    """21 colours, one per global class, grouped by modality (reds, blues, greens)."""
+    maps = (plt.get_cmap("Reds"), plt.get_cmap("Blues"), plt.get_cmap("Greens"))
+    colours = []
+    for modality, cmap in enumerate(maps):
+        members = classes_of_modality(modality)
+        colours += [cmap(0.35 + 0.6 * i / max(len(members) - 1, 1)) for i in range(len(members))]
+    return colours
+
+
 def mosaic(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray:
     """Tile (rows*cols, H, W) images into one (rows*(H+pad)-pad, cols*(W+pad)-pad) array (missing tiles = white)."""
     images = np.asarray(images, dtype=np.float32)
@@ -189,42 +199,32 @@ def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, tit
 
 @_styled
 def latent_scatter(embedding: np.ndarray, modalities: np.ndarray, labels: np.ndarray, method: str) -> Figure:
-    """Figures 4 and 5: a 2-D embedding of mu coloured by modality, then one panel per modality with its classes in
-    distinct colours over the other modalities' points in gray (21 classes in one panel cannot be told apart); 4 axes,
-    each in a subfigure with its legend below."""
+    """Figures 4 and 5: a 2-D embedding of mu coloured by modality (left) and by global class (right); 2 axes.
+
+    The legends sit outside the panels: the modalities above, the classes below in two columns."""
+    fig, axes = _figure(1, 2, (PAGE_WIDTH_IN, 6.4))
     embedding = np.asarray(embedding)
-    fig = plt.figure(figsize=(PAGE_WIDTH_IN, 10.2), layout="constrained")
-    fig.patch.set_facecolor("white")
-    panels = fig.subfigures(2, 2, height_ratios=(1, 1.12))
-    ax = panels[0, 0].subplots()
     for m, name in enumerate(MODALITY_NAMES):
         keep = modalities == m
-        ax.scatter(*embedding[keep].T, s=4, alpha=0.6, color=MODALITY_COLOURS[m], label=name)
-    _scatter_axes(ax, method, "by modality")
-    panels[0, 0].legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1, markerscale=3,
-                        frameon=False)
-    palette = plt.get_cmap("tab10").colors
-    for m, panel in zip(range(len(MODALITY_NAMES)), panels.flat[1:]):
-        ax = panel.subplots()
-        ax.scatter(*embedding[modalities != m].T, s=3, color="#d9d9d9", rasterized=True)
-        handles, names = [], []
-        for i, label in enumerate(classes_of_modality(m)):
-            keep = labels == label
-            if keep.any():
-                handles.append(ax.scatter(*embedding[keep].T, s=4, alpha=0.7, color=palette[i % len(palette)]))
-                names.append(class_label(label))
-        _scatter_axes(ax, method, f"{MODALITY_NAMES[m]} by class")
-        panel.legend(handles, names, loc="outside lower center", ncols=1, markerscale=3, frameon=False,
-                     handletextpad=0.3, borderaxespad=0.2)
+        axes[0, 0].scatter(*embedding[keep].T, s=5, alpha=0.6, color=MODALITY_COLOURS[m], label=name)
+    axes[0, 0].set_title("by modality")
+    colours = class_colours()
+    handles, names = [], []
+    for label in np.unique(labels):
+        keep = labels == label
+        handles.append(axes[0, 1].scatter(*embedding[keep].T, s=5, alpha=0.6, color=colours[int(label)]))
+        names.append(class_label(label))
+    axes[0, 1].set_title("by class")
+    for ax in axes[0]:
+        ax.set_xlabel(f"{method} 1")
+        ax.set_ylabel(f"{method} 2")
+        ax.set_box_aspect(1)
+        ax.grid(alpha=0.2)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center", ncols=3, markerscale=3,
+               frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncols=2, markerscale=3, frameon=False,
+               columnspacing=1.0, handletextpad=0.3)
     return fig
-
-
-def _scatter_axes(ax, method: str, title: str) -> None:
-    ax.set_title(title)
-    ax.set_xlabel(f"{method} 1")
-    ax.set_ylabel(f"{method} 2")
-    ax.set_box_aspect(1)
-    ax.grid(alpha=0.2)
 
 
 @_styled
@@ -538,7 +538,7 @@ def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapp
 __all__ = [
     "aux_factorial", "sample_grid", "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
     "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples",
-    "mosaic", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares",
+    "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares",
     "learning_rate", "fraction_curves", "STYLE", "PAGE_WIDTH_IN", "TEXT_COLUMN_PX", "FIGURE_DPI",
     "MIN_TEXT_PX",
 ]
