@@ -224,6 +224,8 @@ def _relative(key: str, claimed_above: bool, subject: str, baseline: str) -> Cal
         side = "straddles" if verdict == "inconclusive" else (
             "lies wholly above" if spread.low is not None and spread.low > margin else "lies wholly below")
         reason = f"{_no_interval(spread)}" if spread.low is None else f"the interval {side} {margin:+.0%}"
+        if key == "deep" and verdict == "reproduced" and spread.low > 0:  # no better, and in fact reliably worse
+            reason += "; the deeper model was worse, which 'no better' allows but 'very similar' does not"
         return Finding(ours, verdict, reason, _detectable(spread, "relative"))
     return finding
 

@@ -30,6 +30,7 @@ TEX_PACKAGES = ("texlive-xetex", "texlive-latex-extra", "texlive-fonts-recommend
 APT_INSTALL = "sudo apt-get install --no-install-recommends " + " ".join(TEX_PACKAGES)
 TEX_TOOLS = ("xelatex", "latexmk", "kpsewhich", "make")
 MARKDOWN_TABLE_WIDTH = 96   # characters of a table row (cells + padding) that fit the A4 text width at \small
+SMALL_PRINT_WIDER = 1.25    # how many more fit at \scriptsize: a table up to that much wider prints whole, smaller
 RECORD_PREFIX = "application/papermill.record/"
 # pages the PDF prints last: Sphinx's LaTeX writer prints every citation at the end of the document, so the
 # References chapter goes there and the list follows its heading (PREAMBLE), instead of an empty chapter mid-book
@@ -158,7 +159,10 @@ TABLE_CAPTION = re.compile(r'<p class="table-caption">(?:<span class="caption-nu
 def table_caption(source: str) -> str:
     """The caption of a table output (`cvae.chapter.table`) as one line of Markdown, without any number; '' if none."""
     match = TABLE_CAPTION.search(source)
-    return " ".join(_inline_html_to_markdown(match.group(1)).split()) if match else ""
+    if not match:
+        return ""
+    # a backtick in a fence's info string ends the fence's chance of being one: code in a caption prints as text
+    return " ".join(_inline_html_to_markdown(match.group(1)).replace("`", "").split())
 
 
 def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH) -> str | None:
@@ -190,7 +194,8 @@ def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH)
     for c in range(columns):
         header_word = max((len(word) for word in header[c].split()), default=1) + 2
         widths.append(max(_cell_width([row[c] for row in body]), min(len(header[c]), 16) + 2, header_word))
-    groups = _column_groups(widths, width_limit) if columns > 1 else [[]]
+    small = width_limit < sum(widths) <= width_limit * SMALL_PRINT_WIDER
+    groups = _column_groups(widths, width_limit * (SMALL_PRINT_WIDER if small else 1)) if columns > 1 else [[]]
     tables = []
     for part, group in enumerate(groups):
         selected = [0] + group
@@ -200,6 +205,8 @@ def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH)
             lines.append("* - " + _escape_cell(row[selected[0]]))
             lines += ["  - " + _escape_cell(row[c]) for c in selected[1:]]
         lines.append("```")
+        if small:  # one table in smaller print (PREAMBLE's print-small) rather than two halves
+            lines = ["````{container} print-small", *lines, "````"]
         tables.append("\n".join(lines))
     return "\n\n".join(tables) + "\n"
 
@@ -390,6 +397,12 @@ PREAMBLE = r"""
 \makeatletter
 \@namedef{sphinxclasstag_print-small}{\let\small\scriptsize\scriptsize}
 \@namedef{endsphinxclasstag_print-small}{}
+\@namedef{sphinxclassprint-small}{\let\small\scriptsize\scriptsize}
+\@namedef{endsphinxclassprint-small}{}
+\makeatother
+% the datasets' names are never hyphenated ("PathM-NIST")
+\hyphenation{PathMNIST TissueMNIST OCTMNIST MedMNIST}
+\makeatletter
 \makeatother
 % the contents list the chapters only (one page instead of three)
 \setcounter{tocdepth}{0}

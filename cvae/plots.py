@@ -63,12 +63,14 @@ def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
 
 
 def class_colours() -> list:
-    """21 colours, one per global class, grouped by modality (reds, blues, greens)."""
-    maps = (plt.get_cmap("Reds"), plt.get_cmap("Blues"), plt.get_cmap("Greens"))
+    """21 colours, one per global class: each modality in its own hue families (PathMNIST reds, pinks and a brown,
+    TissueMNIST blues and indigos, OCTMNIST greens), four lightness steps per family, so neighbouring classes differ
+    in hue or clearly in lightness (one hue in nine lightness steps could not be told apart)."""
+    b, c = plt.get_cmap("tab20b").colors, plt.get_cmap("tab20c").colors
+    families = ([*b[12:16], *b[16:20], b[8]], [*c[0:4], *b[0:4]], [*c[8:12]])
     colours = []
-    for modality, cmap in enumerate(maps):
-        members = classes_of_modality(modality)
-        colours += [cmap(0.35 + 0.6 * i / max(len(members) - 1, 1)) for i in range(len(members))]
+    for modality, family in enumerate(families):
+        colours += list(family[:len(classes_of_modality(modality))])
     return colours
 
 

@@ -38,7 +38,8 @@ chapter.glue("latent_dim", config.latent_dim)
 # :name: fig-pca
 #
 # The first two principal components of $\mu$ for {glue:text}`n_latent_points:,` test images, coloured by modality
-# (left) and by class (right; reds PathMNIST, blues TissueMNIST, greens OCTMNIST) (the original's Figure 4).
+# (left) and by class (right: PathMNIST in reds and pinks, TissueMNIST in blues, OCTMNIST in greens); the
+# original's Figure 4.
 # Data: {glue:text}`data_caption:s`.
 # ```
 

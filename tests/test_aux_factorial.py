@@ -88,7 +88,8 @@ def test_the_verdict_names_the_cell_that_brings_the_modality_head_to_chance():
     study = _rows({("single", "conditioned", "train_mixed"): (0.90, 0.37)})
     decided = verdict(factorial_rows(study), GUESS)
     assert decided["verdict"] == "explained" and decided["cell"] == ["single", "conditioned", "train_mixed"]
-    assert decided["sentence"].startswith("Explained: with one-dataset batches, conditioned encoder, heads read in "
+    assert decided["sentence"].startswith("Explained: trained on one-dataset batches with the conditioned encoder, "
+                                          "heads read in "
                                           "train mode, mixed batches, the modality head reads what a guess in the "
                                           "label proportions scores, 36.5%")
     assert verdict(factorial_rows(_rows({})), GUESS)["verdict"] == "not explained"
@@ -96,6 +97,14 @@ def test_the_verdict_names_the_cell_that_brings_the_modality_head_to_chance():
     low_control = _rows({("single", "conditioned", "train_mixed"): (0.35, 0.37),
                          ("mixed", "conditioned", "eval"): (0.35, 0.37)})
     assert verdict(factorial_rows(low_control), GUESS)["verdict"] == "partly explained"
+    # a cell whose mean lies in the band but whose interval crosses its edge: the seeds cannot tell
+    wide = _rows({("single", "conditioned", "train_mixed"): (0.90, GUESS + 0.03)})
+    wide.loc[(wide["name"] == "single_batches") & (wide["seed"] == 2), "read_train_mixed_modality"] = GUESS + 0.12
+    undecided = verdict(factorial_rows(wide), GUESS)
+    assert undecided["verdict"] == "inconclusive" and undecided["cell"] == ["single", "conditioned", "train_mixed"]
+    assert undecided["sentence"].startswith("Inconclusive: trained on one-dataset batches with the conditioned "
+                                            "encoder, heads read in train mode, mixed batches, the modality head's "
+                                            "95% interval, ")
     gated = verdict(factorial_rows(study), GUESS, Learned(False, "x", failed_runs=2, runs=12))
     assert gated["verdict"] == "not testable at this scale" and "2 of 12 runs" in gated["sentence"]
 
@@ -163,15 +172,18 @@ def test_the_open_question_is_the_last_row_of_the_claims_table_and_not_a_claim()
 
     row = claims_row(_rows({("single", "conditioned", "train_mixed"): (0.90, 0.37)}))
     assert row["verdict"] == "explained"
-    assert row["ours"].startswith("closest: one-dataset batches, conditioned encoder, heads read in train mode, mixed "
+    assert row["ours"].startswith("deciding: trained on one-dataset batches with the conditioned encoder, heads read in "
+                                  "train mode, mixed "
                                   "batches, modality head 37.0%, 95% CI")
-    assert row["reason"].startswith("with one-dataset batches") and not row["reason"].endswith(".")
+    assert row["reason"].startswith("trained on one-dataset batches") and not row["reason"].endswith(".")
+    assert row["detectable"].startswith("about ") and row["detectable"].endswith("points, the closest cell's interval "
+                                                                                  "half-width")
     claims = pd.DataFrame([{"claim": "c", "original": '"o"', "ours": "x", "margin": "m", "verdict": "reproduced",
                             "reason": "r", "detectable": "d"}], index=["latent"])
     table = display_table(claims, row)
     assert len(table) == 2 and table.index[-1].startswith("why the heads read near chance: \"It is not clear")
     verdicts = table["verdict, and the effect the seeds could detect"]
-    assert verdicts.iloc[-1].startswith("explained: with one-dataset batches")
+    assert verdicts.iloc[-1].startswith("explained: trained on one-dataset batches")
     assert verdicts.iloc[0] == "reproduced: r. Detectable effect: d." and list(table.columns) == [
         "ours, and the margin", "verdict, and the effect the seeds could detect"]
     assert table.iloc[0]["ours, and the margin"] == "x. Margin: m."
@@ -185,3 +197,9 @@ def test_the_cells_share_their_seeds_when_the_papers_model_trains_more_for_the_c
     balanced = factorial_rows(pd.concat([study, extra], ignore_index=True))
     assert sorted(set(balanced["seed"])) == [0, 1, 2] and len(balanced) == len(factorial_rows(study))
     assert learned(pd.concat([study, extra])).runs == 12
+
+
+def test_a_probe_that_reads_every_seed_perfectly_counts_as_reading_the_modality():
+    study = _rows({("single", "conditioned", "train_mixed"): (0.90, 0.37)}).assign(probe_modality_accuracy=1.0)
+    decided = verdict(factorial_rows(study), GUESS)  # zero spread over seeds: no interval, every seed at 100%
+    assert decided["verdict"] == "explained" and decided["cell"] == ["single", "conditioned", "train_mixed"]

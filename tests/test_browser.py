@@ -242,6 +242,23 @@ WCAG_AA_CONTRAST = 4.5  # body text
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
+def test_the_verdict_line_is_on_the_intros_first_screen(site, browser, width, height):
+    base, _ = site
+    context, page, _, _ = _open(browser, base, "book/intro", width=width, height=height)
+    try:
+        box = page.evaluate("""() => { const line = [...document.querySelectorAll('article.bd-article strong')]
+            .find(e => /^\\d+ claims of the original: /.test(e.innerText));
+            if (!line) return null; const r = line.getBoundingClientRect();
+            return {top: r.top + window.scrollY, bottom: r.bottom + window.scrollY, viewport: window.innerHeight}; }""")
+        assert box is not None, "no verdict line on the intro"
+        print(f"verdict line at {width} px: {box['top']:.0f}-{box['bottom']:.0f} of {box['viewport']} px")
+        assert box["top"] < box["viewport"], f"the verdict line starts below the first screen at {width} px: {box}"
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
 def test_text_keeps_its_contrast_in_both_themes(site, browser):
     base, _ = site
     for scheme in ("light", "dark"):

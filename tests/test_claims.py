@@ -291,3 +291,12 @@ def test_the_kl_schedule_is_said_once_whether_it_ramps_or_jumps():
                                                "in epoch 6 and full in epoch 25, and the lowest validation total came "
                                                "in epoch 5.")
     assert "zero until epoch 3, where it takes its full value at once" in schedule_sentence(3, 3, 3, 2)
+
+
+def test_a_deeper_model_reliably_worse_is_no_better_and_the_reason_says_it_was_worse():
+    worse = claims_table(evidence(deep=_seeds(0.021, 0.012, n=5)))  # +0.9% to +3.3%: worse, not merely similar
+    assert worse.loc["deep", "verdict"] == "reproduced"
+    assert worse.loc["deep", "reason"] == ("the interval lies wholly above -5%; the deeper model was worse, which 'no "
+                                           "better' allows but 'very similar' does not")
+    around_zero = claims_table(evidence(deep=_seeds(0.021, 0.046)))
+    assert around_zero.loc["deep", "reason"] == "the interval lies wholly above -5%"

@@ -78,9 +78,18 @@ def test_a_table_caption_becomes_the_title_of_each_printed_part_without_its_html
     assert '<span class="caption-number">Table 7.1 </span>Every <code>column</code> of a wide table &amp; more.' in numbered
     markdown = html_table_to_markdown(numbered, width_limit=96)
     titles = re.findall(r"```\{list-table\} (.*)", markdown)
-    assert titles[0] == "Every `column` of a wide table & more." and len(titles) == len(_list_tables(markdown)) >= 2
+    # no backtick in a fence's info string (it would print the fence as text): code in a caption prints as text
+    assert titles[0] == "Every column of a wide table & more." and len(titles) == len(_list_tables(markdown)) >= 2
     assert all(title == titles[0] + " (continued)" for title in titles[1:])
     assert "Table 7.1" not in markdown  # LaTeX numbers the printed table itself
+
+
+def test_a_table_a_little_too_wide_prints_whole_in_smaller_print():
+    markdown = html_table_to_markdown(_dataframe_html(6), width_limit=96)
+    assert markdown.startswith("````{container} print-small\n```{list-table}") and markdown.rstrip().endswith("````")
+    (rows,) = _list_tables(markdown)
+    assert len(rows[0]) == 7  # every column in the one table
+    assert html_table_to_markdown(_dataframe_html(3), width_limit=96).startswith("```{list-table}")  # fits as it is
 
 
 def test_html_numbers_tables_per_chapter_as_the_pdf_counts_them():

@@ -222,3 +222,14 @@ def test_kept_checkpoint_sentence_says_when_the_run_was_still_improving():
     assert text.endswith("It is the last epoch, so the run was still improving: the later chapters evaluate a model "
                          "that had not converged.")
     assert "still improving" not in kept_checkpoint_sentence({**summary, "checkpoint_epoch": 2}, metrics)
+
+
+def test_the_21_class_colours_keep_each_modalitys_classes_apart():
+    from cvae.labels import classes_of_modality
+
+    colours = plots.class_colours()
+    assert len(colours) == NUM_CLASSES and len(set(colours)) == NUM_CLASSES
+    for modality in range(3):
+        members = [np.asarray(colours[label][:3]) for label in classes_of_modality(modality)]
+        closest = min(np.linalg.norm(a - b) for i, a in enumerate(members) for b in members[i + 1:])
+        assert closest > 0.15, (modality, closest)  # one hue in nine lightness steps: 0.099 apart in RGB
