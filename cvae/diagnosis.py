@@ -107,8 +107,8 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
         probe = seed_spread(study, "no_aux", "probe_modality_accuracy")
         symptom = heads.high is not None and heads.high < majority and probe.low is not None and probe.low > PROBE_READS
         out.append(
-            f"Heads without gradient (gamma = 0): modality {heads.text(1, percent=True)} while a probe on the same mu "
-            f"reads {probe.text(1, percent=True)}"
+            f"Heads without gradient (gamma = 0) read the modality at {heads.text(1, percent=True)}. A probe on the "
+            f"same mu reads {probe.text(1, percent=True)}"
             + (": heads below the majority baseline on a latent a probe reads, the original's symptom." if symptom
                else ": not the original's symptom at this spread."))
     if (study["name"] == "encoder_unconditioned").any():
@@ -183,7 +183,7 @@ def summary(study: pd.DataFrame) -> str:
     if fix is None:
         lowered = lowering(study)
         return (f"After Holm's correction over the {len(family(study))} contrasts of the heads, no tested change "
-                "raises one" + (f"; {'; '.join(lowered)}." if lowered else "."))
+                "raises one." + (f" Lowering them: {'; '.join(lowered)}." if lowered else ""))
     return (f"Of the tested changes, {fix['variant']} raises the {fix['metric'].replace('_', ' ')} most: "
             f"{fix['gain'].text(3)}, at a reconstruction-MSE change of {fix['recon_mse_change'].text(4)}.")
 

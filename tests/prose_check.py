@@ -16,7 +16,7 @@ MAX_WORDS = 45
 MAX_SIGNIFICANT = 4
 MIN_DUPLICATE_WORDS = 8  # shorter sentences ("Data: the synthetic stand-in.") may repeat as labels
 ACRONYMS = frozenset({
-    "AMD", "AMX", "AVX", "BT", "CE", "CI", "CNN", "CPU", "CSV", "CUDA", "CVAE", "ELBO", "EPYC", "FID", "GFLOP", "GPU",
+    "AMD", "AMX", "AVX", "AVX-512", "BT", "CE", "CI", "CNN", "CPU", "CSV", "CUDA", "CVAE", "ELBO", "EPYC", "FID", "GFLOP", "GPU",
     "H100", "H200", "HTML", "ICLR", "ITU-R", "JSON", "KID", "KL", "L1", "MD5", "MMD", "MSE", "NVIDIA", "OCT",
     "OCTMNIST", "PCA", "PDF", "PSNR", "RGB", "SNE", "SSIM", "TSTR", "TRTR", "NCHW", "URL", "VAE", "II", "III", "IV", "A4", "AI",
 })

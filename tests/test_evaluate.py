@@ -116,8 +116,8 @@ def test_diagnosis_says_no_when_the_seeds_cannot_resolve_a_change():
     # no change raises the heads; the one that lowers them beyond the seeds' spread is named with its interval
     # -0.755, -0.750, -0.745: sd 0.005, half-width 4.303 * 0.005 / sqrt(3) = 1.24 points
     assert diagnosis.summary(study) == (
-        "After Holm's correction over the 6 contrasts of the heads, no tested change raises one; no_aux lowers the "
-        "aux class accuracy by 75.0 percentage points, unadjusted 95% CI 73.8 to 76.2.")
+        "After Holm's correction over the 6 contrasts of the heads, no tested change raises one. Lowering them: no_aux "
+        "lowers the aux class accuracy by 75.0 percentage points, unadjusted 95% CI 73.8 to 76.2.")
     table = diagnosis.spread_table(study)
     assert list(table.index) == ["paper", "no_aux", "encoder_unconditioned", "gamma_10"]
     # 0.795, 0.800, 0.805: sd 0.005, half-width t(0.975, 2) * 0.005 / sqrt(3) = 4.303 * 0.002887 = 0.0124
