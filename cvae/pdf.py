@@ -153,7 +153,9 @@ def _escape_cell(text: str) -> str:
     return text or "\u00a0"
 
 
-TABLE_CAPTION = re.compile(r'<p class="table-caption">(?:<span class="caption-number">.*?</span>)?(.*?)</p>', re.S)
+TABLE_CAPTION_START = '<p class="table-caption">'  # how `cvae.chapter.table` opens a caption
+TABLE_CAPTION = re.compile(re.escape(TABLE_CAPTION_START) + r'(?:<span class="caption-number">.*?</span>)?(.*?)</p>',
+                           re.S)
 
 
 def table_caption(source: str) -> str:
@@ -563,6 +565,6 @@ def build_pdf(root: Path = PROJECT_ROOT, report_dir: Path | None = None, log=pri
     return target
 
 
-__all__ = ["PRINT_LAST", "printed_toc", "table_caption", "TABLE_CAPTION", "build_pdf", "glue_markdown", "latex_ready_prose", "html_to_markdown", "html_table_to_markdown",
+__all__ = ["PRINT_LAST", "printed_toc", "table_caption", "TABLE_CAPTION", "TABLE_CAPTION_START", "build_pdf", "glue_markdown", "latex_ready_prose", "html_to_markdown", "html_table_to_markdown",
            "latex_ready_notebook", "missing_tex_tools", "require_tex", "title_page", "tex_escape", "latex_config",
            "stage_sources", "PDF_PATH", "TEX_PACKAGES", "APT_INSTALL"]

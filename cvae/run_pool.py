@@ -1,9 +1,9 @@
 """Training several runs at once: one process per CPU core, one thread each.
 
-A small model at batch 256 does not keep two cores busy: on the 2-core machines measured, two one-thread runs side by
-side trained 1.2-1.3x the samples per second of one run on two threads (`python -m cvae bench --json`,
-`parallel_speedup`). Stacking the models in one process with `torch.func.vmap` was slower there (`stacked_speedup`
-0.6-0.9), so the study trains its runs side by side instead. Each run is the ordinary cached run of `cvae.train.train`:
+A small model at batch 256 does not keep two cores busy: on the 2-core AMD EPYC measured, two one-thread runs side by
+side trained 1.25-1.28x the samples per second of one run on two threads (`python -m cvae bench --json`,
+`side_by_side_speedup`). Stacking four models in one process with `torch.func.vmap` was slower there
+(`stacked_speedup` 0.53), so the study trains its runs side by side instead. Each run is the ordinary cached run of `cvae.train.train`:
 its own seed, initialisation, data order and optimizer state, the same run folder, resumable alone. Its one training
 thread is recorded in its config and summary like any other thread count; it changes the order of the CPU's
 reductions, so the numbers equal those of the same run trained alone on one thread, not on two.

@@ -19,8 +19,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_CAPTION_START = '<p class="table-caption">'
-
 
 def _script_key(script) -> tuple:
     filename = getattr(script, "filename", script) or ""
@@ -44,8 +42,8 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
 
 
 def chapter_numbers(toc: dict) -> dict[str, int]:
-    """{docname: chapter number} as the PDF numbers its chapters (`cvae.pdf.printed_toc`: parts flattened, the pages
-    it leaves out unnumbered; the root page has none)."""
+    """{docname: chapter number} as the PDF numbers its chapters (`cvae.pdf.printed_toc`: parts flattened,
+    PRINT_LAST at the end; the root page has none)."""
     from .pdf import printed_toc
 
     chapters = [re.sub(r"\.(md|ipynb)$", "", chapter["file"]) for chapter in printed_toc(toc)["chapters"]]
@@ -55,13 +53,13 @@ def chapter_numbers(toc: dict) -> dict[str, int]:
 def numbered_tables(html_outputs: list[str], chapter: int | None) -> list[str]:
     """The HTML outputs of one page with "Table c.k" put before each table caption, k counting the page's tables the
     way the PDF will (one per printed part, `cvae.pdf.html_table_to_markdown`)."""
-    from .pdf import html_table_to_markdown
+    from .pdf import TABLE_CAPTION_START as start, html_table_to_markdown
 
     count, numbered = 0, []
     for source in html_outputs:
-        if _CAPTION_START in source:
+        if start in source:
             label = f"Table {chapter}.{count + 1}" if chapter else f"Table {count + 1}"
-            source = source.replace(_CAPTION_START, f'{_CAPTION_START}<span class="caption-number">{label} </span>', 1)
+            source = source.replace(start, f'{start}<span class="caption-number">{label} </span>', 1)
             count += max(1, (html_table_to_markdown(source) or "").count("```{list-table}"))
         numbered.append(source)
     return numbered
