@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-from pathlib import Path
 import os
 import sys
 import warnings
+from pathlib import Path
 
-from .config import PROFILES, ConfigError, make_config, parse_overrides
+from cvae.core.config import PROFILES, ConfigError, make_config, parse_overrides
 
 
 def _add_profile(parser: argparse.ArgumentParser, default: str = "quick") -> None:
@@ -31,7 +31,7 @@ def _config(args):
 
 
 def cmd_info(args) -> int:
-    from .model import CVAE, count_parameters
+    from cvae.core.model import CVAE, count_parameters
 
     config = _config(args)
     info = {"profile": args.profile, "config_hash": config.config_hash(),
@@ -46,7 +46,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import load_data, summary
+    from cvae.data.loading import load_data, summary
 
     config = _config(args)
     with warnings.catch_warnings(record=True) as caught:
@@ -69,7 +69,7 @@ def cmd_data(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .synthetic import write_stand_in
+    from cvae.data.synthetic import write_stand_in
 
     if not args.official_sizes and args.per_class <= 0:
         raise ConfigError(f"--per-class must be a positive number of images per class and split, got {args.per_class}; "
@@ -81,7 +81,7 @@ def cmd_synth(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train
+    from cvae.training.train import train
 
     config = _config(args)
     run_dir = train(config, force=args.force, progress=True)
@@ -91,7 +91,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_run
+    from cvae.evaluation.run_evaluation import evaluate_run
 
     config = _config(args)
     result = evaluate_run(config, force=args.force, progress=not args.json)
@@ -100,7 +100,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from . import ablations, study
+    from cvae.study import ablations
+    from cvae.study import runner as study
 
     config = _config(args)  # ConfigError (bad --set) before anything trains
     if args.list:
@@ -109,7 +110,7 @@ def cmd_ablate(args) -> int:
             print(f"{run.name:24s} seed {run.seed}  {changes or '(the base configuration)'}")
         return 0
     if args.aux_factorial:
-        from . import aux_factorial
+        from cvae.study import aux_factorial
 
         table = study.run_study(args.profile, args.overrides, config.seed, data_dir=args.data_dir,
                                 names=list(aux_factorial.CELLS.values()), progress=not args.json)
@@ -121,10 +122,10 @@ def cmd_ablate(args) -> int:
             print(report["sentence"])
         return 0
     if args.study:
-        from .claims import claims_report
-        from .evaluate import evaluate_run
-        from .findings import table as claims_table
-        from .runs import load_run, run_dir_for
+        from cvae.evaluation.run_evaluation import evaluate_run
+        from cvae.study.claims import claims_report
+        from cvae.study.findings import table as claims_table
+        from cvae.training.runs import load_run, run_dir_for
 
         table = study.run_study(args.profile, args.overrides, config.seed, data_dir=args.data_dir,
                                 progress=not args.json)
@@ -145,9 +146,9 @@ def cmd_ablate(args) -> int:
 def cmd_sample(args) -> int:
     import time
 
-    from .labels import CLASS_NAMES
-    from .runs import RunError, is_finished, load_run, run_dir_for
-    from .sampling import draw, resolve_classes, write_npz
+    from cvae.core.labels import CLASS_NAMES
+    from cvae.evaluation.sampling import draw, resolve_classes, write_npz
+    from cvae.training.runs import RunError, is_finished, load_run, run_dir_for
 
     if args.list_classes:
         for label, name in enumerate(CLASS_NAMES):
@@ -168,7 +169,7 @@ def cmd_sample(args) -> int:
               "checkpoint_epoch": run.summary.get("checkpoint_epoch"), "temperature": args.temperature,
               "seed": args.seed, "synthetic_training_data": bool(run.summary["synthetic_data"])}
     if args.out:
-        from .plots import sample_grid
+        from cvae.report.plots import sample_grid
 
         trained_on = "the synthetic stand-in" if run.summary["synthetic_data"] else "MedMNIST"
         title = (f"Samples of {run.path.name} (trained on {trained_on}), temperature {args.temperature:g}, "
@@ -184,7 +185,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from . import study
+    from cvae.study import runner as study
 
     config = _config(args)  # ConfigError (bad --set) before anything trains
     record = study.run_search(args.profile, args.overrides, config.seed, data_dir=args.data_dir,
@@ -194,8 +195,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import format_table, load_or_run_switches, run_benchmark, save_benchmark
-    from .stacking import together_result
+    from cvae.training.bench import format_table, load_or_run_switches, run_benchmark, save_benchmark
+    from cvae.training.stacking import together_result
 
     if args.switches:
         result = load_or_run_switches(profile=args.profile, repeats=args.repeats, force=True)
@@ -214,7 +215,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from .book import build_book
+    from cvae.publish.book import build_book
 
     html = build_book(profile=args.profile, data_dir=args.data_dir, overrides=args.overrides, force=args.force,
                       pdf=args.pdf)
@@ -223,7 +224,7 @@ def cmd_book(args) -> int:
 
 
 def cmd_submission(args) -> int:
-    from .submission import write_submission
+    from cvae.publish.submission import write_submission
 
     archive = write_submission(allow_synthetic=args.allow_synthetic, include_checkpoints=args.checkpoints,
                                out_dir=args.out)
@@ -375,8 +376,8 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors the user or the machine can cause end with one line on stderr and exit status 2 (1 for
     other failures: bugs keep their traceback)."""
-    from .data import DataError
-    from .runs import RunError
+    from cvae.data.errors import DataError
+    from cvae.training.runs import RunError
 
     args = build_parser().parse_args(argv)
     warnings.showwarning = _warning_line  # a warning is one line too

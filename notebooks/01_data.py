@@ -13,8 +13,9 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import chapter, data_tables, examples, notices, plots
-from cvae.data import load_data, summary
+from cvae.data.loading import load_data, summary
+from cvae.evaluation import examples
+from cvae.report import chapter, data_tables, notices, plots
 
 chapter.setup_notebook()
 config = chapter.notebook_config(profile, seed, data_source, data_dir, overrides)
@@ -86,11 +87,11 @@ chapter.glue("fig_class_counts", plots.class_counts(per_class))
 # ## From RGB to one gray channel
 #
 # The model takes one channel. PathMNIST's RGB images are converted with the ITU-R BT.601 luma weights,
-# $Y = 0.299 R + 0.587 G + 0.114 B$ (`cvae.data.rgb_to_gray`), once, when the files are read.
+# $Y = 0.299 R + 0.587 G + 0.114 B$ (`cvae.data.loading.rgb_to_gray`), once, when the files are read.
 # The figure below shows one image of each PathMNIST class before and after.
 
 # %% tags=["hide-input"]
-from cvae.data import rgb_to_gray
+from cvae.data.loading import rgb_to_gray
 
 rgb = examples.pathmnist_rgb_examples(data, n=9)
 chapter.glue("fig_gray", plots.gray_conversion(rgb, rgb_to_gray(rgb)))

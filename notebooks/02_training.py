@@ -9,9 +9,11 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import ablation_tables, chapter, loss_balance, model_tables, original, plots
-from cvae.loss import TERMS
-from cvae.model import CVAE
+from cvae.core import original
+from cvae.core.loss import TERMS
+from cvae.core.model import CVAE
+from cvae.report import ablation_tables, chapter, model_tables, plots
+from cvae.training import loss_balance
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
 

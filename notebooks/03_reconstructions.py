@@ -9,8 +9,10 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import chapter, examples, findings, plots, result_tables
-from cvae.data import load_data
+from cvae.data.loading import load_data
+from cvae.evaluation import examples
+from cvae.report import chapter, plots, result_tables
+from cvae.study import findings
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 model = run.model("best")

@@ -12,7 +12,10 @@ explore_class = "drusen"
 explore_temperature = 1.0
 
 # %% tags=["remove-input"]
-from cvae import chapter, examples, explore, findings, formatting, plots, result_tables
+from cvae.core import formatting
+from cvae.evaluation import examples
+from cvae.report import chapter, explore, plots, result_tables
+from cvae.study import findings
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 model = run.model("best")
@@ -70,7 +73,7 @@ explore.offer(lambda: explore.sampling_widget(model, explore_class, explore_temp
 # ## Distance to the real images: domain FID and KID
 #
 # FID and KID are computed in the 128-dimensional feature space of an in-project CNN trained on the real training
-# images (`cvae.evaluator`), not Inception: the numbers compare runs of this project, not published FIDs. The floor
+# images (`cvae.evaluation.domain_evaluator`), not Inception: the numbers compare runs of this project, not published FIDs. The floor
 # is the distance between two disjoint halves of real images, the smallest value sampling noise allows.
 # KID is an unbiased estimate (cubic polynomial kernel on the same features, unitless), so a floor near or below
 # zero means "indistinguishable". The evaluator was trained with a random half of each batch blurred, so that it

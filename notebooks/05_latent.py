@@ -11,7 +11,9 @@ overrides = []
 # %% tags=["remove-input"]
 import numpy as np
 
-from cvae import ablations, aux_factorial, chapter, diagnosis, findings, formatting, plots, result_tables
+from cvae.core import formatting
+from cvae.report import chapter, plots, result_tables
+from cvae.study import ablations, aux_factorial, diagnosis, findings
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 evaluation = chapter.evaluation(config)

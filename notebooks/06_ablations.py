@@ -16,9 +16,11 @@ explore_seeds = 0
 # %% tags=["remove-input"]
 import pandas as pd
 
-from cvae import ablation_tables, ablations, chapter, examples, explore, findings, plots, weight_search
-from cvae.paths import runs_dir
-from cvae.study import load_search_record, search_runs, seeds_text, study_seeds, variant_seeds
+from cvae.core.paths import runs_dir
+from cvae.evaluation import examples
+from cvae.report import ablation_tables, chapter, explore, plots
+from cvae.study import ablations, findings, weight_search
+from cvae.study.runner import load_search_record, search_runs, seeds_text, study_seeds, variant_seeds
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 study = chapter.study(profile, config, seed, data_source, overrides, names=list(variants) or None)

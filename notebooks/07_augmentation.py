@@ -9,7 +9,8 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import chapter, formatting, plots, result_tables
+from cvae.core import formatting
+from cvae.report import chapter, plots, result_tables
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 evaluation = chapter.evaluation(config)
@@ -49,7 +50,7 @@ chapter.table(result_tables.tstr_table(evaluation), "Test accuracy of a classifi
 # are tested on the whole real test split.
 
 # %% tags=["hide-input"]
-from cvae.augmentation import ARM_NAMES, fraction_sentence, fraction_summary, fraction_table
+from cvae.evaluation.augmentation import ARM_NAMES, fraction_sentence, fraction_summary, fraction_table
 
 by_fraction = fraction_summary(evaluation["augmentation_by_fraction"])
 chapter.glue("fig_fractions", plots.fraction_curves(by_fraction[by_fraction["arm"] != "gain"], ARM_NAMES))

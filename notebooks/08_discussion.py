@@ -9,9 +9,12 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import aux_factorial, chapter, claims as claim_rules, diagnosis, findings
-from cvae.front_matter import load_front_matter
-from cvae.loss import beta_milestones
+from cvae.core.loss import beta_milestones
+from cvae.publish.front_matter import load_front_matter
+from cvae.report import chapter
+from cvae.study import aux_factorial
+from cvae.study import claims as claim_rules
+from cvae.study import diagnosis, findings
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 

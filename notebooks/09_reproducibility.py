@@ -9,7 +9,7 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import chapter, provenance
+from cvae.report import chapter, provenance
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 chapter.glue("command", provenance.book_command(profile, overrides))

@@ -9,7 +9,7 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae import ablation_tables, chapter, performance
+from cvae.report import ablation_tables, chapter, performance
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 

@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from cvae.paths import PROJECT_ROOT
+from cvae.core.paths import PROJECT_ROOT
 
 LOG: list[str] = []
 
@@ -18,7 +18,7 @@ def smoke_book() -> tuple[Path, float]:
 
     With CVAE_TEST_BOOK_HTML=<folder> the browser tests check an already built book instead (e.g. a CI artifact);
     the build-time budget is then not measured (0 s)."""
-    from cvae.book import build_book
+    from cvae.publish.book import build_book
 
     if os.environ.get("CVAE_TEST_BOOK_HTML"):
         return Path(os.environ["CVAE_TEST_BOOK_HTML"]), 0.0

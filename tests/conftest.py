@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cvae.synthetic import write_stand_in
+from cvae.data.synthetic import write_stand_in
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from book_build import LOG, smoke_book
 def smoke_pdf() -> tuple[Path, float]:
     """Build the smoke book (shared with the other slow tests), then its PDF; returns (PDF, seconds for the PDF).
     With CVAE_TEST_BOOK_HTML=<project>/_build/html (see book_build.py) the PDF is made from that project's build."""
-    from cvae.pdf import build_pdf
+    from cvae.publish.pdf import build_pdf
 
     html, _ = smoke_book()
     tick = time.perf_counter()

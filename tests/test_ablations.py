@@ -3,13 +3,13 @@
 import pandas as pd
 import pytest
 
-from cvae.ablations import FACTORIAL, STANDARD, ablation_config, convergence, run_ablation, variant_overrides
-from cvae.config import ConfigError, config_diff, make_config
-from cvae.runs import load_run
-from cvae.study import (CLAIM_SEEDS, CLAIMED, COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence, seeds_text,
-                        variant_seeds, paired_spread, run_study,
-                        search_results, search_runs, seed_spread, study_runs, study_seeds)
-from cvae.weight_search import GRID
+from cvae.core.config import ConfigError, config_diff, make_config
+from cvae.study.ablations import FACTORIAL, STANDARD, ablation_config, convergence, run_ablation, variant_overrides
+from cvae.study.runner import (CLAIM_SEEDS, CLAIMED, COMPARED, SEARCH_SEEDS, SEEDED, STUDY_SEEDS, claim_evidence,
+                               paired_spread, run_study, search_results, search_runs, seed_spread, seeds_text,
+                               study_runs, study_seeds, variant_seeds)
+from cvae.study.weight_search import GRID
+from cvae.training.runs import load_run
 
 # a tiny model; the smoke profile's ablation scale picks the images (and the main config's evaluator judges them)
 TINY = {"epochs": 1, "encoder_channels": (8, 16, 32), "hidden_dim": 32, "class_embed_dim": 16,
@@ -152,7 +152,7 @@ def test_a_tiny_study_trains_once_and_reuses_its_runs(stand_in_dir, runs_dir, mo
 def test_seeded_table_reads_each_variant_over_its_seeds():
     import pandas as pd
 
-    from cvae.ablation_tables import seeded_table
+    from cvae.report.ablation_tables import seeded_table
 
     rows = [{"name": name, "seed": seed, "parameters": 1_155_993, COMPARED: loss + seed,
              "aux_class_accuracy": 0.5, "aux_modality_accuracy": 1.0, "probe_class_accuracy": 0.9,
@@ -168,8 +168,8 @@ def test_seeded_table_reads_each_variant_over_its_seeds():
 
 
 def test_three_perfect_heads_are_inconclusive_against_the_chance_band_and_say_why():
-    from cvae.claims import _aux_heads
-    from cvae.spread import rate_over_classes
+    from cvae.core.spread import rate_over_classes
+    from cvae.study.claims import _aux_heads
 
     perfect = rate_over_classes([1.0, 1.0, 1.0], kind="seeds")  # exact bound 29.2% to 100%, reaching the band
     finding = _aux_heads({"aux_modality": perfect, "aux_class": None, "aux_guess": 0.365})

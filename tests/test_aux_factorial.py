@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from cvae.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines,
-                                learned, official_baselines, report, run_learned, verdict)
-from cvae.claims import Learned
-from cvae.config import make_config
-from cvae.data import Split
-from cvae.inference import READINGS, aux_head_readings
-from cvae.labels import MODALITY_OF_CLASS, NUM_CLASSES
-from cvae.model import CVAE
-from cvae.train import single_dataset_batches
+from cvae.core.config import make_config
+from cvae.core.labels import MODALITY_OF_CLASS, NUM_CLASSES
+from cvae.core.model import CVAE
+from cvae.data.loading import Split
+from cvae.evaluation.inference import READINGS, aux_head_readings
+from cvae.study.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines,
+                                      learned, official_baselines, report, run_learned, verdict)
+from cvae.study.claims import Learned
+from cvae.training.train import single_dataset_batches
 
 
 def test_the_baselines_of_the_originals_validation_split():
@@ -167,8 +167,8 @@ def test_the_readings_measure_reconstructions_the_same_way_against_class_means()
 
 
 def test_the_open_question_is_the_last_row_of_the_claims_table_and_not_a_claim():
-    from cvae.aux_factorial import claims_row
-    from cvae.findings import display_table
+    from cvae.study.aux_factorial import claims_row
+    from cvae.study.findings import display_table
 
     row = claims_row(_rows({("single", "conditioned", "train_mixed"): (0.90, 0.37)}))
     assert row["verdict"] == "explained"

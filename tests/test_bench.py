@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from cvae import bench
-from cvae.config import make_config
-from cvae.data import rgb_to_gray
-from cvae.labels import CLASS_OFFSETS, CLASSES_PER_DATASET, DATASETS
-from cvae.model import CVAE
+from cvae.core.config import make_config
+from cvae.core.labels import CLASS_OFFSETS, CLASSES_PER_DATASET, DATASETS
+from cvae.core.model import CVAE
+from cvae.data.loading import rgb_to_gray
+from cvae.training import bench
 
 REQUIRED_KEYS = ("conventional_samples_per_s", "project_samples_per_s", "speedup", "flops_per_sample",
                  "achieved_gflops", "matmul_gflops", "utilization", "data_fraction", "peak_memory_mb", "device",

@@ -10,10 +10,11 @@ import re
 
 import pytest
 
+from cvae.core.config import make_config
+from cvae.core.paths import PROJECT_ROOT
+from cvae.training.runs import SUMMARY_FILE, run_dir_for
+
 from book_build import LOG, smoke_book, toc_pages
-from cvae.config import make_config
-from cvae.paths import PROJECT_ROOT
-from cvae.runs import SUMMARY_FILE, run_dir_for
 
 
 @pytest.mark.slow
@@ -52,7 +53,7 @@ def test_every_table_of_the_book_has_a_numbered_caption():
 
 @pytest.mark.slow
 def test_second_build_retrains_and_recomputes_nothing():
-    from cvae.book import build_book
+    from cvae.publish.book import build_book
 
     smoke_book()
     run_dir = run_dir_for(make_config("smoke"))
@@ -93,13 +94,13 @@ def test_a_chapter_is_reused_only_while_its_notebook_and_data_are_what_the_build
 
     import numpy as np
 
-    import cvae.book
-    from cvae.book import execute_notebooks
+    import cvae.publish.book
+    from cvae.publish.book import execute_notebooks
 
     source = tmp_path / "notebooks" / "01_tiny.py"
     source.parent.mkdir()
     source.write_text('# %% tags=["parameters"]\nprofile = ""\ndata_dir = ""\n\n# %%\nprint("built", profile)\n')
-    monkeypatch.setattr(cvae.book, "notebook_sources", lambda folder=None: [source])
+    monkeypatch.setattr(cvae.publish.book, "notebook_sources", lambda folder=None: [source])
     data = tmp_path / "data"
     shutil.copytree(stand_in_dir, data)
     out = tmp_path / "report"
@@ -129,3 +130,31 @@ def test_a_chapter_is_reused_only_while_its_notebook_and_data_are_what_the_build
     assert "01_tiny: unchanged, reused" in build()
     main_run["digests.json"] = "b"  # the main run was retrained: what read it runs again
     assert "01_tiny: executing" in build()
+    monkeypatch.setattr(cvae.publish.book, "package_hash", lambda: "the package after an edit")
+    assert "01_tiny: executing" in build()  # any change to the package's code runs every chapter again
+    assert "01_tiny: unchanged, reused" in build()
+
+
+def test_the_package_hash_changes_with_any_module_of_any_layer_and_only_with_the_code(tmp_path):
+    import shutil
+
+    from cvae.core.paths import PROJECT_ROOT
+    from cvae.publish.book import package_hash
+
+    package = tmp_path / "cvae"
+    shutil.copytree(PROJECT_ROOT / "cvae", package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = package_hash(package)
+    assert package_hash(package) == before == package_hash(PROJECT_ROOT / "cvae")
+    layers = sorted(folder for folder in package.iterdir() if (folder / "__init__.py").exists())
+    assert len(layers) == 7
+    hashes = {before}
+    for layer in layers:
+        module = sorted(layer.glob("*.py"))[-1]
+        module.write_text(module.read_text() + "\n# an edit\n")
+        last = package_hash(package)
+        hashes.add(last)
+    assert len(hashes) == 8  # every edit, in every layer, gave a new hash
+    (package / "core" / "notes.txt").write_text("not code")
+    (package / "core" / "__pycache__").mkdir(exist_ok=True)
+    (package / "core" / "__pycache__" / "labels.cpython-311.pyc").write_bytes(b"compiled")
+    assert package_hash(package) == last  # files that are not Python source change nothing

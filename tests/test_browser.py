@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from cvae.core.paths import PROJECT_ROOT
+
 from book_build import smoke_book, toc_pages
-from cvae.paths import PROJECT_ROOT
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 # None: the duplicate `const THEBE_JS_URL` that sphinx-thebe 0.3.1 emitted on every page of this stack (toolchain
-# notes 4) is dropped by cvae/sphinx_fixes.py, so any page error fails the test.
+# notes 4) is dropped by cvae/publish/sphinx_fixes.py, so any page error fails the test.
 KNOWN_PAGE_ERRORS: tuple[str, ...] = ()
 ORIGINAL_FIGURES = ("fig-loss", "fig-recon", "fig-samples", "fig-pca", "fig-tsne", "fig-real")
 ARTIFACTS = PROJECT_ROOT / "_build" / "artifacts"

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cvae.runs import BEST_CHECKPOINT, DIGESTS_FILE, LAST_CHECKPOINT, METRICS_FILE, load_run, read_checkpoint
+from cvae.training.runs import BEST_CHECKPOINT, DIGESTS_FILE, LAST_CHECKPOINT, METRICS_FILE, load_run, read_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cvae.claims import (CLAIMS, RULE, TESTS, VERDICTS, Learned, claims_report, claims_table, learning_gate,
-                         sentence, verdict_counts)
-from cvae.paths import PROJECT_ROOT
-from cvae.spread import Spread, over_classes, over_seeds, paired_relative_difference
+from cvae.core.paths import PROJECT_ROOT
+from cvae.core.spread import Spread, over_classes, over_seeds, paired_relative_difference
+from cvae.study.claims import (CLAIMS, RULE, TESTS, VERDICTS, Learned, claims_report, claims_table, learning_gate,
+                               sentence, verdict_counts)
 
 
 def _seeds(mean: float, half: float, n: int = 3) -> Spread:
@@ -238,7 +238,7 @@ def test_no_page_words_a_verdict_by_hand():
 
 
 def test_chapter_summaries_state_what_the_numbers_show():
-    from cvae.findings import reconstruction_summary, sampling_summary
+    from cvae.study.findings import reconstruction_summary, sampling_summary
 
     def gain(mean, low, high):
         return {"mean": mean, "sd": 0.1, "n": 9, "low": low, "high": high, "kind": "classes"}
@@ -272,7 +272,7 @@ def test_an_accuracy_interval_over_seeds_stays_inside_zero_and_one():
 
 
 def test_the_gate_counts_every_run_behind_a_claim():
-    from cvae.claims import combine
+    from cvae.study.claims import combine
 
     failing = learning_gate("x seed 0", -0.1, 0.0, 1 / 21)
     paper = combine([failing, learning_gate("x seed 1", -0.1, 0.0, 1 / 21)])
@@ -285,7 +285,7 @@ def test_the_gate_counts_every_run_behind_a_claim():
 
 
 def test_the_kl_schedule_is_said_once_whether_it_ramps_or_jumps():
-    from cvae.findings import schedule_sentence
+    from cvae.study.findings import schedule_sentence
 
     assert schedule_sentence(6, 25, 30, 5) == ("In this build's schedule of 30 epochs, the KL weight is first non-zero "
                                                "in epoch 6 and full in epoch 25, and the lowest validation total came "

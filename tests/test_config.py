@@ -1,6 +1,6 @@
 import pytest
 
-from cvae.config import Config, ConfigError, make_config, parse_overrides
+from cvae.core.config import Config, ConfigError, make_config, parse_overrides
 
 
 def test_defaults_are_the_papers_values():

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from cvae.config import make_config
-from cvae.data import DataError, iterate_batches, load_data, rgb_to_gray, stratified_indices, summary
-from cvae.labels import CLASS_NAMES, CLASS_OFFSETS, DATASETS, MODALITY_OF_CLASS, NUM_CLASSES, classes_of_modality
-from cvae.synthetic import MARKER_FILE, OFFICIAL_SPLIT_SIZES
+from cvae.core.config import make_config
+from cvae.core.labels import CLASS_NAMES, CLASS_OFFSETS, DATASETS, MODALITY_OF_CLASS, NUM_CLASSES, classes_of_modality
+from cvae.data.errors import DataError
+from cvae.data.loading import iterate_batches, load_data, rgb_to_gray, stratified_indices, summary
+from cvae.data.synthetic import MARKER_FILE, OFFICIAL_SPLIT_SIZES
 
 
 def synthetic_config(folder, **overrides):
@@ -158,7 +159,7 @@ def test_official_sizes_sum_to_the_papers_training_total():
 
 
 def test_a_relative_data_folder_is_resolved_once_against_the_callers_folder(tmp_path, monkeypatch):
-    from cvae.data import resolve_data_dir
+    from cvae.data.loading import resolve_data_dir
 
     monkeypatch.chdir(tmp_path)
     folder = resolve_data_dir(make_config("smoke", ["data_dir=reldata"]))

@@ -12,7 +12,7 @@ TINY = ["epochs=2", "batch_size=128", "encoder_channels=8,16,32", "hidden_dim=64
 
 
 def test_every_study_run_uses_the_data_folder_it_is_given(tmp_path):
-    from cvae import study
+    from cvae.study import runner as study
 
     runs = study.study_runs("smoke", extra=TINY, data_dir=str(tmp_path / "data"))
     assert len(runs) >= 13 and {run.config.data_dir for run in runs} == {str(tmp_path / "data")}
@@ -22,7 +22,7 @@ def test_every_study_run_uses_the_data_folder_it_is_given(tmp_path):
 def test_the_smoke_book_uses_only_the_data_folder_it_is_given(stand_in_dir, tmp_path, monkeypatch):
     import torchvision.datasets.utils
 
-    from cvae.book import build_book
+    from cvae.publish.book import build_book
 
     def offline(*args, **kwargs):
         raise OSError("network is unreachable (simulated)")

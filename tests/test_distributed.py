@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import torch
 
-from cvae import distributed
-from cvae.config import make_config
-from cvae.model import CVAE
+from cvae.core.config import make_config
+from cvae.core.model import CVAE
+from cvae.training import distributed
 
 
 def test_single_process_defaults():

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from cvae import evaluate, inference
-from cvae.config import make_config
-from cvae.data import Split
-from cvae import diagnosis
-from cvae.labels import MODALITY_OF_CLASS, NUM_CLASSES
-from cvae.model import CVAE
+from cvae.core.config import make_config
+from cvae.core.labels import MODALITY_OF_CLASS, NUM_CLASSES
+from cvae.core.model import CVAE
+from cvae.data.loading import Split
+from cvae.evaluation import inference
+from cvae.evaluation import run_evaluation as evaluate
+from cvae.study import diagnosis
 
 REQUIRED_KEYS = {
     "evaluator_test_accuracy", "reference_resnet18_28", "domain_fid", "domain_kid", "domain_fid_floor",
@@ -179,7 +180,7 @@ def test_evaluate_run_on_smoke_end_to_end_and_cached(tmp_path, monkeypatch):
 
 
 def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
-    from cvae.augmentation import fraction_sentence, fraction_summary, fraction_table
+    from cvae.evaluation.augmentation import fraction_sentence, fraction_summary, fraction_table
 
     rows = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": value}
             for seed, (real, both) in enumerate([(0.50, 0.55), (0.52, 0.56), (0.48, 0.54)])
@@ -203,9 +204,9 @@ def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():
 
 
 def test_a_cached_result_is_served_only_while_its_content_key_and_checkpoint_are_unchanged(tmp_path, monkeypatch):
-    from cvae.runs import BEST_CHECKPOINT
-
     from types import SimpleNamespace
+
+    from cvae.training.runs import BEST_CHECKPOINT
 
     monkeypatch.setattr(evaluate, "is_finished", lambda folder: True)
     monkeypatch.setenv("CVAE_RUNS_DIR", str(tmp_path))
@@ -231,21 +232,22 @@ def test_a_cached_result_is_served_only_while_its_content_key_and_checkpoint_are
 
 
 def test_the_evaluation_key_follows_the_code_that_computes_it(monkeypatch):
-    from cvae.run_metrics import evaluation_settings_for
+    from cvae.evaluation.run_metrics import evaluation_settings_for
 
     config = make_config("smoke")
     settings = evaluation_settings_for(config)
     before = evaluate.evaluation_key(config, settings)
     monkeypatch.setattr(evaluate, "source_digest", lambda modules: "another version of the metric code")
     assert evaluate.evaluation_key(config, settings) != before
-    assert {"evaluate", "metrics", "run_metrics", "evaluator"} <= set(evaluate.EVALUATION_MODULES)
+    assert {"evaluation.run_evaluation", "evaluation.metric_math", "evaluation.run_metrics",
+            "evaluation.domain_evaluator"} <= set(evaluate.EVALUATION_MODULES)
 
 
 def test_the_evaluator_is_retrained_on_other_data_and_when_damaged(stand_in_dir, runs_dir, tmp_path, monkeypatch):
     import shutil
 
-    from cvae import evaluator as evaluator_module
-    from cvae.data import load_data
+    from cvae.data.loading import load_data
+    from cvae.evaluation import domain_evaluator as evaluator_module
 
     trained = []
 

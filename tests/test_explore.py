@@ -1,4 +1,4 @@
-"""The live views (`cvae.explore`) behind the sampling and ablation chapters' widgets, the static output a book build
+"""The live views (`cvae.report.explore`) behind the sampling and ablation chapters' widgets, the static output a book build
 shows instead, the chapters executed headless with non-default values, and `make lab`'s JupyterLab opening a
 chapter's .py source as a notebook."""
 
@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvae import chapter, explore
-from cvae.config import make_config
-from cvae.model import CVAE
-from cvae.paths import PROJECT_ROOT
+from cvae.core.config import make_config
+from cvae.core.model import CVAE
+from cvae.core.paths import PROJECT_ROOT
+from cvae.report import chapter, explore
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_the_sample_view_follows_its_class_temperature_and_seed(model):
 
 
 def test_an_unknown_class_is_refused_by_name(model):
-    from cvae.config import ConfigError
+    from cvae.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="'no such tissue' matches no class"):
         explore.sample_view(model, "no such tissue", 1.0)
@@ -93,12 +93,12 @@ def _execute(chapter_stem: str, parameters: dict, out: Path) -> dict:
     import jupytext
     import papermill as pm
 
-    from cvae.book import KERNEL_NAME, _kernel_env
+    from cvae.publish.jupyter_book import KERNEL_NAME, kernel_env
 
     notebook = jupytext.read(PROJECT_ROOT / "notebooks" / f"{chapter_stem}.py")
     notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     saved = dict(os.environ)
-    os.environ.update({**_kernel_env(), chapter.REPORT_DIR_ENV: str(out)})
+    os.environ.update({**kernel_env(), chapter.REPORT_DIR_ENV: str(out)})
     try:
         pm.execute_notebook(notebook, str(out / f"{chapter_stem}.ipynb"), parameters=parameters,
                             kernel_name=KERNEL_NAME, cwd=str(PROJECT_ROOT), progress_bar=False)
@@ -177,7 +177,7 @@ def test_make_lab_opens_a_chapter_source_as_a_paired_notebook(tmp_path):
 
 
 def test_the_study_view_asks_for_the_studys_own_runs():
-    from cvae.study import main_config, seeded_runs, study_runs
+    from cvae.study.runner import main_config, seeded_runs, study_runs
 
     chosen = seeded_runs("smoke", ["paper", "latent64"], range(0, 2))
     study = {(run.name, run.seed): run.config.config_hash() for run in study_runs("smoke")}

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
-from cvae import plots
-from cvae.augmentation import ARM_NAMES
-from cvae.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES, class_label
-from cvae.loss import TERMS
-from cvae.aux_factorial import READ_NAMES
-from cvae.weight_search import CRITERIA, CRITERION_NAMES, GRID
+from cvae.core.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES, class_label
+from cvae.core.loss import TERMS
+from cvae.evaluation.augmentation import ARM_NAMES
+from cvae.report import plots
+from cvae.study.aux_factorial import READ_NAMES
+from cvae.study.weight_search import CRITERIA, CRITERION_NAMES, GRID
 
 RNG = np.random.default_rng(0)
 

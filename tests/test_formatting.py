@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cvae.formatting import significant
-from cvae.result_tables import distance_table, reconstruction_table, tstr_table
+from cvae.core.formatting import significant
+from cvae.report.result_tables import distance_table, reconstruction_table, tstr_table
 
 
 def test_three_significant_digits_without_exponents():

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvae.config import make_config
-from cvae.data import Split
-from cvae.graphed_step import GraphedTrainStep, make_capturable, portable_optimizer_state
-from cvae.model import CVAE
-from cvae.train import build_optimizer, train_step, uses_cuda_graphs
+from cvae.core.config import make_config
+from cvae.core.model import CVAE
+from cvae.data.loading import Split
+from cvae.training.graphed_step import GraphedTrainStep, make_capturable, portable_optimizer_state
+from cvae.training.train import build_optimizer, train_step, uses_cuda_graphs
 
 
 def _batch(n: int = 8, seed: int = 0):
@@ -63,8 +63,8 @@ def test_graphed_step_refuses_a_split_that_is_not_on_a_gpu():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_on_a_gpu_graph_replay_trains_like_the_eager_loop(stand_in_dir, tmp_path, monkeypatch):
-    from cvae.runs import load_run
-    from cvae.train import train
+    from cvae.training.runs import load_run
+    from cvae.training.train import train
 
     results = {}
     for graphs in (False, True):

@@ -1,15 +1,18 @@
-"""The README's map of the package matches the package: every module is on it and everything on it is a module."""
+"""The README's map of the package matches the package: every module is on it, in its layer, and nothing else is."""
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import subprocess
+import sys
+from pathlib import Path
 
-from cvae.paths import PROJECT_ROOT
+from cvae.core.paths import PROJECT_ROOT
 
 
-def _package_map() -> dict[str, str]:
-    """{name listed in the README's layout block for cvae/: its line}."""
+def _package_map() -> dict[str, list[str]]:
+    """{layer listed in the README's layout block for cvae/: the module names (or globs) on its line}."""
     readme = (PROJECT_ROOT / "README.md").read_text()
     block = readme[readme.index("## Layout"):]
     block = block[block.index("```") + 3:]
@@ -17,18 +20,52 @@ def _package_map() -> dict[str, str]:
     package = block[block.index("cvae/"):block.index("notebooks/")]
     listed = {}
     for line in package.splitlines()[1:]:
-        match = re.match(r"^  ([a-z_*][a-z_0-9*, ]*?)(?:\s{2,}|$)", line)
+        match = re.match(r"^  ([a-z_]+)/\s+(.+)$", line)
         if match:
-            for name in match.group(1).split(","):
-                listed[name.strip()] = line
+            listed[match.group(1)] = [name.strip() for name in match.group(2).split(",")]
     return listed
 
 
-def test_the_readme_map_names_every_module_of_the_package_and_nothing_else():
-    modules = sorted(p.stem for p in (PROJECT_ROOT / "cvae").glob("*.py") if not p.stem.startswith("__"))
-    listed = _package_map()
-    assert len(listed) >= 30
-    unlisted = [m for m in modules if not any(fnmatch.fnmatch(m, name) for name in listed)]
-    assert unlisted == [], f"modules missing from the README's layout: {unlisted}"
-    stale = [name for name in listed if not any(fnmatch.fnmatch(m, name) for m in modules)]
-    assert stale == [], f"names in the README's layout that are no module: {stale}"
+def _package_modules() -> dict[str, list[str]]:
+    """{subpackage of cvae/: its modules}, read from the tree."""
+    package = PROJECT_ROOT / "cvae"
+    return {folder.name: sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("__"))
+            for folder in sorted(package.iterdir()) if (folder / "__init__.py").exists()}
+
+
+def test_the_readme_map_names_every_layer_and_module_of_the_package_and_nothing_else():
+    listed, modules = _package_map(), _package_modules()
+    assert list(listed) == list(_layers_top_down())[::-1], "the README lists the layers bottom-up, as .importlinter does"
+    assert set(listed) == set(modules), f"layers: README {sorted(listed)}, tree {sorted(modules)}"
+    for layer, names in modules.items():
+        unlisted = [m for m in names if not any(fnmatch.fnmatch(m, name) for name in listed[layer])]
+        assert unlisted == [], f"modules of cvae/{layer} missing from the README's layout: {unlisted}"
+        stale = [name for name in listed[layer] if not any(fnmatch.fnmatch(m, name) for m in names)]
+        assert stale == [], f"names in the README's cvae/{layer} line that are no module there: {stale}"
+
+
+def test_the_package_has_no_module_outside_a_layer():
+    loose = sorted(p.name for p in (PROJECT_ROOT / "cvae").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py"]
+
+
+def _layers_top_down() -> list[str]:
+    """The layers of the contract in .importlinter, top first, without the cvae. prefix and the CLI."""
+    text = (PROJECT_ROOT / ".importlinter").read_text()
+    section = text[text.index("type = layers"):]
+    section = section[section.index("layers =") + len("layers ="):]
+    names = []
+    for line in section.splitlines()[1:]:
+        if not line.startswith((" ", "\t")) or not line.strip():
+            break
+        names.append(line.strip())
+    return [name.removeprefix("cvae.") for name in names if name != "cvae.__main__"]
+
+
+def test_the_layer_contract_holds_and_no_module_imports_in_a_circle():
+    """`lint-imports` checks .importlinter: each layer imports only those below it; no circle among siblings."""
+    lint = Path(sys.executable).parent / "lint-imports"
+    completed = subprocess.run([str(lint) if lint.exists() else "lint-imports", "--no-cache"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in completed.stdout

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from cvae.config import make_config
-from cvae.loss import beta_at, kl_per_dimension, loss_terms
-from cvae.model import CVAEOutput, PerceptualNet
+from cvae.core.config import make_config
+from cvae.core.loss import beta_at, kl_per_dimension, loss_terms
+from cvae.core.model import CVAEOutput, PerceptualNet
 
 
 @pytest.mark.parametrize("epoch, expected", [(0, 0.0), (19, 0.0), (20, 0.0), (70, 0.5), (119, 0.99), (120, 1.0),

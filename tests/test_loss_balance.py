@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from cvae.config import make_config
-from cvae.loss import TERMS, loss_terms
-from cvae.loss_balance import balance_epochs, measure_balance
-from cvae.model import CVAE
+from cvae.core.config import make_config
+from cvae.core.loss import TERMS, loss_terms
+from cvae.core.model import CVAE
+from cvae.training.loss_balance import balance_epochs, measure_balance
 
 
 def _batch(n: int = 16):

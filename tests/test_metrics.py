@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from cvae import metrics
-from cvae.evaluator import DomainClassifier, FeatureExtractor, extract_features, per_dataset_accuracy, split_reference
-from cvae.evaluator import EvaluatorSettings
+from cvae.evaluation import metric_math as metrics
+from cvae.evaluation.domain_evaluator import (DomainClassifier, EvaluatorSettings, FeatureExtractor, extract_features,
+                                              per_dataset_accuracy, split_reference)
 
 
 def _features(n=400, d=16, shift=0.0, seed=0):
@@ -145,8 +145,8 @@ def test_split_reference_is_disjoint_stratified_and_capped():
 
 
 def test_per_dataset_accuracy_of_a_perfect_classifier_is_one():
-    from cvae.data import Split
-    from cvae.labels import MODALITY_OF_CLASS
+    from cvae.core.labels import MODALITY_OF_CLASS
+    from cvae.data.loading import Split
 
     labels = torch.arange(21).repeat(3)
     split = Split(torch.zeros(63, 28, 28, dtype=torch.uint8), labels, torch.tensor(MODALITY_OF_CLASS)[labels])

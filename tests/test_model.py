@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from cvae.ablations import STANDARD
-from cvae.config import make_config
-from cvae.model import CVAE, PerceptualNet, count_parameters
+from cvae.core.config import make_config
+from cvae.core.model import CVAE, PerceptualNet, count_parameters
+from cvae.study.ablations import STANDARD
 
 
 @pytest.fixture(scope="module")

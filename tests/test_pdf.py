@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from cvae.core.paths import PROJECT_ROOT
+from cvae.publish.pdf import html_table_to_markdown, html_to_markdown, latex_ready_notebook, tex_escape, title_page
+
 from book_build import LOG
 from pdf_build import smoke_pdf
-from cvae.paths import PROJECT_ROOT
-from cvae.pdf import html_table_to_markdown, html_to_markdown, latex_ready_notebook, tex_escape, title_page
 
 ARTIFACTS = PROJECT_ROOT / "_build" / "artifacts"
 ORIGINAL_FIGURES = 6
@@ -70,8 +71,8 @@ def test_a_wide_table_is_split_by_columns_repeating_the_row_labels():
 
 
 def test_a_table_caption_becomes_the_title_of_each_printed_part_without_its_html_number():
-    from cvae.chapter import table
-    from cvae.sphinx_fixes import numbered_tables
+    from cvae.publish.sphinx_fixes import numbered_tables
+    from cvae.report.chapter import table
 
     wide = table(_FrameHtml(_dataframe_html(12)), "Every `column` of a wide table & more.")._repr_html_()
     (numbered,) = numbered_tables([wide], chapter=7)
@@ -93,8 +94,8 @@ def test_a_table_a_little_too_wide_prints_whole_in_smaller_print():
 
 
 def test_html_numbers_tables_per_chapter_as_the_pdf_counts_them():
-    from cvae.chapter import table
-    from cvae.sphinx_fixes import chapter_numbers, numbered_tables
+    from cvae.publish.sphinx_fixes import chapter_numbers, numbered_tables
+    from cvae.report.chapter import table
 
     narrow = table(_FrameHtml(_dataframe_html(2)), "Narrow.")._repr_html_()
     wide = table(_FrameHtml(_dataframe_html(12)), "Wide.")._repr_html_()
@@ -129,7 +130,7 @@ def test_long_digests_wrap_and_cells_never_become_list_markers():
 
 
 def test_admonition_html_becomes_a_myst_admonition_and_other_html_is_left_alone():
-    from cvae.notices import data_notice_html, data_notice_markdown
+    from cvae.report.notices import data_notice_html, data_notice_markdown
 
     html = data_notice_html(True, "smoke", "abc123")
     markdown = html_to_markdown(html)
@@ -166,8 +167,8 @@ def test_latex_ready_notebook_adds_markdown_beside_html_only():
 def test_glued_prose_carries_its_markdown_for_latex_and_its_html_for_the_web():
     from IPython.core.formatters import DisplayFormatter
 
-    from cvae.chapter import html
-    from cvae.pdf import glue_markdown
+    from cvae.publish.pdf import glue_markdown
+    from cvae.report.chapter import html
 
     data, _ = DisplayFormatter().format(html("The run **reproduced** 2 of 7 claims."))
     assert data["text/html"].strip() == "<p>The run <strong>reproduced</strong> 2 of 7 claims.</p>"
@@ -180,7 +181,7 @@ def test_glued_prose_carries_its_markdown_for_latex_and_its_html_for_the_web():
 
 
 def test_cross_document_glue_of_html_in_prose_becomes_its_markdown():
-    from cvae.pdf import latex_ready_prose
+    from cvae.publish.pdf import latex_ready_prose
 
     text = ("# Method\n\n```{glue} data_notice\n:doc: /report/02_training.ipynb\n```\n\nText.\n\n"
             "```{glue} fig_loss\n:doc: ../report/02_training.ipynb\n```\n\n"
@@ -195,8 +196,8 @@ def test_cross_document_glue_of_html_in_prose_becomes_its_markdown():
 
 
 def test_title_page_has_the_front_matter_and_says_synthetic():
-    from cvae.built import BuiltBook
-    from cvae.front_matter import load_front_matter
+    from cvae.publish.built import BuiltBook
+    from cvae.publish.front_matter import load_front_matter
 
     front = load_front_matter()
     built = BuiltBook(report_dir=Path("report"), notebooks=(), parameters={}, profile="smoke",
@@ -211,10 +212,10 @@ def test_title_page_has_the_front_matter_and_says_synthetic():
 
 
 def test_missing_tex_stops_before_any_notebook_with_the_apt_line(monkeypatch, capsys, runs_dir):
-    import cvae.pdf
+    import cvae.publish.pdf
     from cvae.__main__ import main
 
-    monkeypatch.setattr(cvae.pdf, "missing_tex_tools", lambda: ["xelatex", "latexmk"])
+    monkeypatch.setattr(cvae.publish.pdf, "missing_tex_tools", lambda: ["xelatex", "latexmk"])
     assert main(["book", "--profile", "smoke", "--pdf"]) == 2
     message = capsys.readouterr().err
     assert message.startswith("error: the PDF needs xelatex, latexmk")
@@ -255,7 +256,7 @@ def _captions(pages: list[str]) -> list[tuple[int, str]]:
 
 @pytest.mark.slow
 def test_pdf_has_title_page_contents_figures_numbers_tables_and_references():
-    from cvae.front_matter import load_front_matter
+    from cvae.publish.front_matter import load_front_matter
 
     pdf, seconds = smoke_pdf()
     assert pdf.parts[-3:] == ("_build", "pdf", "book.pdf") and pdf.stat().st_size > 200_000
@@ -348,7 +349,7 @@ def test_pdf_pages_with_figures_are_not_blank(tmp_path):
 
 @pytest.mark.slow
 def test_pdf_has_the_abstract_and_the_claims_table():
-    from cvae.claims import CLAIMS
+    from cvae.study.claims import CLAIMS
 
     pdf, _ = smoke_pdf()
     pages = _pages(pdf)

@@ -1,4 +1,4 @@
-"""Fast tests of cvae.plots: every figure function returns a Figure with the expected axes and images."""
+"""Fast tests of cvae.report.plots: every figure function returns a Figure with the expected axes and images."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ matplotlib.use("Agg", force=True)  # tests only; the book's kernels keep the inl
 
 import numpy as np
 import pandas as pd
-
-from cvae.study import COMPARED
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from cvae import ablation_tables, chapter, model_tables, notices, plots
-from cvae.config import make_config
-from cvae.labels import NUM_CLASSES, class_label, classes_of_modality
-from cvae.loss import TERMS
-from cvae.model import CVAE
+from cvae.core.config import make_config
+from cvae.core.labels import NUM_CLASSES, class_label, classes_of_modality
+from cvae.core.loss import TERMS
+from cvae.core.model import CVAE
+from cvae.report import ablation_tables, chapter, model_tables, notices, plots
+from cvae.study.runner import COMPARED
 
 
 def _metrics(epochs: int = 4) -> pd.DataFrame:
@@ -86,7 +85,7 @@ def test_latent_scatter_two_panels_with_legends_outside():
 
 def test_gray_conversion_and_small_figures():
     rgb = np.random.default_rng(0).integers(0, 255, (5, 28, 28, 3), dtype=np.uint8)
-    from cvae.data import rgb_to_gray
+    from cvae.data.loading import rgb_to_gray
 
     fig = plots.gray_conversion(rgb, rgb_to_gray(rgb))
     assert len(fig.axes) == 2 and all(len(ax.get_images()) == 1 for ax in fig.axes)
@@ -109,7 +108,7 @@ def test_architecture_table_matches_the_model_count():
     config = make_config("smoke")
     model = CVAE(config)
     table = model_tables.architecture_table(model)
-    from cvae.model import count_parameters
+    from cvae.core.model import count_parameters
 
     assert table.loc["total", "trainable parameters"] == f"{count_parameters(model):,}" == "1,155,993"
     assert table.loc["encoder_convs", "output shape"] == "1152"
@@ -123,7 +122,7 @@ def test_architecture_table_matches_the_model_count():
 def test_hyperparameter_table_lists_every_field_with_its_source():
     from dataclasses import fields
 
-    from cvae.config import Config
+    from cvae.core.config import Config
 
     table = model_tables.hyperparameter_table(make_config("smoke"), "smoke")
     assert list(table.index) == [f.name for f in fields(Config)]
@@ -147,11 +146,11 @@ def test_data_notice_is_titled_for_each_kind_of_data():
 
 
 def test_built_with_line_names_parameters_but_no_local_path():
-    from cvae.chapter import built_with
+    from cvae.report.chapter import built_with
 
     assert built_with("quick", 1, "", "/home/me/data", ["epochs=3"]) == (
         "profile=quick, seed=1, data_source=profile default, data_dir=custom, epochs=3")
-    from cvae.paths import default_data_dir
+    from cvae.core.paths import default_data_dir
 
     # the book passes the folder it resolved and repeats data_source among the overrides: each key shows once
     default = str(default_data_dir("synthetic", 0))
@@ -160,7 +159,7 @@ def test_built_with_line_names_parameters_but_no_local_path():
 
 
 def test_a_chapter_without_its_training_run_says_which_notebook_trains_it(runs_dir):
-    from cvae.runs import RunError
+    from cvae.training.runs import RunError
 
     with pytest.raises(RunError, match=r"no finished training run .* execute notebooks/02_training first"):
         chapter.open_chapter("smoke", 0)
@@ -182,7 +181,7 @@ def test_precision_table_puts_the_default_beside_fp32_with_the_relative_differen
 
 
 def test_epoch_table_counts_from_one_and_keeps_first_best_and_last_epochs():
-    from cvae.model_tables import epoch_table, metrics_for_download
+    from cvae.report.model_tables import epoch_table, metrics_for_download
 
     metrics = pd.DataFrame({
         "epoch": range(6), "beta": [0, 0, 0.05, 0.1, 0.1, 0.1], "lr": [5e-4] * 5 + [2.5e-4],
@@ -202,8 +201,8 @@ def test_epoch_table_counts_from_one_and_keeps_first_best_and_last_epochs():
 
 
 def test_hyperparameter_table_shows_no_local_path():
-    from cvae.model_tables import hyperparameter_table
-    from cvae.paths import PROJECT_ROOT
+    from cvae.core.paths import PROJECT_ROOT
+    from cvae.report.model_tables import hyperparameter_table
 
     inside = hyperparameter_table(make_config("smoke", {"data_dir": str(PROJECT_ROOT / "data" / "synthetic-300pc")}))
     assert inside.loc["data_dir", "this run"] == "data/synthetic-300pc"
@@ -212,7 +211,7 @@ def test_hyperparameter_table_shows_no_local_path():
 
 
 def test_kept_checkpoint_sentence_says_when_the_run_was_still_improving():
-    from cvae.model_tables import kept_checkpoint_sentence
+    from cvae.report.model_tables import kept_checkpoint_sentence
 
     metrics = pd.DataFrame({"epoch": range(4), "beta": [0.0, 0.05, 0.1, 0.1]})
     summary = {"best_epoch": 0, "checkpoint_epoch": 3, "checkpoint_metric": "total_at_beta_max"}
@@ -225,7 +224,7 @@ def test_kept_checkpoint_sentence_says_when_the_run_was_still_improving():
 
 
 def test_the_21_class_colours_keep_each_modalitys_classes_apart():
-    from cvae.labels import classes_of_modality
+    from cvae.core.labels import classes_of_modality
 
     colours = plots.class_colours()
     assert len(colours) == NUM_CLASSES and len(set(colours)) == NUM_CLASSES

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cvae.book import BookError, derived_config
-from cvae.config import ConfigError
-from cvae.front_matter import load_front_matter, split_authors
-from cvae.paths import PROJECT_ROOT
+from cvae.core.config import ConfigError
+from cvae.core.paths import PROJECT_ROOT
+from cvae.publish.front_matter import load_front_matter, split_authors
+from cvae.publish.jupyter_book import BookError, derived_config
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 README = PROJECT_ROOT / "README.md"
@@ -112,7 +112,7 @@ def test_published_build_derives_buttons_and_binder_link_from_the_one_url(tmp_pa
     assert theme["use_repository_button"] is True and theme["use_issues_button"] is True
     assert theme["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
     assert theme["launch_buttons"]["notebook_interface"] == "jupyterlab"
-    assert "sphinx_thebe" in sphinx["extensions"] and "cvae.sphinx_fixes" in sphinx["extensions"]
+    assert "sphinx_thebe" in sphinx["extensions"] and "cvae.publish.sphinx_fixes" in sphinx["extensions"]
 
 
 @pytest.mark.slow
@@ -120,7 +120,7 @@ def test_published_build_renders_repository_issue_and_binder_links(tmp_path):
     """A one-notebook book built by Jupyter Book with the derived config of a published repository."""
     import nbformat
 
-    from cvae.book import _jupyter_book_command
+    from cvae.publish.jupyter_book import jupyter_book_command
 
     source = yaml.safe_load((PROJECT_ROOT / "_config.yml").read_text())
     book = tmp_path / "book"
@@ -136,14 +136,14 @@ def test_published_build_renders_repository_issue_and_binder_links(tmp_path):
     (book / "book").mkdir()
     shutil.copy2(PROJECT_ROOT / "book" / "references.bib", book / "book" / "references.bib")
     (book / "_config.yml").write_text(yaml.safe_dump(config))
-    completed = subprocess.run(_jupyter_book_command() + ["build", str(book), "-W", "-n", "--all"],
+    completed = subprocess.run(jupyter_book_command() + ["build", str(book), "-W", "-n", "--all"],
                                capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     page = (book / "_build" / "html" / "report" / "01_data.html").read_text()
     assert f'href="{URL}"' in page  # repository button
     assert f"{URL}/issues/new?title=Issue%20on%20page%20%2Freport/01_data.html" in page
     assert "https://mybinder.org/v2/gh/some-org/some-report/main?urlpath=lab/tree/report/01_data.ipynb" in page
-    assert page.count("THEBE_JS_URL") == 1  # cvae.sphinx_fixes: sphinx-thebe's inline script only once
+    assert page.count("THEBE_JS_URL") == 1  # cvae.publish.sphinx_fixes: sphinx-thebe's inline script only once
 
 
 # --- workflows ---------------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def test_test_workflow_runs_the_readme_test_command_on_pushes_and_pull_requests(
 
 
 def test_tex_packages_agree_between_makefile_and_package():
-    from cvae.pdf import TEX_PACKAGES
+    from cvae.publish.pdf import TEX_PACKAGES
 
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     line = re.search(r"^TEX_PACKAGES := (.*)$", makefile, flags=re.M).group(1)
@@ -225,10 +225,10 @@ def _fake_build(root: Path, runs: Path, profile: str = "smoke") -> None:
     """report/*.ipynb with papermill parameters, _build/html and _build/pdf, a run: what `make book pdf` leaves."""
     import nbformat
 
-    from cvae import manifest
-    from cvae.book import notebook_sources
-    from cvae.config import make_config
-    from cvae.synthetic import write_stand_in
+    from cvae.core.config import make_config
+    from cvae.data.synthetic import write_stand_in
+    from cvae.publish import manifest
+    from cvae.publish.jupyter_book import notebook_sources
 
     data_dir = write_stand_in(root / "data", per_class=2, seed=0, progress=False)
     parameters = {"profile": profile, "seed": 0, "data_source": "", "data_dir": str(data_dir), "overrides": []}
@@ -262,17 +262,17 @@ def _fake_build(root: Path, runs: Path, profile: str = "smoke") -> None:
 def test_submission_refuses_a_stand_in_build_unless_told(tmp_path, runs_dir, monkeypatch, capsys):
     import functools
 
-    import cvae.submission
+    import cvae.publish.submission
     from cvae.__main__ import main
 
     _fake_build(tmp_path, runs_dir)
     with pytest.raises(BookError) as error:
-        cvae.submission.write_submission(root=tmp_path)
+        cvae.publish.submission.write_submission(root=tmp_path)
     message = str(error.value)
     assert "synthetic stand-in" in message and "ALLOW_SYNTHETIC=1" in message and "\n" not in message
     assert not (tmp_path / "_build" / "submission").exists()
-    monkeypatch.setattr(cvae.submission, "write_submission",
-                        functools.partial(cvae.submission.write_submission, root=tmp_path))
+    monkeypatch.setattr(cvae.publish.submission, "write_submission",
+                        functools.partial(cvae.publish.submission.write_submission, root=tmp_path))
     assert main(["submission"]) == 2
     assert capsys.readouterr().err.count("\n") == 1  # one line on stderr
     assert main(["submission", "--allow-synthetic", "--out", str(tmp_path / "out")]) == 0
@@ -282,8 +282,8 @@ def test_submission_refuses_a_stand_in_build_unless_told(tmp_path, runs_dir, mon
 def test_submission_refuses_a_half_built_site_and_an_edited_notebook_by_content(tmp_path, runs_dir):
     import os
 
-    from cvae import manifest
-    from cvae.submission import write_submission
+    from cvae.publish import manifest
+    from cvae.publish.submission import write_submission
 
     _fake_build(tmp_path, runs_dir)
     notebooks = sorted((tmp_path / "report").glob("*.ipynb"))
@@ -309,7 +309,7 @@ def test_submission_refuses_a_half_built_site_and_an_edited_notebook_by_content(
 
 
 def test_submission_refuses_a_missing_pdf(tmp_path, runs_dir):
-    from cvae.submission import write_submission
+    from cvae.publish.submission import write_submission
 
     _fake_build(tmp_path, runs_dir)
     (tmp_path / "_build" / "pdf" / "book.pdf").unlink()
@@ -318,8 +318,8 @@ def test_submission_refuses_a_missing_pdf(tmp_path, runs_dir):
 
 
 def test_a_folder_in_the_way_of_the_archive_leaves_no_temporary_file(tmp_path, runs_dir):
-    from cvae.submission import archive_name, write_submission
-    from cvae.built import built_book
+    from cvae.publish.built import built_book
+    from cvae.publish.submission import archive_name, write_submission
 
     _fake_build(tmp_path, runs_dir)
     blocker = tmp_path / "_build" / "submission" / f"{archive_name(built_book(tmp_path / 'report'))}.zip"
@@ -330,7 +330,7 @@ def test_a_folder_in_the_way_of_the_archive_leaves_no_temporary_file(tmp_path, r
 
 
 def test_submission_archive_of_a_fake_stand_in_build(tmp_path, runs_dir):
-    from cvae.submission import write_submission
+    from cvae.publish.submission import write_submission
 
     _fake_build(tmp_path, runs_dir)
     archive = write_submission(allow_synthetic=True, root=tmp_path, log=lambda *_: None)
@@ -365,10 +365,10 @@ def test_submission_archive_of_a_fake_stand_in_build(tmp_path, runs_dir):
 
 @pytest.mark.slow
 def test_submission_archive_of_the_smoke_build(tmp_path):
-    from pdf_build import smoke_pdf
+    from cvae.publish.jupyter_book import notebook_sources
+    from cvae.publish.submission import write_submission
 
-    from cvae.book import notebook_sources
-    from cvae.submission import write_submission
+    from pdf_build import smoke_pdf
 
     pdf, _ = smoke_pdf()
     root = pdf.parents[2]  # the project the smoke book was built in

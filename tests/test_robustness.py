@@ -23,11 +23,12 @@ import numpy as np
 import pytest
 import torch
 
-from cvae import train as train_module
 from cvae.__main__ import main
-from cvae.config import make_config
-from cvae.runs import (BEST_CHECKPOINT, CONFIG_FILE, DIGESTS_FILE, DIVERGED_FILE, LAST_CHECKPOINT, METRICS_FILE,
-                       SUMMARY_FILE, RunError, load_run, read_checkpoint, run_lock, set_aside_path)
+from cvae.core.config import make_config
+from cvae.training import train as train_module
+from cvae.training.runs import (BEST_CHECKPOINT, CONFIG_FILE, DIGESTS_FILE, DIVERGED_FILE, LAST_CHECKPOINT,
+                                METRICS_FILE, SUMMARY_FILE, RunError, load_run, read_checkpoint, run_lock,
+                                set_aside_path)
 
 TINY = {"epochs": 2, "batch_size": 128, "encoder_channels": "8,16,32", "hidden_dim": 64, "latent_dim": 16,
         "class_embed_dim": 16, "modality_embed_dim": 8, "threads": 1, "beta_warmup_epochs": 1, "beta_ramp_epochs": 1}
@@ -249,17 +250,17 @@ def test_a_full_standard_output_is_named_as_such(tmp_path):
 def test_an_interrupt_during_a_chapter_names_the_chapter(capsys, tmp_path, monkeypatch):
     import papermill
 
-    import cvae.book
+    import cvae.publish.book
 
     source = tmp_path / "03_reconstructions.py"
     source.write_text("# %%\nprint(1)\n")
-    monkeypatch.setattr(cvae.book, "notebook_sources", lambda folder=None: [source])
+    monkeypatch.setattr(cvae.publish.book, "notebook_sources", lambda folder=None: [source])
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(papermill, "execute_notebook", interrupted)
-    monkeypatch.setattr(cvae.book, "build_book", lambda *a, **k: cvae.book.execute_notebooks({}, tmp_path / "out",
+    monkeypatch.setattr(cvae.publish.book, "build_book", lambda *a, **k: cvae.publish.book.execute_notebooks({}, tmp_path / "out",
                                                                                                log=lambda *_: None))
     code = main(["book", "--profile", "smoke"])
     err = capsys.readouterr().err
@@ -308,7 +309,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(capsys, 
                     raise OSError(errno.ENOSPC, "No space left on device")
                 return real_replace(src, dst, *args, **kwargs)
 
-            monkeypatch.setattr("cvae.runs.os.replace", full)
+            monkeypatch.setattr("cvae.training.runs.os.replace", full)
         message = error_line(*cli(capsys, tiny_args(stand_in_dir)), "no space left on the disk")
         run_dir = next((disk / "runs").glob("run-*"))
         assert str(run_dir / LAST_CHECKPOINT) in message and "a training run resumes" in message
@@ -317,7 +318,7 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_once_there_is_room(capsys, 
         if real:
             subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
         else:
-            monkeypatch.setattr("cvae.runs.os.replace", real_replace)
+            monkeypatch.setattr("cvae.training.runs.os.replace", real_replace)
         code, err = cli(capsys, tiny_args(stand_in_dir))
         assert code == 0, err
         assert load_run(run_dir).summary["epochs"] == 2

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cvae.config import make_config
-from cvae.model import CVAE
-from cvae.stacking import StackedModels, measure_together, random_batches
+from cvae.core.config import make_config
+from cvae.core.model import CVAE
+from cvae.training.stacking import StackedModels, measure_together, random_batches
 
 TINY = {"encoder_channels": (8, 16, 32), "hidden_dim": 64, "latent_dim": 16, "class_embed_dim": 16,
         "modality_embed_dim": 8}
@@ -42,7 +42,7 @@ def test_the_together_measurement_reports_both_ratios():
 
 
 def test_the_performance_chapter_states_how_the_study_trains_and_what_it_gains(monkeypatch):
-    from cvae import performance
+    from cvae.report import performance
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     measured = {"side_by_side_workers": 2, "side_by_side_speedup": 1.249, "stacked_models": 4, "stacked_speedup": 0.54}

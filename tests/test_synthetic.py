@@ -6,13 +6,13 @@ import re
 import numpy as np
 import pytest
 
-from cvae import synthetic
 from cvae.__main__ import main
-from cvae.config import make_config
-from cvae.data import DataError, load_data
-from cvae.labels import CLASSES_PER_DATASET, DATASETS, MODALITY_OF_CLASS
-from cvae.synthetic import (MARKER_FILE, OFFICIAL_CLASS_COUNTS, OFFICIAL_SPLIT_SIZES, SPLITS, render,
-                            write_stand_in)
+from cvae.core.config import make_config
+from cvae.core.labels import CLASSES_PER_DATASET, DATASETS, MODALITY_OF_CLASS
+from cvae.data import synthetic
+from cvae.data.errors import DataError
+from cvae.data.loading import load_data
+from cvae.data.synthetic import MARKER_FILE, OFFICIAL_CLASS_COUNTS, OFFICIAL_SPLIT_SIZES, SPLITS, render, write_stand_in
 
 
 def test_official_class_counts_add_up_to_the_official_split_sizes():
@@ -117,7 +117,7 @@ def test_synth_per_class_must_be_positive_and_points_at_official_sizes(tmp_path,
 
 def test_official_sizes_stay_reachable_from_the_config(monkeypatch):
     # synthetic_per_class=0 keeps meaning the official sizes in a profile (the data folder says so too)
-    from cvae.data import resolve_data_dir
+    from cvae.data.loading import resolve_data_dir
 
     monkeypatch.delenv("CVAE_DATA_DIR", raising=False)
     config = make_config("quick", {"data_source": "synthetic", "synthetic_per_class": 0})
@@ -209,7 +209,8 @@ def test_quick_evaluator_scores_the_published_resnet18_accuracies(tmp_path, monk
     ResNet-18 (28 px) test accuracy on every set. Only the images the evaluator uses are rendered: 3,200 training
     images per class (3,000 to train on, 200 held out) and the official test split (7,180 / 47,280 / 1,000 images,
     the real class proportions), which leaves a binomial standard error of 0.003 / 0.002 / 0.014 on the accuracies."""
-    from cvae.evaluator import REFERENCE_RESNET18_28, evaluator_settings_for, load_or_train_evaluator, predict
+    from cvae.evaluation.domain_evaluator import (REFERENCE_RESNET18_28, evaluator_settings_for,
+                                                  load_or_train_evaluator, predict)
 
     monkeypatch.setenv("CVAE_RUNS_DIR", str(tmp_path / "runs"))
     config = make_config("quick", {"data_source": "synthetic", "synthetic_per_class": 0,

@@ -4,12 +4,12 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from cvae.config import make_config
-from cvae.data import iterate_batches, load_data
-from cvae.model import CVAE
-from cvae.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, RunError, atomic_torch_save, is_finished, load_run
-from cvae import train as train_module
-from cvae.train import autocast_dtype, build_optimizer, train, train_step
+from cvae.core.config import make_config
+from cvae.core.model import CVAE
+from cvae.data.loading import iterate_batches, load_data
+from cvae.training import train as train_module
+from cvae.training.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, RunError, atomic_torch_save, is_finished, load_run
+from cvae.training.train import autocast_dtype, build_optimizer, train, train_step
 
 
 def tiny_config(folder, **overrides):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cvae.config import make_config
-from cvae.weight_search import CRITERIA, GRID, candidates, decide, decision_sentence, search_table, winners
+from cvae.core.config import make_config
+from cvae.study.weight_search import CRITERIA, GRID, candidates, decide, decision_sentence, search_table, winners
 
 DEFAULT = ([20.0, 20.1, 19.9], [30.0, 31.0, 29.0], [0.50, 0.52, 0.48])  # PSNR, FID, class accuracy per seed
 
@@ -108,12 +108,12 @@ def test_a_change_decided_on_the_stand_in_is_not_adopted_for_medical_images():
            "search, and keep the defaults" in text
     assert text.endswith("The same search on real MedMNIST, with a minimum effect added, should decide.")
     real = decision_sentence({**record, "data_source": "medmnist"}, base, "MedMNIST")
-    assert real.endswith("until they are changed in cvae/config.py.")
+    assert real.endswith("until they are changed in cvae/core/config.py.")
 
 
 def test_a_search_kept_in_results_is_shown_for_the_same_default_only(runs_dir):
-    from cvae.chapter import run_overrides
-    from cvae.study import load_search_record
+    from cvae.report.chapter import run_overrides
+    from cvae.study.runner import load_search_record
 
     stand_in = run_overrides(0, "synthetic", ["synthetic_per_class=0"])
     record = load_search_record("quick", stand_in)  # no search ran in this runs folder: the kept one is shown

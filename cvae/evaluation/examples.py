@@ -1,0 +1,113 @@
+"""Images and latent points the figures show: balanced samples, latent means, 2-D embeddings, example images."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cvae.core.labels import MODALITY_NAMES, MODALITY_OF_CLASS, NUM_CLASSES
+from cvae.data.loading import MedMNISTData, Split, iterate_batches
+
+
+def balanced_indices(split: Split, per_class: int, seed: int = 0) -> torch.Tensor:
+    """At most `per_class` indices of every global class, seeded; sorted (M,) int64."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(split), generator=generator)
+    chosen = [order[split.labels[order] == label][:per_class] for label in range(NUM_CLASSES)]
+    return torch.sort(torch.cat(chosen)).values
+
+
+@torch.no_grad()
+def latent_means(model, split: Split, per_class: int = 150, seed: int = 0):
+    """mu for a class-balanced sample of a split: (mu (M, latent) float32, labels (M,), modalities (M,)) NumPy."""
+    model.eval()
+    subset = split.subset(balanced_indices(split, per_class, seed))
+    device = next(model.parameters()).device
+    mus = []
+    for images, labels, modalities in iterate_batches(subset, 1024, device):
+        mu, _ = model.encode(images, labels, modalities)
+        mus.append(mu.float().cpu())
+    return torch.cat(mus).numpy(), subset.labels.numpy(), subset.modalities.numpy()
+
+
+def embed_2d(mu: np.ndarray, method: str = "PCA", seed: int = 0) -> tuple[np.ndarray, dict]:
+    """2-D embedding of mu by 'PCA' or 't-SNE' and facts about it (explained variance for PCA)."""
+    if method == "PCA":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(mu)
+        return pca.transform(mu), {"explained_variance": [float(v) for v in pca.explained_variance_ratio_]}
+    if method == "t-SNE":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30, max(5, (len(mu) - 1) // 4)))
+        embedding = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed,
+                         max_iter=750).fit_transform(mu)
+        return embedding, {"perplexity": perplexity}
+    raise ValueError(f"method must be 'PCA' or 't-SNE', got {method!r}")
+
+
+@torch.no_grad()
+def reconstruction_examples(model, split: Split, per_modality: int = 10, seed: int = 0):
+    """Originals and reconstructions (from mu, no sampling) per modality: two dicts {m: (n,28,28) float [0,1]}."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    originals, recons = {}, {}
+    for m in range(len(MODALITY_NAMES)):
+        members = torch.nonzero(split.modalities == m).flatten()
+        chosen = members[torch.randperm(len(members), generator=generator)[:per_modality]]
+        subset = split.subset(chosen)
+        images, labels, modalities = next(iterate_batches(subset, len(subset)))
+        mu, _ = model.encode(images, labels, modalities)
+        originals[m] = images[:, 0].numpy()
+        recons[m] = model.decode(mu, labels, modalities)[:, 0].numpy()
+    return originals, recons
+
+
+@torch.no_grad()
+def generated_by_class(model, per_class: int = 4, seed: int = 0) -> dict[int, np.ndarray]:
+    """per_class samples from the prior for every global class: {label: (n,28,28) float [0,1]}."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    return {label: model.sample(label, MODALITY_OF_CLASS[label], per_class, generator=generator)[:, 0].numpy()
+            for label in range(NUM_CLASSES)}
+
+
+def real_by_class(split: Split, per_class: int = 4, seed: int = 0) -> dict[int, np.ndarray]:
+    """per_class real images of every global class from a split: {label: (n,28,28) uint8}."""
+    generator = torch.Generator().manual_seed(seed)
+    result = {}
+    for label in range(NUM_CLASSES):
+        members = torch.nonzero(split.labels == label).flatten()
+        chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
+        result[label] = split.images[chosen].numpy()
+    return result
+
+
+def pathmnist_rgb_examples(data: MedMNISTData, n: int = 8) -> np.ndarray:
+    """n RGB PathMNIST test images read from the raw .npz (the model only sees their luma): (n,28,28,3) uint8."""
+    with np.load(data.files["pathmnist"].path) as npz:
+        images = npz["test_images"]
+        labels = npz["test_labels"][:, 0]
+    picks = [int(np.flatnonzero(labels == c)[0]) for c in np.unique(labels)][:n]
+    return images[picks]
+
+
+@torch.no_grad()
+def variant_strips(runs: dict, seed: int = 0) -> dict[str, np.ndarray]:
+    """One prior sample per global class from each run's best model: {name: (21,28,28)}."""
+    strips = {}
+    for name, run in runs.items():
+        model = run.model("best")
+        generator = torch.Generator().manual_seed(seed)
+        z = torch.randn(NUM_CLASSES, model.latent_dim, generator=generator)
+        labels = torch.arange(NUM_CLASSES)
+        modalities = torch.tensor(MODALITY_OF_CLASS)
+        strips[name] = model.decode(z, labels, modalities)[:, 0].numpy()
+    return strips
+
+
+__all__ = [
+    "balanced_indices", "latent_means", "embed_2d", "reconstruction_examples", "generated_by_class",
+    "real_by_class", "pathmnist_rgb_examples", "variant_strips",
+]

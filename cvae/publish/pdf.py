@@ -1,0 +1,570 @@
+"""The whole book as one PDF, through Jupyter Book 1's LaTeX builder, from the notebooks `python -m cvae book` executed.
+
+Nothing is re-executed. `build_pdf()` stages a LaTeX-ready copy of the sources in `_build/pdf/source/` (the prose
+chapters, `_toc.yml`, and the executed notebooks with a Markdown version added beside every HTML table and
+admonition, which LaTeX cannot use), writes a configuration with a title page from `cvae.publish.front_matter`, runs
+`jupyter-book build --builder latex -W -n`, then `latexmk` (xelatex), and copies the result to `_build/pdf/book.pdf`.
+
+The TeX tool chain comes from Debian (`TEX_PACKAGES`); `make pdf` installs it when run as root.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+from cvae.core.paths import PROJECT_ROOT
+
+PDF_DIR = PROJECT_ROOT / "_build" / "pdf"
+PDF_PATH = PDF_DIR / "book.pdf"
+TEX_PACKAGES = ("texlive-xetex", "texlive-latex-extra", "texlive-fonts-recommended", "latexmk",
+                "fonts-freefont-otf", "poppler-utils")
+APT_INSTALL = "sudo apt-get install --no-install-recommends " + " ".join(TEX_PACKAGES)
+TEX_TOOLS = ("xelatex", "latexmk", "kpsewhich", "make")
+MARKDOWN_TABLE_WIDTH = 96   # characters of a table row (cells + padding) that fit the A4 text width at \small
+SMALL_PRINT_WIDER = 1.25    # how many more fit at \scriptsize: a table up to that much wider prints whole, smaller
+RECORD_PREFIX = "application/papermill.record/"
+# pages the PDF prints last: Sphinx's LaTeX writer prints every citation at the end of the document, so the
+# References chapter goes there and the list follows its heading (PREAMBLE), instead of an empty chapter mid-book
+PRINT_LAST = ("book/references",)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTML outputs -> Markdown (tables, admonitions): myst-nb renders text/html only in HTML builds
+
+
+class _TableParser(HTMLParser):
+    """Rows of a single HTML table: [(is_header_row, [cell text, ...])], colspan/rowspan expanded."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.rows: list[tuple[bool, list[str]]] = []
+        self.tables = 0
+        self._section = ""
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._cell_is_th = False
+        self._span = (1, 1)
+        self._row_all_th = True
+        self._pending: dict[int, tuple[int, str]] = {}   # column -> (rows left, text) from rowspan
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("style", "script"):
+            self._skip += 1
+        elif tag == "table":
+            self.tables += 1
+        elif tag in ("thead", "tbody", "tfoot"):
+            self._section = tag
+        elif tag == "tr":
+            self._row, self._row_all_th = [], True
+            self._fill_pending()
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell, self._cell_is_th = [], tag == "th"
+            self._span = (int(attrs.get("colspan") or 1), int(attrs.get("rowspan") or 1))
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
+            text = " ".join("".join(self._cell).split())
+            colspan, rowspan = self._span
+            for _ in range(colspan):
+                if rowspan > 1:
+                    self._pending[len(self._row)] = (rowspan - 1, text)
+                self._row.append(text)
+                self._fill_pending()
+            self._row_all_th &= self._cell_is_th
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            self.rows.append((self._section == "thead", self._row))
+            self._row = None
+
+    def handle_data(self, data):
+        if self._cell is not None and not self._skip:
+            self._cell.append(data)
+
+    def _fill_pending(self):
+        while self._row is not None and len(self._row) in self._pending:
+            left, text = self._pending.pop(len(self._row))
+            column = len(self._row)
+            self._row.append(text)
+            if left > 1:
+                self._pending[column] = (left - 1, text)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$#~^])")
+
+
+def _escape_markdown(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _is_number(text: str) -> bool:
+    return bool(re.fullmatch(r"[-+]?[\d,]*\.?\d+(e[-+]?\d+)?%?|nan|—|-", text.strip(), flags=re.I))
+
+
+_LONG_HEX = re.compile(r"\b[0-9a-f]{24,}\b")
+
+
+def _breakable(text: str) -> str:
+    """A cell's text with long hex digests (MD5s, hashes) in groups of 8, so LaTeX can wrap them in a column."""
+    return _LONG_HEX.sub(lambda m: " ".join(m.group(0)[i:i + 8] for i in range(0, len(m.group(0)), 8)), text)
+
+
+def _cell_width(texts: list[str]) -> int:
+    """Characters a column needs: numbers never wrap, text wraps at about 28 characters but not inside a word."""
+    width = max((len(t) for t in texts), default=1)
+    if all(_is_number(t) or not t for t in texts):
+        return width + 2
+    longest_word = max((len(word) for t in texts for word in t.split()), default=1)
+    return max(min(width, 28), longest_word) + 2
+
+
+def _column_groups(widths: list[int], limit: int) -> list[list[int]]:
+    """Split columns 1.. into groups that fit `limit` characters with column 0 (the row label) repeated in each."""
+    groups: list[list[int]] = [[]]
+    used = widths[0]
+    for column in range(1, len(widths)):
+        if groups[-1] and used + widths[column] > limit:
+            groups.append([])
+            used = widths[0]
+        groups[-1].append(column)
+        used += widths[column]
+    return groups
+
+
+def _escape_cell(text: str) -> str:
+    """A table cell as Markdown inside a list item: specials escaped, never read as a list marker; blank -> nbsp."""
+    text = _escape_markdown(text)
+    text = re.sub(r"^([-+])(?=\s|$|-+$)", r"\\\1", text)   # "- x", "-", "---": a list item or a rule
+    text = re.sub(r"^(\d{1,9})([.)])(?=\s|$)", r"\1\\\2", text)   # "1. x": an ordered list item
+    return text or "\u00a0"
+
+
+TABLE_CAPTION_START = '<p class="table-caption">'  # how `cvae.report.chapter.table` opens a caption
+TABLE_CAPTION = re.compile(re.escape(TABLE_CAPTION_START) + r'(?:<span class="caption-number">.*?</span>)?(.*?)</p>',
+                           re.S)
+
+
+def table_caption(source: str) -> str:
+    """The caption of a table output (`cvae.report.chapter.table`) as one line of Markdown, without any number; '' if none."""
+    match = TABLE_CAPTION.search(source)
+    if not match:
+        return ""
+    # a backtick in a fence's info string ends the fence's chance of being one: code in a caption prints as text
+    return " ".join(_inline_html_to_markdown(match.group(1)).replace("`", "").split())
+
+
+def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH) -> str | None:
+    """A pandas/Styler HTML table as one or more MyST list-tables with column widths from the content (split by
+    columns when wider than `width_limit` characters, the first column repeated in each); None unless the HTML is
+    exactly one table. Explicit widths make Sphinx's LaTeX give each column room for its longest word or number.
+    A caption (`cvae.report.chapter.table`) becomes each list-table's title, which LaTeX numbers."""
+    caption = table_caption(source)
+    source = TABLE_CAPTION.sub("", source)
+    parser = _TableParser()
+    parser.feed(source)
+    if parser.tables != 1 or not parser.rows:
+        return None
+    header_rows = [cells for is_header, cells in parser.rows if is_header]
+    body = [cells for is_header, cells in parser.rows if not is_header]
+    if not header_rows and body:
+        header_rows, body = [body[0]], body[1:]
+    columns = max(len(cells) for _, cells in parser.rows)
+    header_rows = [cells + [""] * (columns - len(cells)) for cells in header_rows]
+    body = [[_breakable(cell) for cell in cells] + [""] * (columns - len(cells)) for cells in body]
+    header = []
+    for column in range(columns):  # pandas puts the index name on a second header row: merge per column
+        parts = []
+        for cells in header_rows:
+            if cells[column] and cells[column] not in parts:
+                parts.append(cells[column])
+        header.append(" / ".join(parts))
+    widths = []
+    for c in range(columns):
+        header_word = max((len(word) for word in header[c].split()), default=1) + 2
+        widths.append(max(_cell_width([row[c] for row in body]), min(len(header[c]), 16) + 2, header_word))
+    small = width_limit < sum(widths) <= width_limit * SMALL_PRINT_WIDER
+    groups = _column_groups(widths, width_limit * (SMALL_PRINT_WIDER if small else 1)) if columns > 1 else [[]]
+    tables = []
+    for part, group in enumerate(groups):
+        selected = [0] + group
+        title = caption + (" (continued)" if part and caption else "")
+        lines = ["```{list-table}" + (" " + title if title else ""), ":header-rows: 1", ":widths: " + " ".join(str(widths[c]) for c in selected), ""]
+        for row in [header] + body:
+            lines.append("* - " + _escape_cell(row[selected[0]]))
+            lines += ["  - " + _escape_cell(row[c]) for c in selected[1:]]
+        lines.append("```")
+        if small:  # one table in smaller print (PREAMBLE's print-small) rather than two halves
+            lines = ["````{container} print-small", *lines, "````"]
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables) + "\n"
+
+
+_ADMONITION = re.compile(r'\s*<div class="admonition (\w+)">\s*<p class="admonition-title">(.*?)</p>(.*)</div>\s*',
+                         flags=re.S)
+
+
+def _inline_html_to_markdown(fragment: str) -> str:
+    fragment = re.sub(r"</p>\s*<p>", "\n\n", fragment)
+    fragment = re.sub(r"<strong>(.*?)</strong>", r"**\1**", fragment, flags=re.S)
+    fragment = re.sub(r"<em>(.*?)</em>", r"*\1*", fragment, flags=re.S)
+    fragment = re.sub(r"<code>(.*?)</code>", r"`\1`", fragment, flags=re.S)
+    fragment = re.sub(r'<a href="([^"]+)">(.*?)</a>', r"[\2](\1)", fragment, flags=re.S)
+    fragment = re.sub(r"</?p>", "", fragment)
+    if re.search(r"<[a-z]", fragment):
+        raise ValueError("unsupported inline HTML")
+    return html.unescape(fragment).strip()
+
+
+def html_to_markdown(source: str) -> str | None:
+    """MyST Markdown for the HTML outputs the chapters produce (a table, an admonition); None for anything else."""
+    match = _ADMONITION.fullmatch(source)
+    if match:
+        kind, title, body = match.groups()
+        try:
+            return (f"```{{admonition}} {html.unescape(title)}\n:class: {kind}\n{_inline_html_to_markdown(body)}"
+                    "\n```\n")
+        except ValueError:
+            return None
+    if "<table" in source:
+        return html_table_to_markdown(source)
+    return None
+
+
+def _joined(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def latex_ready_notebook(notebook: dict) -> tuple[dict, int]:
+    """A copy of an executed notebook in which every HTML output also carries text/markdown (the LaTeX builder's
+    choice); returns (notebook, number of outputs converted). HTML builds are unaffected (HTML has priority)."""
+    notebook = copy.deepcopy(notebook)
+    converted = 0
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            for prefix in ("", RECORD_PREFIX):
+                source = data.get(prefix + "text/html")
+                if source is None or any(prefix + kind in data for kind in
+                                         ("text/markdown", "text/latex", "image/png", "image/jpeg")):
+                    continue
+                markdown = html_to_markdown(_joined(source))
+                if markdown is not None:
+                    data[prefix + "text/markdown"] = markdown
+                    converted += 1
+    return notebook, converted
+
+
+def glue_markdown(notebook: dict) -> dict[str, str]:
+    """{glue key: its text/markdown} for the glued values of a LaTeX-ready notebook that have one."""
+    found = {}
+    for cell in notebook.get("cells", []):
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            markdown = output.get("data", {}).get(RECORD_PREFIX + "text/markdown")
+            if name and markdown is not None:
+                found[name] = _joined(markdown)
+    return found
+
+
+_CROSS_DOC_GLUE = re.compile(r"^```\{glue\} (?P<key>\S+)\n(?P<options>(?::[\w-]+:.*\n)*)```[ \t]*$", flags=re.M)
+
+
+def latex_ready_prose(text: str, page: str, glued: dict[str, dict[str, str]]) -> tuple[str, int]:
+    """Replace each cross-document `{glue}` directive of a prose page whose value is HTML (a table, a notice) by
+    that value's Markdown: myst-nb renders only text/plain, HTML and images across documents, and LaTeX no HTML.
+    `glued` maps a notebook's docname (report/02_training) to `glue_markdown`; returns (text, replacements)."""
+    replaced = 0
+
+    def substitute(match: re.Match) -> str:
+        nonlocal replaced
+        doc = re.search(r"^:doc:\s*(\S+)", match.group("options"), flags=re.M)
+        if not doc:
+            return match.group(0)
+        target = doc.group(1)
+        docname = target.lstrip("/") if target.startswith("/") else str(Path(page).parent / target)
+        docname = os.path.normpath(docname).removesuffix(".ipynb")
+        markdown = glued.get(docname, {}).get(match.group("key"))
+        if markdown is None:
+            return match.group(0)
+        replaced += 1
+        return markdown.rstrip("\n")
+
+    return _CROSS_DOC_GLUE.sub(substitute, text), replaced
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The build
+
+
+def missing_tex_tools() -> list[str]:
+    """The TeX tools `build_pdf` needs that are not on PATH (xelatex, latexmk, kpsewhich, make)."""
+    return [tool for tool in TEX_TOOLS if shutil.which(tool) is None]
+
+
+def require_tex() -> None:
+    """BookError (exit 2) naming the one apt-get line when a TeX tool (`missing_tex_tools`) is missing."""
+    from cvae.publish.jupyter_book import BookError
+
+    missing = missing_tex_tools()
+    if missing:
+        raise BookError(f"the PDF needs {', '.join(missing)} (TeX), not found on PATH; install it with: {APT_INSTALL}"
+                        " (`make pdf` run as root installs it)")
+
+
+def tex_escape(text: str) -> str:
+    """Text for a LaTeX document: the ten special characters escaped."""
+    replacements = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+                    "^": r"\textasciicircum{}", "_": r"\_", "%": r"\%", "~": r"\textasciitilde{}"}
+    return "".join(replacements.get(character, character) for character in text)
+
+
+def title_page(front, built) -> str:
+    """The LaTeX title page: title, authors, course, date from `_config.yml`, what the book reproduces, and which
+    build (profile, config hash, data) it shows; `built` is a `cvae.publish.built.BuiltBook`."""
+    lines = [
+        r"\begin{titlepage}",
+        r"\centering\vspace*{3cm}",
+        r"{\Huge\bfseries " + tex_escape(front.title) + r"\par}",
+        r"\vspace{1.5cm}",
+        r"{\Large " + tex_escape(front.author_line) + r"\par}",
+        r"\vspace{0.8cm}",
+        r"{\large " + tex_escape(front.course) + r"\par}",
+        r"\vspace{0.3cm}",
+        r"{\large " + tex_escape(front.date) + r"\par}",
+        r"\vspace{1.5cm}",
+        r"{\normalsize A reproduction of \emph{" + tex_escape(front.original.title) + "}, course project, "
+        + "\u201c" + tex_escape(front.original.course) + "\u201d, " + tex_escape(front.original.year or "n.d.")
+        + ("" if (front.original.year or "n.d.").endswith(".") else ".") + r"\par}",
+        r"\vfill",
+    ]
+    data = ("the synthetic stand-in (generated MedMNIST-format images, not medical data)" if built.synthetic
+            else "the real MedMNIST files")
+    lines.append(r"{\small Built with profile \texttt{" + tex_escape(built.profile) + r"} (configuration \texttt{"
+                 + tex_escape(built.config_hash) + "}) on " + tex_escape(data) + r".\par}")
+    if built.synthetic:
+        lines += [r"\vspace{0.5cm}",
+                  r"\fbox{\parbox{0.8\linewidth}{\centering\textbf{Synthetic data.} Every number and figure in this "
+                  r"build comes from the synthetic stand-in: it tests the pipeline and says nothing about "
+                  r"PathMNIST, TissueMNIST or OCTMNIST.}}\par"]
+    if front.published:
+        lines.append(r"\vspace{0.5cm}{\small Online: \url{" + front.repository_url + r"}\par}")
+    lines.append(r"\end{titlepage}")
+    return "\n".join(lines)
+
+
+# jupyterBook.cls (sphinx-jupyterbook-latex) loads bbm.sty only for blackboard-bold macros (\RR, \EE, ...) this book
+# never uses; Debian ships bbm.sty only in the 1 GB texlive-fonts-extra, so without it \mathbbm maps to \mathbb.
+BBM_STUB = r"""% written by cvae/publish/pdf.py: no bbm.sty is installed (texlive-fonts-extra); \mathbbm falls back to \mathbb
+\ProvidesPackage{bbm}[2026/11/26 cvae stand-in]
+\RequirePackage{amssymb}
+\providecommand{\mathbbm}[1]{\mathbb{#1}}
+"""
+
+PREAMBLE = r"""
+% cvae.publish.pdf: tables a little smaller, so that more columns fit the text width
+\AtBeginEnvironment{tabulary}{\small}
+\AtBeginEnvironment{longtable}{\small}
+\AtBeginEnvironment{tabular}{\small}
+% cvae.publish.pdf: cells of tables with given column widths (sphinxlatextables.sty's \X) ragged right, so that a narrow
+% column with long words does not stretch its spaces
+\makeatletter
+\newcolumntype{\X}[2]{>{\raggedright\arraybackslash}p{\dimexpr
+      (\linewidth-\spx@arrayrulewidth)*#1/#2-\tw@\tabcolsep-\spx@arrayrulewidth\relax}}
+\makeatother
+% cvae.publish.pdf: a chapter starts on the page where the previous one ends, under a compact heading (no part pages, no
+% fncychap banner: about 15 pages fewer)
+\makeatletter
+\renewcommand\chapter{\par\addvspace{2\baselineskip}\global\@topnum\z@\@afterindentfalse\secdef\@chapter\@schapter}
+\renewcommand\@makechapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily
+  \thechapter\quad #1\par\nobreak\vskip 1.2em}}
+\renewcommand\@makeschapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily
+  #1\par\nobreak\vskip 1.2em}}
+\makeatother
+% a notebook cell tagged "print-small" prints in \scriptsize, its tables too (the claims table fits one page);
+% Sphinx wraps each cell in sphinxuseclass{tag_<tag>}, which opens the environment sphinxclass<class> if defined
+\makeatletter
+\@namedef{sphinxclasstag_print-small}{\let\small\scriptsize\scriptsize}
+\@namedef{endsphinxclasstag_print-small}{}
+\@namedef{sphinxclassprint-small}{\let\small\scriptsize\scriptsize}
+\@namedef{endsphinxclassprint-small}{}
+\makeatother
+% the datasets' names are never hyphenated ("PathM-NIST")
+\hyphenation{PathMNIST TissueMNIST OCTMNIST MedMNIST}
+\makeatletter
+\makeatother
+% the contents list the chapters only (one page instead of three)
+\setcounter{tocdepth}{0}
+% the bibliography as a plain list under the References chapter, which the PDF prints last (cvae.publish.pdf.PRINT_LAST)
+\makeatletter
+\renewenvironment{sphinxthebibliography}[1]{\list{\@biblabel{\@arabic\c@enumiv}}{\settowidth\labelwidth{\@biblabel{#1}}%
+    \leftmargin\labelwidth\advance\leftmargin\labelsep\@openbib@code\usecounter{enumiv}\let\p@enumiv\@empty
+    \renewcommand\theenumiv{\@arabic\c@enumiv}}\sloppy\clubpenalty4000\@clubpenalty\clubpenalty\widowpenalty4000%
+  \sfcode`\.\@m}{\def\@noitemerr{\@latex@warning{Empty `thebibliography' environment}}\endlist}
+\makeatother
+"""
+
+
+def latex_config(base: dict, front, built) -> dict:
+    """The LaTeX build's Jupyter Book configuration: the HTML one plus xelatex, the title page, A4, no index."""
+    config = copy.deepcopy(base)
+    config["latex"] = {"latex_engine": "xelatex", "use_jupyterbook_latex": True,
+                       "latex_documents": {"targetname": "book.tex"}}
+    sphinx = config.setdefault("sphinx", {})
+    settings = sphinx.setdefault("config", {})
+    for key in ("mathjax_path", "html_extra_path"):  # HTML-only, and their folders are not staged
+        settings.pop(key, None)
+    settings["latex_elements"] = {
+        "papersize": "a4paper",
+        "pointsize": "11pt",
+        "maketitle": title_page(front, built),
+        "preamble": PREAMBLE,
+        "fncychap": "",
+        "figure_align": "H",  # a figure stays where the text puts it, inside its section, never floated past it
+        "printindex": "",
+        "extraclassoptions": "openany,oneside",
+    }
+    settings["latex_use_xindy"] = False
+    settings["latex_domain_indices"] = False
+    settings["latex_show_urls"] = "no"
+    config["exclude_patterns"] = sorted(set(config.get("exclude_patterns", [])) | {"_build/**"})
+    return config
+
+
+def stage_sources(stage: Path, report_dir: Path, root: Path = PROJECT_ROOT) -> int:
+    """Copy `_toc.yml`, the prose chapters and LaTeX-ready executed notebooks into `stage`; returns how many HTML
+    outputs were given a Markdown version (in the notebooks, and in place of cross-document glue in the prose)."""
+    import yaml
+
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    toc = printed_toc(yaml.safe_load((root / "_toc.yml").read_text()))
+    (stage / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    shutil.copytree(root / "book", stage / "book", ignore=shutil.ignore_patterns("_mathjax", ".ipynb_checkpoints"))
+    converted = 0
+    glued: dict[str, dict[str, str]] = {}
+    docnames = _toc_docnames(toc)
+    for docname in docnames:
+        if not docname.startswith("report/"):
+            continue
+        source = report_dir / (Path(docname).name + ".ipynb")
+        notebook, count = latex_ready_notebook(json.loads(source.read_text()))
+        converted += count
+        glued[docname] = glue_markdown(notebook)
+        target = stage / (docname + ".ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(notebook, indent=1))
+    for download in report_dir.glob("*.csv"):   # files the chapters offer as {download} links
+        shutil.copy2(download, stage / "report" / download.name)
+    for docname in docnames:
+        page = stage / (docname + ".md")
+        if page.exists():
+            text, count = latex_ready_prose(page.read_text(), docname, glued)
+            page.write_text(text)
+            converted += count
+    return converted
+
+
+def printed_toc(toc: dict) -> dict:
+    """The PDF's table of contents: the book's chapters in order, without part pages (four pages of a part's name
+    alone), PRINT_LAST at the end."""
+    chapters = [chapter for part in toc.get("parts", []) for chapter in part.get("chapters", [])]
+    chapters += toc.get("chapters", [])
+    last = [chapter for chapter in chapters if re.sub(r"\.(md|ipynb)$", "", chapter["file"]) in PRINT_LAST]
+    first = [chapter for chapter in chapters if chapter not in last]
+    return {key: value for key, value in toc.items() if key != "parts"} | {"chapters": first + last}
+
+
+def _toc_docnames(toc: dict) -> list[str]:
+    names = [toc["root"]]
+    for part in toc.get("parts", []):
+        names += [chapter["file"] for chapter in part.get("chapters", [])]
+    names += [chapter["file"] for chapter in toc.get("chapters", [])]
+    return names
+
+
+def _latex_problems(log_text: str) -> list[str]:
+    """Undefined references/citations and missing images reported in a LaTeX log."""
+    patterns = (r"LaTeX Warning: (Reference|Citation|Hyper reference) .* undefined.*",
+                r"LaTeX Warning: There were undefined references.*",
+                r"! LaTeX Error: File .* not found.*", r"LaTeX Warning: File .* not found.*",
+                r"! Package \w+ Error:.*")
+    found = []
+    for pattern in patterns:
+        found += [match.group(0).strip() for match in re.finditer(r"^.*" + pattern, log_text, flags=re.M)]
+    return list(dict.fromkeys(found))
+
+
+def build_pdf(root: Path = PROJECT_ROOT, report_dir: Path | None = None, log=print) -> Path:
+    """The whole book as one PDF at _build/pdf/book.pdf from the executed notebooks (no re-execution)."""
+    import yaml
+
+    from cvae.publish import manifest
+    from cvae.publish.built import built_book
+    from cvae.publish.front_matter import load_front_matter
+    from cvae.publish.jupyter_book import BookError, derived_config, jupyter_book_command, kernel_env
+    from cvae.training.runs import atomic_write_text
+
+    require_tex()
+    report_dir = Path(report_dir or root / "report")
+    built = built_book(report_dir)          # BookError when the notebooks are missing or disagree
+    read = manifest.start("pdf", list(built.notebooks), root)
+    front = load_front_matter(root / "_config.yml")
+    tick = time.perf_counter()
+    pdf_dir = root / "_build" / "pdf"
+    stage = pdf_dir / "source"
+    converted = stage_sources(stage, report_dir, root)
+    log(f"[pdf] staged {stage} ({converted} HTML tables/notices given a Markdown version)")
+    config = latex_config(derived_config(root / "_config.yml"), front, built)
+    config_path = stage / "_config.yml"
+    atomic_write_text(config_path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    command = jupyter_book_command() + ["build", str(stage), "--builder", "latex", "--config", str(config_path),
+                                         "--path-output", str(pdf_dir), "-W", "-n", "--keep-going", "--all"]
+    log("[pdf] " + " ".join(command[1:]))
+    env = kernel_env()
+    completed = subprocess.run(command, cwd=stage, env=env, capture_output=True, text=True)
+    if completed.returncode != 0:
+        lines = [line for line in (completed.stdout + completed.stderr).splitlines()
+                 if "WARNING" in line or "ERROR" in line or "Error" in line]
+        raise BookError("the LaTeX build (jupyter-book --builder latex) failed:\n"
+                        + "\n".join(lines[-40:] or completed.stderr.splitlines()[-40:]))
+    latex_dir = pdf_dir / "_build" / "latex"
+    if subprocess.run(["kpsewhich", "bbm.sty"], capture_output=True, text=True).returncode != 0:
+        (latex_dir / "bbm.sty").write_text(BBM_STUB)
+    log(f"[pdf] LaTeX sources in {latex_dir}; running latexmk (xelatex)")
+    env = dict(os.environ, LATEXMKOPTS="-interaction=nonstopmode -halt-on-error -file-line-error")
+    completed = subprocess.run(["make", "-C", str(latex_dir), "all-pdf"], env=env, capture_output=True, text=True)
+    log_file = latex_dir / "book.log"
+    log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
+    problems = _latex_problems(log_text)
+    produced = latex_dir / "book.pdf"
+    if completed.returncode != 0 or not produced.exists() or problems:
+        detail = problems or [line for line in completed.stdout.splitlines()
+                              if line.startswith("!") or re.match(r"\S+\.(tex|sty|cls):\d+: ", line)][-20:]
+        raise BookError(f"xelatex failed or left problems (see {log_file}):\n" + "\n".join(detail[:30]))
+    target = pdf_dir / PDF_PATH.name
+    temporary = target.with_suffix(".pdf.tmp")
+    shutil.copy2(produced, temporary)
+    os.replace(temporary, target)
+    manifest.record("pdf", read, root)
+    log(f"[pdf] {target} ({target.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - tick:.0f} s)")
+    return target
+
+
+__all__ = ["PRINT_LAST", "printed_toc", "table_caption", "TABLE_CAPTION", "TABLE_CAPTION_START", "build_pdf", "glue_markdown", "latex_ready_prose", "html_to_markdown", "html_table_to_markdown",
+           "latex_ready_notebook", "missing_tex_tools", "require_tex", "title_page", "tex_escape", "latex_config",
+           "stage_sources", "PDF_PATH", "TEX_PACKAGES", "APT_INSTALL"]

@@ -1,0 +1,88 @@
+"""A Sphinx extension with two fixes for this book's stack (Jupyter Book 1.0.4, Sphinx 7.4, sphinx-thebe 0.3.1).
+
+Loaded by `_config.yml` (`sphinx: extra_extensions: [cvae.publish.sphinx_fixes]`).
+
+Tables are numbered in HTML as LaTeX numbers them in the PDF: "Table 7.2" is the second table of the book's seventh
+chapter (the chapters of `_toc.yml` in order, the landing page not counted), a table split by columns for print
+counting once per part. The chapters' tables are notebook outputs (`cvae.report.chapter.table`), which Sphinx does not
+number by itself.
+
+sphinx-thebe adds its inline configuration script with `app.add_js_file(None, body=...)` while the HTML builder
+already exists, so Sphinx 7.4 stores it once as filename None (in the builder) and again as filename "" (re-added
+from the registry in `prepare_writing`); the two compare unequal, and every page declared `const THEBE_JS_URL`
+twice: the browser logged "Identifier 'THEBE_JS_URL' has already been declared". This drops a page's duplicate
+scripts (same file, same attributes) just before the page is rendered.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+def _script_key(script) -> tuple:
+    filename = getattr(script, "filename", script) or ""
+    attributes = getattr(script, "attributes", {}) or {}
+    return (str(filename), tuple(sorted((str(k), str(v)) for k, v in attributes.items())))
+
+
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    """`html-page-context` handler: keep the first of identical `<script>` entries of a page."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen: set[tuple] = set()
+    kept = []
+    for script in scripts:
+        key = _script_key(script)
+        if key not in seen:
+            seen.add(key)
+            kept.append(script)
+    context["script_files"] = kept
+
+
+def chapter_numbers(toc: dict) -> dict[str, int]:
+    """{docname: chapter number} as the PDF numbers its chapters (`cvae.publish.pdf.printed_toc`: parts flattened,
+    PRINT_LAST at the end; the root page has none)."""
+    from cvae.publish.pdf import printed_toc
+
+    chapters = [re.sub(r"\.(md|ipynb)$", "", chapter["file"]) for chapter in printed_toc(toc)["chapters"]]
+    return {name: number for number, name in enumerate(chapters, start=1)}
+
+
+def numbered_tables(html_outputs: list[str], chapter: int | None) -> list[str]:
+    """The HTML outputs of one page with "Table c.k" put before each table caption, k counting the page's tables the
+    way the PDF will (one per printed part, `cvae.publish.pdf.html_table_to_markdown`)."""
+    from cvae.publish.pdf import TABLE_CAPTION_START as start
+    from cvae.publish.pdf import html_table_to_markdown
+
+    count, numbered = 0, []
+    for source in html_outputs:
+        if start in source:
+            label = f"Table {chapter}.{count + 1}" if chapter else f"Table {count + 1}"
+            source = source.replace(start, f'{start}<span class="caption-number">{label} </span>', 1)
+            count += max(1, (html_table_to_markdown(source) or "").count("```{list-table}"))
+        numbered.append(source)
+    return numbered
+
+
+def number_tables(app, doctree, docname: str) -> None:
+    """`doctree-resolved` handler (HTML builds): number the captioned tables of a page (`numbered_tables`)."""
+    if app.builder.format != "html":
+        return
+    import yaml
+    from docutils import nodes
+
+    toc_path = Path(app.srcdir) / "_toc.yml"
+    chapters = chapter_numbers(yaml.safe_load(toc_path.read_text())) if toc_path.exists() else {}
+    raws = [node for node in doctree.findall(nodes.raw) if "html" in node.get("format", "").split()]
+    for node, source in zip(raws, numbered_tables([node.astext() for node in raws], chapters.get(docname))):
+        if source != node.astext():
+            node.replace_self(nodes.raw("", source, format="html"))
+
+
+def setup(app) -> dict:
+    """Register the handlers (the scripts' after every other extension's, so their scripts are in place)."""
+    app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    app.connect("doctree-resolved", number_tables)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

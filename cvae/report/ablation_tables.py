@@ -1,0 +1,112 @@
+"""Tables of the study (`cvae.study.runner.run_study`: one row per run) for reading: the seeded claims, the weight search,
+the other variants, the precision comparison, and the full table as a CSV download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from cvae.core.config import LOSS_WEIGHTS
+from cvae.study.ablations import FACTORIAL, STANDARD
+from cvae.study.runner import COMPARED, SEEDED, paired_spread, run_gate, seed_spread
+from cvae.study.weight_search import CRITERIA, CRITERION_NAMES
+
+
+def _spread_cell(spread, digits: int, percent: bool = False) -> str:
+    if spread is None:
+        return "not trained"
+    scale = 100 if percent else 1  # the header carries the unit: "aux class (%)"
+    if spread.sd is None:
+        return f"{spread.mean * scale:,.{digits}f}"
+    return f"{spread.mean * scale:,.{digits}f} ± {spread.sd * scale:,.{digits}f}"
+
+
+def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
+    """The variants measured over seeds: validation loss at the final KL weight at the kept checkpoint
+    (mean ± sd), its paired change against the paper's model (mean and 95% interval), aux-head accuracy and how many
+    seeds passed the learning gate; one row per variant (the seed count is the chapter's text)."""
+    rows = {}
+    for name in SEEDED:
+        if name in FACTORIAL:  # the latent chapter's factorial, at its own schedule: not comparable with `paper`
+            continue
+        runs = study[study["name"] == name]
+        if runs.empty:
+            continue
+        # a variant that reweights the loss has another validation total: its loss is not comparable
+        change = paired_spread(study, name) if name != "paper" and not set(STANDARD[name]) & set(LOSS_WEIGHTS) else None
+        rows[name] = {
+            "loss at final β": _spread_cell(seed_spread(study, name, COMPARED), 1),
+            "change (95% CI)": "—" if change is None else (
+                f"{change.mean:+.1%}" + (f" ({change.low:+.1%} to {change.high:+.1%})" if change.low is not None
+                                         else "")),
+            "aux class (%)": _spread_cell(seed_spread(study, name, "aux_class_accuracy"), 1, percent=True),
+            "aux modality (%)": _spread_cell(seed_spread(study, name, "aux_modality_accuracy"), 1, percent=True),
+            "learned": f"{sum(run_gate(row).ok for _, row in runs.iterrows())} of {len(runs)}",
+        }
+    return pd.DataFrame(rows).T.rename_axis("variant")
+
+
+def search_display(search: pd.DataFrame) -> pd.DataFrame:
+    """The weight search (`cvae.study.weight_search.search_table`) for reading: one row per candidate, each criterion's
+    mean over seeds with its paired gain over the default, and the verdict against the default."""
+    columns = {"weight": search["weight"], "value": search["value"].map(lambda v: f"{v:g}")}
+    for column in CRITERIA:
+        scale, digits = (100, 1) if "accuracy" in column else (1, 2 if "psnr" in column else 1)
+        unit = " (%)" if "accuracy" in column else ""
+        columns[CRITERION_NAMES[column] + unit] = [
+            f"{scale * mean:,.{digits}f}" + ("" if current else f" ({scale * gain:+,.{digits}f})")
+            for mean, gain, current in zip(search[column], search[f"{column}_gain"], search["current"])]
+    columns["against the default"] = search["verdict"] + search["winner"].map(lambda w: "; winner" if w else "")
+    return pd.DataFrame(columns).set_index(["weight", "value"])
+
+
+def other_variants(study: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The paper's model and the named variants trained once (at the base seed), on the test split's criteria."""
+    names = ["paper"] + [n for n in dict.fromkeys(study["name"]) if n not in SEEDED and "=" not in n]
+    rows = {}
+    for name in names:
+        row = study[(study["name"] == name) & (study["seed"] == seed)]
+        if row.empty:
+            continue
+        row = row.iloc[0]
+        rows[name] = {"val loss at final β (per image)": f"{row[COMPARED]:,.1f}",
+                      "PSNR (dB)": f"{row['recon_psnr']:.2f}", "SSIM": f"{row['recon_ssim']:.3f}",
+                      "domain FID": f"{row['domain_fid']:,.1f}",
+                      "cond. class acc (%)": f"{100 * row['conditional_class_accuracy']:.1f}",
+                      "train time (s)": f"{row['train_seconds']:,.0f}"}
+    return pd.DataFrame(rows).T.rename_axis("variant (seed %d)" % seed)
+
+
+PRECISION_METRICS = {  # study column -> label in the precision comparison
+    COMPARED: "validation loss at the final β (per image)", "final_val_mse": "validation MSE (per image)",
+    "recon_psnr": "reconstruction PSNR (dB)", "recon_ssim": "reconstruction SSIM", "domain_fid": "domain FID",
+    "conditional_class_accuracy": "conditional class accuracy", "train_seconds": "training time (s)",
+}
+
+
+def precision_table(study: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The `paper` (default precision) and `fp32` runs at the base seed side by side, with the relative difference of
+    the default against fp32; a one-row note when the fp32 run is absent."""
+    rows = study[study["seed"] == seed].set_index("name")
+    if not {"paper", "fp32"} <= set(rows.index):
+        return pd.DataFrame({"status": ["no fp32 run in this build (the default already trains in fp32 on this "
+                                        "machine, or the variant was not selected)"]})
+    out = []
+    for column, label in PRECISION_METRICS.items():
+        if column not in rows.columns:
+            continue
+        default, full = float(rows.loc["paper", column]), float(rows.loc["fp32", column])
+        out.append({"metric": label, "default precision": f"{default:,.4g}", "fp32": f"{full:,.4g}",
+                    "difference": f"{(default - full) / abs(full):+.1%}" if full else "n/a"})
+    return pd.DataFrame(out).set_index("metric")
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> Path:
+    """Write a full table as CSV (the page links it for download); returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+__all__ = ["seeded_table", "search_display", "other_variants", "precision_table", "write_csv", "PRECISION_METRICS"]

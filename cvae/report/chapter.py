@@ -1,0 +1,227 @@
+"""Opening a chapter notebook: its settings, configuration, finished run and data notice, glue and markdown."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import torch
+
+from cvae.core.config import Config, make_config
+from cvae.core.formatting import plain
+from cvae.core.paths import PROJECT_ROOT
+from cvae.report.notices import show_data_notice
+
+REPORT_DIR_ENV = "CVAE_REPORT_DIR"
+BOOK_BUILD_ENV = "CVAE_BOOK_BUILD"  # set in a book build's kernels: live views show their static output
+
+
+def _warning_to_stdout(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"note ({category.__name__}): {message}", file=sys.stdout)
+
+
+def setup_notebook() -> None:
+    """Deliberate warning handling for chapter notebooks: warnings print once to stdout as a visible note
+    (stderr output is treated as an error by the browser test); matplotlib gets the figures' page style
+    (`cvae.report.plots.STYLE`)."""
+    import matplotlib as mpl
+
+    warnings.resetwarnings()
+    warnings.simplefilter("once")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+    # a file's MD5 mismatch is the titled "Not the official MedMNIST files" notice, not a raw line with its path
+    warnings.filterwarnings("ignore", message=r".* has MD5 .*, not the official")
+    warnings.showwarning = _warning_to_stdout
+    from cvae.report.plots import STYLE
+
+    mpl.rcParams.update(STYLE)  # the figure functions apply it themselves; this covers any other plot
+    pd.set_option("display.precision", 4)
+    pd.set_option("display.max_colwidth", None)  # a table cell is shown whole, never cut with "..."
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+def notebook_config(profile: str = "smoke", seed: int | None = None, data_source: str = "", data_dir: str = "",
+                    overrides: Iterable[str] = ()) -> Config:
+    """The Config a chapter runs with: the profile, then `key=value` overrides, then seed/data source/folder."""
+    items = list(overrides or [])
+    if data_source:
+        items.append(f"data_source={data_source}")
+    if data_dir:
+        items.append(f"data_dir={data_dir}")
+    if seed is not None:
+        items.append(f"seed={int(seed)}")
+    return make_config(profile, items)
+
+
+def open_chapter(profile: str = "smoke", seed: int | None = None, data_source: str = "", data_dir: str = "",
+                 overrides: Iterable[str] = (), train_if_missing: bool = False):
+    """Every chapter's first lines from its parameters: notebook settings, the config, the profile's finished run
+    and the data notice. Returns (Config, Run). The run is trained here only with `train_if_missing` (the training
+    chapter); elsewhere a missing run is a RunError that says which command trains it."""
+    from cvae.training.runs import RunError, is_finished, load_run, run_dir_for
+    from cvae.training.train import train
+
+    setup_notebook()
+    config = notebook_config(profile, seed, data_source, data_dir, overrides)
+    run_dir = run_dir_for(config)
+    if train_if_missing:
+        run_dir = train(config, progress=False)
+    elif not is_finished(run_dir):
+        raise RunError(f"no finished training run for this chapter's configuration (hash {config.config_hash()}) in "
+                       f"{run_dir.parent}: execute notebooks/02_training first, or run `python -m cvae book "
+                       f"--profile {profile}` which executes the chapters in order.")
+    run = load_run(run_dir)
+    synthetic = bool(run.summary["synthetic_data"])
+    unofficial = [] if synthetic else [flag for flag, ok in run.summary.get("data_md5_ok", {}).items() if not ok]
+    show_data_notice(synthetic, profile, config.config_hash(), unofficial,
+                     built_with(profile, seed, data_source, data_dir, overrides))
+    return config, run
+
+
+def built_with(profile: str, seed, data_source: str = "", data_dir: str = "", overrides: Iterable[str] = ()) -> str:
+    """The notebook parameters as one line for the data notice (the parameters cells are not shown on the page),
+    each key once; a data folder other than the source's default is named only as "custom": a local path says
+    nothing to a reader."""
+    from cvae.core.paths import default_data_dir
+
+    parts = [f"profile={profile}", f"seed={Config().seed if seed is None else int(seed)}",
+             f"data_source={data_source or 'profile default'}"]
+    config = notebook_config(profile, seed, data_source, "", overrides)
+    if data_dir and Path(data_dir).resolve() != default_data_dir(config.data_source,
+                                                                 config.synthetic_per_class).resolve():
+        parts.append("data_dir=custom")
+    shown = {"profile", "seed", "data_source", "data_dir"}
+    parts += [item for item in overrides or [] if item.split("=", 1)[0].strip() not in shown]
+    return ", ".join(parts)
+
+
+def report_dir() -> Path:
+    """Folder of the executed notebooks and the driver's timings ($CVAE_REPORT_DIR, default <project>/report)."""
+    return Path(os.environ.get(REPORT_DIR_ENV) or PROJECT_ROOT / "report")
+
+
+def glue(key: str, value, display: bool = False):
+    """myst_nb.glue with NumPy/torch scalars converted; figures are closed after glueing. Returns None, so a glue
+    call as a cell's last line does not display the value a second time."""
+    from myst_nb import glue as _glue
+
+    value = plain(value)
+    _glue(key, value, display=display)
+    if hasattr(value, "savefig"):
+        import matplotlib.pyplot as plt
+
+        plt.close(value)
+
+
+def md(markdown_text: str):
+    """An IPython Markdown object: glued, it renders as MyST where a page uses `glue:md` (same page only)."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown_text)
+
+
+def html(markdown_text: str):
+    """MyST-free markdown rendered to an IPython HTML object (glued across pages, where only HTML, text and images
+    render: the intro shows the discussion's abstract this way). It keeps its Markdown as well, which the PDF's
+    LaTeX builder uses in place of the HTML."""
+    from markdown_it import MarkdownIt
+
+    return _HtmlWithMarkdown(MarkdownIt("commonmark").render(markdown_text), markdown_text)
+
+
+def table(frame, caption: str) -> "CaptionedTable":
+    """A table with its caption above it (`caption`: plain text, `code` in backticks): the book numbers it
+    ("Table 7.2", `cvae.publish.sphinx_fixes` in HTML, LaTeX in the PDF)."""
+    return CaptionedTable(frame, caption)
+
+
+class CaptionedTable:
+    """A DataFrame (or Styler) shown with its caption: text/html is the caption paragraph then pandas' own HTML."""
+
+    def __init__(self, frame, caption: str) -> None:
+        self.frame, self.caption = frame, caption
+
+    def caption_html(self) -> str:
+        """The caption as `<p class="table-caption">...</p>` (HTML escaped, backticks as <code>)."""
+        import html as html_module
+        import re
+
+        escaped = html_module.escape(" ".join(self.caption.split()), quote=False)
+        coded = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+        return f'<p class="table-caption">{coded}</p>'
+
+    def _repr_html_(self) -> str:
+        inner = self.frame._repr_html_() if hasattr(self.frame, "_repr_html_") else self.frame.to_html()
+        return self.caption_html() + "\n" + inner
+
+    def __repr__(self) -> str:
+        return f"{self.caption}\n{self.frame!r}"
+
+
+class _HtmlWithMarkdown:
+    """A display object with text/html (chosen by the HTML builder) and text/markdown (chosen by LaTeX)."""
+
+    def __init__(self, html_text: str, markdown_text: str) -> None:
+        self.html_text, self.markdown_text = html_text, markdown_text
+
+    def _repr_html_(self) -> str:
+        return self.html_text
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown_text
+
+    def __repr__(self) -> str:
+        return self.markdown_text
+
+
+def run_overrides(seed: int, data_source: str, overrides: Iterable[str]) -> list[str]:
+    """The chapter parameters that ablation runs must share with the main run, as key=value strings."""
+    items = list(overrides or [])
+    if data_source:
+        items.append(f"data_source={data_source}")
+    if int(seed) != Config().seed:
+        items.append(f"seed={int(seed)}")
+    return items
+
+
+def load_runs(run_dirs: dict) -> dict:
+    """{name: run folder} -> {name: Run}."""
+    from cvae.training.runs import load_run
+
+    return {name: load_run(path) for name, path in run_dirs.items()}
+
+
+def study(profile: str, config: Config, seed: int, data_source: str, overrides: Iterable[str],
+          names: Iterable[str] | None = None):
+    """The chapter's study table (`cvae.study.runner.run_study`: trains what is missing, reuses the rest), for the same data
+    source, seed, overrides and data folder as the main run."""
+    from cvae.study.runner import run_study
+
+    extra = run_overrides(seed, data_source, overrides)
+    return run_study(profile, extra, int(seed), names=names, data_dir=config.data_dir or None)
+
+
+def claims(config: Config, run, study_table) -> pd.DataFrame:
+    """The claims table of this build (`cvae.study.findings.table`) from the main run's evaluation and the study."""
+    from cvae.evaluation.run_evaluation import evaluate_run
+    from cvae.study.findings import table
+
+    return table(evaluate_run(config, progress=False), run.summary, config.epochs, study_table)
+
+
+def evaluation(config: Config) -> dict:
+    """`cvae.evaluation.run_evaluation.evaluate_run(config)`, cached in the run folder."""
+    from cvae.evaluation.run_evaluation import evaluate_run
+
+    return evaluate_run(config, progress=False)
+
+
+__all__ = [
+    "REPORT_DIR_ENV", "BOOK_BUILD_ENV", "setup_notebook", "notebook_config", "open_chapter", "report_dir", "glue", "plain",
+    "md", "html", "run_overrides", "load_runs", "evaluation", "study", "claims",
+]

@@ -1,0 +1,379 @@
+"""The original report's claims, what this build measured for each, and a verdict by one rule stated once.
+
+Every verdict in the book comes from `claims_table` (the discussion's table, the abstract, the chapters' sentences),
+so a page can never say more than the table does. Each claim has a test and a margin fixed here, before any run
+(`TESTS`, shown as a column of the table and explained in the discussion). The rule (`RULE`):
+
+- **not testable on this data**: the claim is about what medical images look like and the build used the stand-in;
+- **not testable at this scale**: a run behind the claim did not learn (`learning_gate`), or the claim needs the
+  original's 150-epoch schedule and the build trained a shorter one;
+- otherwise the 95% interval of our measurement is read against the margin: **reproduced** when it lies wholly on
+  the claim's side, **not reproduced** when it lies wholly on the other side, **inconclusive** when it straddles the
+  margin or when there is no interval (one seed, or identical values on every seed).
+
+Every finding also states the smallest effect its spread could have detected (80% power, `Spread.detectable`), so an
+inconclusive verdict says what it ruled out. Intervals are over seeds (paired) for comparisons of runs and over
+classes for rates of samples and test images, whose outcomes cluster by class (`cvae.core.spread`). A verdict reached on
+the stand-in is a verdict about this pipeline, not about MedMNIST, and the table says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from cvae.core.spread import Spread
+
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable at this scale",
+            "not testable on this data")
+ORIGINAL_SCHEDULE_EPOCHS = 150
+# the learning gate: a run is evidence only if its reconstructions keep more of each image than the image's class
+# mean does, and the evaluator finds the conditioned class in its samples clearly more often than chance
+GATE_SSIM_GAIN = 0.0
+GATE_CLASS_ABOVE_CHANCE = 0.05
+
+
+@dataclass(frozen=True)
+class Test:
+    """How a claim is judged: the test's name, its margin (in the measurement's units) and why that margin."""
+
+    name: str
+    margin: float
+    margin_text: str
+    why: str
+
+
+TESTS: dict[str, Test] = {
+    "best_epoch": Test("well before the end", 0.9, "best epoch before 90% of the schedule",
+                       "'best results after 79 epochs' of 150 is 53%; the last tenth is what 'the end' means"),
+    "latent": Test("clearly lower", 0.02, "latent 64's loss at least 2% above latent 128's",
+                   "'reduces significantly' asks for a gain a reader would act on; 2% of the loss is the smallest"),
+    "deep": Test("no better", 0.05, "the deeper model's loss not more than 5% below the original's",
+                 "the original concludes that its network already has enough capacity, which needs the deeper model "
+                 "to be no better by more than a gain worth four times the parameters; a worse one supports it too"),
+    "aux_heads": Test("near chance", 0.05, "the modality head within 5 points of a guess in the label proportions",
+                      "the original's 39% is what such a guess scores on its validation mix; 5 points allow for "
+                      "the mix and for noise"),
+    "modality_clusters": Test("separated", 0.90, "at least 90% of 10 nearest 2-D neighbours share the modality",
+                              "'separated quite well' means a point's neighbours in the figure are of its modality"),
+    "class_overlap": Test("overlapping", 0.50, "at most 50% of 10 nearest 2-D neighbours share the class",
+                          "'highly overlapping' means most of a point's neighbours in the figure are of other classes"),
+    "reconstructions": Test("better than the class mean", 0.05, "SSIM at least 0.05 above the class-mean image",
+                            "'work quite well' must beat the image that only knows the label, by a visible gap"),
+    "samples": Test("distinguishable", 0.90, "the evaluator assigns at least 90% of samples to their modality",
+                    "'distinguishable' means an independent classifier tells the modalities apart"),
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the original: our paraphrase, its words quoted verbatim, which runs are its evidence
+    ('main' or study variants) and whether only medical images can test it."""
+
+    key: str
+    claim: str
+    original: str
+    runs: tuple[str, ...]
+    about_images: bool
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("best_epoch", "the best validation loss comes well before the end of training",
+          '"we get the best results after 79 epochs" (of 150)', ("main",), about_images=False),
+    Claim("latent", "a 128-dimensional latent gives a clearly lower loss than a 64-dimensional one",
+          '"the loss reduces significantly when using a latent dimension of 128 instead of 64"',
+          ("paper", "latent64"), about_images=False),
+    Claim("deep", "a deeper model of about 4.8 million parameters is no better",
+          '"leads to results looking very similar to what we already had"', ("paper", "deep"), about_images=False),
+    Claim("aux_heads", "the modality head reads near chance",
+          '"modality classification gets stuck at around 39% (almost random probability)"', ("paper",),
+          about_images=False),
+    Claim("modality_clusters", "the modalities form separate clusters in the latent space",
+          '"the modalities are separated quite well"', ("main",), about_images=True),
+    Claim("class_overlap", "the classes overlap in the latent space",
+          '"the classes are highly overlapping"', ("main",), about_images=True),
+    Claim("reconstructions", "PathMNIST reconstructions work well",
+          '"reconstruction examples from the PathMNIST subset that work quite well"', ("main",), about_images=True),
+    Claim("samples", "samples of different modalities are distinguishable",
+          '"the different modalities are distinguishable"', ("main",), about_images=True),
+)
+
+RULE = (
+    "Each claim has a test and a margin, fixed before the runs and listed in the table. A claim about what medical "
+    "images look like is not testable on this data when the build used the synthetic stand-in. A claim whose runs did "
+    "not learn, or whose test needs the original's 150-epoch schedule, is not testable at this scale. A run is "
+    "evidence only if its reconstructions beat the class-mean image, the 95% interval over classes of the SSIM gain "
+    "lying above 0, and if the evaluator finds the conditioned class in its samples at least "
+    f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
+    "measurement is read against the margin. The claim is reproduced when the interval lies wholly on the claim's "
+    "side, not reproduced when it lies wholly on the other side, and inconclusive when it straddles the margin or "
+    "when there is no interval. Comparisons of runs are paired by seed and use the validation loss at the final KL "
+    "weight of each run's kept checkpoint. Rates of samples and of test images are judged over classes, because "
+    "their outcomes cluster by class. The detectable effect is the smallest true difference the spread would have "
+    "found with 80% power."
+)
+
+
+@dataclass(frozen=True)
+class Learned:
+    """Whether the runs behind a claim passed the learning gate; when not, what failed (`failing`: one line) and the
+    short names of the criteria missed (`missed`)."""
+
+    ok: bool
+    failing: str = ""
+    missed: tuple[str, ...] = ()
+    failed_runs: int = 0
+    runs: int = 1
+
+    def to_dict(self) -> dict:
+        """{'value': bool, 'failing': str} for the JSON report."""
+        return {"value": self.ok, "failing": self.failing}
+
+
+def learning_gate(name: str, ssim_gain_low: float | None, class_accuracy: float, chance: float) -> Learned:
+    """The gate for one run: the lower end of the 95% interval over classes of its SSIM gain over the class-mean
+    image above GATE_SSIM_GAIN, and sample class accuracy at least GATE_CLASS_ABOVE_CHANCE above `chance`; `failing`
+    names the run and the criteria it missed."""
+    details, missed = [], []
+    if ssim_gain_low is None or not ssim_gain_low > GATE_SSIM_GAIN:
+        missed.append("reconstructions not clearly better than the class-mean image")
+        details.append(missed[-1] if ssim_gain_low is None else
+                       f"SSIM gain over the class-mean image not clearly above 0 (lower 95% bound {ssim_gain_low:+.3f})")
+    needed = chance + GATE_CLASS_ABOVE_CHANCE
+    if not class_accuracy >= needed:
+        missed.append(f"sample class accuracy below {needed:.1%}")
+        details.append(f"sample class accuracy {class_accuracy:.1%}, needs {needed:.1%}")
+    return Learned(not missed, f"{name}: {' and '.join(details)}" if missed else "", tuple(missed), int(bool(missed)))
+
+
+def combine(gates: list[Learned]) -> Learned:
+    """All runs must pass. One failing run is named with its numbers; several are counted, with the criteria they
+    missed."""
+    failed = [gate for gate in gates if not gate.ok]
+    runs = sum(gate.runs for gate in gates)
+    if not failed:
+        return Learned(True, runs=runs)
+    missed = tuple(dict.fromkeys(criterion for gate in failed for criterion in gate.missed))
+    failed_runs = sum(gate.failed_runs for gate in failed)
+    if failed_runs == 1:
+        return Learned(False, failed[0].failing, missed, 1, runs)
+    return Learned(False, f"{failed_runs} of {runs} runs: {' and '.join(missed)}", missed, failed_runs, runs)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Our measurement for one claim as text, its verdict, the reason the rule gives and the detectable effect."""
+
+    ours: str
+    verdict: str
+    reason: str
+    detectable: str = ""
+
+
+def read_against(interval: Spread, margin: float, claimed_above: bool) -> str:
+    """'reproduced' / 'not reproduced' when the interval lies wholly above or below the margin, 'inconclusive' when
+    it straddles it or has no interval; `claimed_above` says on which side the claim lies."""
+    if interval.low is None or interval.high is None:
+        return "inconclusive"
+    if interval.low > margin:
+        return "reproduced" if claimed_above else "not reproduced"
+    if interval.high < margin:
+        return "not reproduced" if claimed_above else "reproduced"
+    return "inconclusive"
+
+
+def _no_interval(spread: Spread) -> str:
+    return (f"identical on all {spread.n} seeds, so there is no interval" if spread.no_spread
+            else f"{spread.n} seed{'s' if spread.n != 1 else ''} give no interval")
+
+
+def _detectable(spread: Spread, unit: str = "relative") -> str:
+    """The approximate smallest true effect the spread would find with 80% power: 'about 26%' of the loss, 'about 18
+    points' of a rate, 'about 0.02' of SSIM; 'none: no interval' without a spread."""
+    effect = spread.detectable()
+    if effect is None:
+        return "none: no interval" if not spread.exact_bound else "none: no spread"
+    if unit == "points":
+        return f"about {100 * effect:.0f} points" if effect >= 0.005 else "under 1 point"
+    return f"about {effect:.0%}" if unit == "relative" else f"about {effect:.2f}"
+
+
+def _best_epoch(e: dict) -> Finding:
+    ours = f"epoch {e['best_epoch']} of {e['epochs']}, one run"
+    if e["epochs"] != ORIGINAL_SCHEDULE_EPOCHS:
+        return Finding(ours, "not testable at this scale",
+                       f"needs the original's {ORIGINAL_SCHEDULE_EPOCHS}-epoch schedule, which only the full profile "
+                       f"trains; this build trained {e['epochs']} epochs", "none: one run")
+    return Finding(ours, "inconclusive", "one run of the full profile; the rule needs an interval over seeds",
+                   "none: one run")
+
+
+def _relative(key: str, claimed_above: bool, subject: str, baseline: str) -> Callable[[dict], Finding]:
+    def finding(e: dict) -> Finding:
+        spread: Spread | None = e.get(key)
+        if spread is None:
+            return Finding("not measured", "inconclusive", "the runs were not trained in this build")
+        direction = "higher" if spread.mean > 0 else "lower"
+        ours = f"{subject}: loss {abs(spread.mean):.1%} {direction} than {baseline}" + (
+            f", 95% CI {spread.low:+.1%} to {spread.high:+.1%} over {spread.n} seeds" if spread.low is not None
+            else f", {_no_interval(spread)}")
+        margin = TESTS[key].margin if key == "latent" else -TESTS[key].margin
+        verdict = read_against(spread, margin, claimed_above)
+        side = "straddles" if verdict == "inconclusive" else (
+            "lies wholly above" if spread.low is not None and spread.low > margin else "lies wholly below")
+        reason = f"{_no_interval(spread)}" if spread.low is None else f"the interval {side} {margin:+.0%}"
+        if key == "deep" and verdict == "reproduced" and spread.low > 0:  # no better, and in fact reliably worse
+            reason += "; the deeper model was worse, which 'no better' allows but 'very similar' does not"
+        return Finding(ours, verdict, reason, _detectable(spread, "relative"))
+    return finding
+
+
+def _aux_heads(e: dict) -> Finding:
+    modality: Spread | None = e.get("aux_modality")
+    cls: Spread | None = e.get("aux_class")
+    guess = e["aux_guess"]
+    main = e.get("aux_main") or {}
+    ours = (f"main run: modality {main['modality']:.1%}, class {main['class']:.1%}; " if main else "") + (
+        f"study: modality {modality.text(1, percent=True)}" + (f"; class {cls.mean:.1%}" if cls else "")
+        if modality else "study: not trained") + f"; a guess in the label proportions scores {guess:.1%}"
+    if modality is None:
+        return Finding(ours, "inconclusive", "the study's runs were not trained in this build")
+    low, high = guess - TESTS["aux_heads"].margin, guess + TESTS["aux_heads"].margin
+    if modality.low is None:
+        verdict, reason = "inconclusive", _no_interval(modality)
+    elif modality.exact_bound and (modality.mean > high or modality.mean < low) and low <= modality.high and \
+            modality.low <= high:
+        verdict = "inconclusive"
+        reason = (f"every seed read {modality.mean:.0%}, outside the band, but {modality.n} identical seeds bound the "
+                  f"mean only within {modality.low:.1%} to {modality.high:.1%}, which reaches into it; more seeds "
+                  "would decide it")
+    elif low <= modality.low and modality.high <= high:
+        verdict, reason = "reproduced", "the interval lies inside the band around chance"
+    elif modality.high < low or modality.low > high:
+        verdict, reason = "not reproduced", "the interval lies outside the band around chance"
+    else:
+        verdict, reason = "inconclusive", "the interval straddles the band's edge"
+    return Finding(ours, verdict, reason, _detectable(modality, "points"))
+
+
+def _separation(target: str, test: str, claimed_above: bool) -> Callable[[dict], Finding]:
+    def finding(e: dict) -> Finding:
+        embeddings: dict[str, Spread] = e["separation"][target]
+        probe: Spread | None = e.get(f"probe_{target}")
+        ours = "; ".join(f"{method}: {spread.text(1, percent=True)}" for method, spread in embeddings.items())
+        ours = f"{target} of the 10 nearest 2-D neighbours, {ours}" + (
+            f"; a linear probe on mu reads the {target} at {probe.mean:.1%}" if probe else "")
+        verdicts = [read_against(spread, TESTS[test].margin, claimed_above) for spread in embeddings.values()]
+        verdict = (verdicts[0] if len(set(verdicts)) == 1 else "inconclusive")
+        detectable = "; ".join(f"{method} {_detectable(spread, 'points')}" for method, spread in embeddings.items())
+        return Finding(ours, verdict, "PCA and t-SNE intervals over classes against the margin", detectable)
+    return finding
+
+
+def _reconstructions(e: dict) -> Finding:
+    spread: Spread = e["recon_ssim_gain_path"]
+    ours = (f"PathMNIST SSIM {e['recon_ssim_path']:.3f}, {spread.mean:+.3f} over the class-mean image, "
+            f"95% CI {spread.low:+.3f} to {spread.high:+.3f} over {spread.n} classes")
+    verdict = read_against(spread, TESTS["reconstructions"].margin, claimed_above=True)
+    return Finding(ours, verdict, "the interval over classes against the margin", _detectable(spread, "ssim"))
+
+
+def _samples(e: dict) -> Finding:
+    modality: Spread = e["conditional_modality"]
+    cls: Spread = e["conditional_class"]
+    ours = (f"modality {modality.text(1, percent=True)}; class {cls.text(1, percent=True)}, against chance "
+            f"{e['class_chance']:.1%}")
+    verdict = read_against(modality, TESTS["samples"].margin, claimed_above=True)
+    return Finding(ours, verdict, "the modality interval over classes against the margin",
+                   _detectable(modality, "points"))
+
+
+_FINDERS: dict[str, Callable[[dict], Finding]] = {
+    "best_epoch": _best_epoch,
+    "latent": _relative("latent", claimed_above=True, subject="latent 64", baseline="latent 128"),
+    "deep": _relative("deep", claimed_above=True, subject="the deeper model", baseline="the original's"),
+    "aux_heads": _aux_heads,
+    "modality_clusters": _separation("modality", "modality_clusters", claimed_above=True),
+    "class_overlap": _separation("class", "class_overlap", claimed_above=False),
+    "reconstructions": _reconstructions,
+    "samples": _samples,
+}
+
+
+def _gate(claim: Claim, evidence: dict) -> Learned:
+    gates = evidence.get("learned") or {}
+    return combine([gates[name] for name in claim.runs if name in gates])
+
+
+def assess(claim: Claim, evidence: dict) -> tuple[Finding, Learned]:
+    """The finding for one claim from the build's evidence (see `claims_table` for the keys), and its gate."""
+    learned = _gate(claim, evidence)
+    try:
+        finding = _FINDERS[claim.key](evidence)
+    except (KeyError, TypeError, AttributeError):
+        finding = Finding("not measured", "inconclusive", "this build did not measure it")
+    if claim.about_images and evidence["synthetic"]:
+        return Finding(finding.ours, "not testable on this data",
+                       "the claim is about medical images and this build used the synthetic stand-in",
+                       finding.detectable), learned
+    if not learned.ok:
+        did_not = (f"{learned.failed_runs} of {learned.runs} runs" if learned.failed_runs > 1
+                   else learned.failing.split(":")[0])
+        return Finding(finding.ours, "not testable at this scale", f"{did_not} did not learn", finding.detectable), \
+            learned
+    if evidence["synthetic"] and finding.verdict in ("reproduced", "not reproduced", "inconclusive"):
+        finding = Finding(finding.ours, finding.verdict, f"{finding.reason}; on the stand-in this judges the pipeline",
+                          finding.detectable)
+    return finding, learned
+
+
+def claims_table(evidence: dict) -> pd.DataFrame:
+    """One row per claim: claim, original (quoted), ours, test, margin, verdict, reason, detectable, runs_learned,
+    failing; indexed by claim key.
+
+    `evidence` keys: synthetic (bool); epochs and best_epoch (1-based) of the main run; latent, deep (Spread of the
+    paired relative difference of the validation loss at the final KL weight, positive = higher loss than the
+    paper's model); aux_class, aux_modality (Spread over the study's seeds), aux_main {class, modality} (the main
+    run), aux_guess (what a modality head guessing in the label proportions scores); separation {modality|class: {method: Spread over classes}};
+    probe_modality, probe_class, conditional_modality, conditional_class (Spread over classes); class_chance;
+    recon_ssim_path (float) and recon_ssim_gain_path (Spread over classes); learned {run group: Learned}."""
+    rows = []
+    for claim in CLAIMS:
+        finding, learned = assess(claim, evidence)
+        test = TESTS.get(claim.key)
+        rows.append({"key": claim.key, "claim": claim.claim, "original": claim.original, "ours": finding.ours,
+                     "test": test.name if test else "", "margin": test.margin_text if test else "",
+                     "verdict": finding.verdict, "reason": finding.reason, "detectable": finding.detectable,
+                     "runs_learned": learned.ok, "failing": learned.failing})
+    return pd.DataFrame(rows).set_index("key")
+
+
+def claims_report(table: pd.DataFrame) -> list[dict]:
+    """The claims as JSON records: key, claim, original, ours, test, margin, verdict, reason, detectable_effect and
+    runs_learned {value, failing}."""
+    return [{"key": key, "claim": row["claim"], "original": row["original"], "ours": row["ours"],
+             "test": row["test"], "margin": row["margin"], "verdict": row["verdict"], "reason": row["reason"],
+             "detectable_effect": row["detectable"],
+             "runs_learned": {"value": bool(row["runs_learned"]), "failing": row["failing"]}}
+            for key, row in table.iterrows()]
+
+
+def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
+    """How many claims got each verdict: {verdict: count} over VERDICTS (zeros included)."""
+    counts = table["verdict"].value_counts()
+    return {verdict: int(counts.get(verdict, 0)) for verdict in VERDICTS}
+
+
+def sentence(table: pd.DataFrame, key: str, data_label: str) -> str:
+    """Two sentences stating a claim's verdict from the table: '<Claim>: not reproduced on <data>, because <reason>.
+    Measured: <ours>.' The only way the book words a verdict."""
+    row = table.loc[key]
+    claim = row["claim"][0].upper() + row["claim"][1:]
+    verdict = row["verdict"] if row["verdict"] == "not testable on this data" else f"{row['verdict']} on {data_label}"
+    return f"{claim}: {verdict}, because {row['reason']}. Measured: {row['ours']}."
+
+
+__all__ = ["CLAIMS", "Claim", "Finding", "Learned", "RULE", "TESTS", "Test", "VERDICTS", "assess", "claims_report",
+           "claims_table", "combine", "learning_gate", "read_against", "sentence", "verdict_counts"]

@@ -1,0 +1,216 @@
+"""What this build found: the evidence for each of the original's claims, the claims table, and the abstract.
+
+The evidence comes from the main run (its summary and `evaluation.json`) and from the study (`cvae.study.runner`); the
+verdicts from `cvae.study.claims`' one rule. The abstract on the book's first page and every verdict sentence of the
+chapters are built here from that table, so no page can word a claim more strongly than the table does.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cvae.core.labels import NUM_CLASSES
+from cvae.core.spread import Spread, over_classes, rate_over_classes
+from cvae.study.claims import CLAIMS, TESTS, claims_table, learning_gate, sentence, verdict_counts
+from cvae.study.runner import claim_evidence
+
+
+def data_label(synthetic: bool) -> str:
+    """How a page names this build's data: 'the synthetic stand-in' or 'MedMNIST'."""
+    return "the synthetic stand-in" if synthetic else "MedMNIST"
+
+
+def main_run_gate(evaluation: dict):
+    """The learning gate of the main run (`cvae.study.claims.learning_gate`) from its evaluation."""
+    gain = (evaluation.get("recon_ssim_gain_over_class_mean") or {}).get("overall")
+    return learning_gate("main run", gain["low"] if gain else None, evaluation["conditional_class_accuracy"],
+                         1 / NUM_CLASSES)
+
+
+def evidence(evaluation: dict, summary: dict, epochs: int, study: pd.DataFrame) -> dict:
+    """The evidence `cvae.study.claims.claims_table` reads, from the main run's evaluation and summary (best epoch 0-based
+    in the summary, 1-based here) and the study table. Rates are over classes: per-class values, t-interval."""
+    per_class = evaluation["conditional_per_class"]
+    separation = evaluation.get("separation_2d") or {}
+    gain = (evaluation.get("recon_ssim_gain_over_class_mean") or {}).get("pathmnist")
+    study_part = claim_evidence(study)
+    return {
+        "synthetic": bool(evaluation["synthetic_data"]), "epochs": int(epochs),
+        "best_epoch": int(summary["best_epoch"]) + 1,
+        **study_part,
+        "learned": {"main": main_run_gate(evaluation), **study_part["learned"]},
+        "aux_main": {"class": evaluation["aux_class_accuracy"], "modality": evaluation["aux_modality_accuracy"]},
+        "aux_guess": _study_guess(study, evaluation),
+        "separation": {target: {method: rate_over_classes(values) for method, values in by_method.items()}
+                       for target, by_method in separation.items()},
+        "probe_modality": rate_over_classes(evaluation["probe_modality_accuracy_by_class"]),
+        "probe_class": rate_over_classes(evaluation["probe_class_accuracy_by_class"]),
+        "conditional_modality": rate_over_classes([row["modality_accuracy"] for row in per_class]),
+        "conditional_class": rate_over_classes([row["class_accuracy"] for row in per_class]),
+        "class_chance": 1 / NUM_CLASSES,
+        "recon_ssim_path": evaluation["recon_ssim"]["pathmnist"],
+        "recon_ssim_gain_path": Spread.from_dict(gain) if gain else None,
+    }
+
+
+def _study_guess(study: pd.DataFrame, evaluation: dict) -> float:
+    """What a modality head that guesses in the label proportions scores on the test split the study's paper runs
+    were read on (their `modality_guess`), else on the main run's."""
+    rows = study[study["name"] == "paper"] if "modality_guess" in study else study.iloc[0:0]
+    return float(rows["modality_guess"].mean()) if len(rows) else float(evaluation["modality_guess"])
+
+
+def table(evaluation: dict, summary: dict, epochs: int, study: pd.DataFrame) -> pd.DataFrame:
+    """The claims table of this build (see `cvae.study.claims.claims_table`)."""
+    return claims_table(evidence(evaluation, summary, epochs, study))
+
+
+def verdict_sentence(claims: pd.DataFrame, key: str, synthetic: bool) -> str:
+    """The one sentence a chapter may say about a claim: the table's verdict on this build's data."""
+    return sentence(claims, key, data_label(synthetic))
+
+
+def verdict_line(claims: pd.DataFrame, synthetic: bool = False) -> str:
+    """'8 claims of the original: 0 reproduced, 1 not reproduced, 2 inconclusive, 5 not testable on this data.'
+    (zeros left out beyond the first two verdicts); on the stand-in it says that these verdicts judge the pipeline."""
+    counts = verdict_counts(claims)
+    parts = [f"{n} {verdict}" for verdict, n in counts.items() if n or verdict in ("reproduced", "not reproduced")]
+    line = f"{len(claims)} claims of the original: " + ", ".join(parts) + "."
+    if synthetic:
+        line += " On the synthetic stand-in these verdicts test the pipeline and say nothing about MedMNIST."
+    return line
+
+
+def margins_markdown() -> str:
+    """The margin of every claim and why it was chosen, as a Markdown list (one item per claim, in table order)."""
+    return "\n".join(f"- {claim.claim[0].upper() + claim.claim[1:]}: {TESTS[claim.key].margin_text}. "
+                     f"{TESTS[claim.key].why[0].upper() + TESTS[claim.key].why[1:]}." for claim in CLAIMS
+                     if claim.key in TESTS)
+
+
+def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd.DataFrame:
+    """The claims table for reading, indexed by the claim with the original's words: ours with the margin, and the
+    verdict with its reason and the detectable effect. `open_question` (`cvae.study.aux_factorial.claims_row`) adds
+    the original's open question as a last row, not counted among its claims."""
+    if open_question is not None:
+        claims = pd.concat([claims, pd.DataFrame([open_question], index=["open_question"])])
+    rows = list(claims.iterrows())  # three columns, so that the table fits a printed page and a phone's width
+    return pd.DataFrame({
+        "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in rows],
+        "ours, and the margin": [f"{row['ours']}. Margin: {row['margin']}." for _, row in rows],
+        "verdict, and the effect the seeds could detect": [
+            f"{row['verdict']}: {row['reason']}. Detectable effect: {row['detectable']}." for _, row in rows],
+    }).set_index("claim: the original's words").rename_axis(None)
+
+
+def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,
+             train_images: int, seeds: int) -> str:
+    """The abstract (MyST markdown, at most 150 words): the verdict line first, then what was trained and the
+    headline numbers beside their baselines, all read from this build; `seeds` is the seeds of each contrast."""
+    synthetic = bool(evaluation["synthetic_data"])
+    data = "a synthetic stand-in for MedMNIST" if synthetic else "PathMNIST, TissueMNIST and OCTMNIST"
+    ssim = evaluation["recon_ssim"]["overall"]
+    baseline = (evaluation.get("recon_ssim_class_mean_baseline") or {}).get("overall")
+    evaluator = evaluation["evaluator_test_accuracy_overall"]
+    gate = main_run_gate(evaluation)
+    gain = (evaluation.get("recon_ssim_gain_over_class_mean") or {}).get("overall")
+    gain_text = (f", a gain of {gain['mean']:+.3f} with 95% CI {gain['low']:+.3f} to {gain['high']:+.3f} over "
+                 f"classes" if gain and gain.get("low") is not None else "")
+    samples = over_classes([row["class_accuracy"] for row in evaluation["conditional_per_class"]])
+    samples_interval = (f", 95% CI {samples.low:.1%} to {samples.high:.1%} over classes"
+                        if samples.low is not None else "")
+    parts = [
+        f"**{verdict_line(claims, synthetic)}**",
+        f"We retrained the original's conditional VAE on {data}, {train_images:,} training images for {epochs} "
+        f"epochs with profile `{profile}`, and compared variants over {seeds} seeds. Each claim was judged against a "
+        f"margin fixed before the runs.",
+        f"Reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
+                                                     baseline is not None else "") + f"{gain_text}. "
+        f"The evaluator, {evaluator:.1%} accurate on held-out test images, assigns {samples.mean:.1%} of the samples "
+        f"to their class{samples_interval}, against chance at {1 / NUM_CLASSES:.1%}.",
+    ]
+    gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
+    unlearned = ([] if gate.ok else ["the main run"]) + (["the study's smaller runs"] if gated else [])
+    if unlearned:
+        parts.append(f"{' and '.join(unlearned)[0].upper() + ' and '.join(unlearned)[1:]} did not learn enough to be "
+                     f"evidence.")
+    return "\n\n".join(parts)
+
+
+_MODALITY_NAMES = {"pathmnist": "PathMNIST", "tissuemnist": "TissueMNIST", "octmnist": "OCTMNIST"}
+
+
+def reconstruction_summary(evaluation: dict) -> str:
+    """The reconstruction chapter's summary from its numbers: per modality, the test SSIM and whether the
+    reconstructions beat each image's class-mean image (SSIM gain, 95% interval over classes)."""
+    gains = evaluation.get("recon_ssim_gain_over_class_mean") or {}
+    groups: dict[str, list[str]] = {"better": [], "worse": [], "same": []}
+    parts = []
+    for flag, name in _MODALITY_NAMES.items():
+        ssim = evaluation["recon_ssim"][flag]
+        gain = Spread.from_dict(gains[flag]) if flag in gains else None
+        if gain is None or gain.low is None:
+            parts.append(f"{name} {ssim:.2f}")
+            continue
+        parts.append(f"{name} {ssim:.2f} ({gain.mean:+.3f}, 95% CI {gain.low:+.3f} to {gain.high:+.3f})")
+        groups["better" if gain.low > 0 else "worse" if gain.high < 0 else "same"].append(name)
+    sentences = ["Test SSIM of the reconstructions, and its gain over each image's class-mean image: "
+                 + ", ".join(parts) + "."]
+    wording = {"better": "the reconstructions keep more of the individual image than its class average",
+               "same": "they are indistinguishable from the class average",
+               "worse": "they are further from the image than its class average is"}
+    said = [f"for {_join(names)} {wording[group]}" for group, names in groups.items() if names]
+    if said:
+        sentences.append("; ".join(said)[0].upper() + "; ".join(said)[1:] + ".")
+    return " ".join(sentences)
+
+
+def sampling_summary(evaluation: dict) -> str:
+    """The sampling chapter's summary: how often the evaluator assigns samples to their modality and class, with
+    95% intervals over the 21 classes (samples of one class share their fate) and chance levels."""
+    per_class = evaluation["conditional_per_class"]
+
+    def rate(column: str, chance: float) -> str:
+        spread = over_classes([row[column] for row in per_class])
+        interval = f", 95% CI {spread.low:.1%} to {spread.high:.1%} over classes" if spread.low is not None else ""
+        return f"{spread.mean:.1%}{interval}, against chance {chance:.1%}"
+
+    samples = int((evaluation.get("generation_sizes") or {}).get("samples") or 0)
+    return (f"Of {samples:,} samples, the evaluator assigns {rate('modality_accuracy', 1 / 3)} to the modality they "
+            f"were conditioned on, and {rate('class_accuracy', 1 / NUM_CLASSES)} to their class.")
+
+
+def separation_sentence(evaluation: dict) -> str:
+    """What the PCA and t-SNE figures show, measured: the share of each point's nearest 2-D neighbours that have its
+    modality and its class, as a mean over classes with its 95% interval."""
+    separation = evaluation["separation_2d"]
+    k = evaluation.get("separation_neighbours", 10)
+
+    def said(target: str) -> str:
+        parts = []
+        for method, values in separation[target].items():
+            spread = over_classes(values)
+            interval = f" ({spread.low:.0%} to {spread.high:.0%})" if spread.low is not None else ""
+            parts.append(f"{spread.mean:.0%}{interval} in the {method}")
+        return " and ".join(parts)
+
+    return (f"Of each point's {k} nearest neighbours in these figures, {said('modality')} share its modality. "
+            f"{said('class')[0].upper() + said('class')[1:]} share its class. Both are means over the {NUM_CLASSES} "
+            f"classes, with 95% intervals over them.")
+
+
+def schedule_sentence(first: int, full: int, epochs: int, best: int) -> str:
+    """This build's KL schedule in words (1-based epochs): when the weight is first non-zero and when it is full,
+    and the epoch of the lowest validation total."""
+    when = (f"zero until epoch {first}, where it takes its full value at once" if first == full else
+            f"first non-zero in epoch {first} and full in epoch {full}")
+    return (f"In this build's schedule of {epochs} epochs, the KL weight is {when}, and the lowest validation total "
+            f"came in epoch {best}.")
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+__all__ = ["data_label", "evidence", "table", "verdict_sentence", "verdict_line", "abstract", "main_run_gate",
+           "reconstruction_summary", "sampling_summary", "separation_sentence", "schedule_sentence", "margins_markdown", "display_table"]
