@@ -15,7 +15,7 @@ from cvae.evaluation.inference import READINGS, aux_head_readings
 from cvae.study.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines,
                                       learned, official_baselines, report, run_learned, verdict)
 from cvae.study.claims import Learned
-from cvae.training.train import single_dataset_batches
+from cvae.training.epochs import single_dataset_batches
 
 
 def test_the_baselines_of_the_originals_validation_split():

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from cvae.training.runs import BEST_CHECKPOINT, DIGESTS_FILE, LAST_CHECKPOINT, METRICS_FILE, load_run, read_checkpoint
+from cvae.training.runs import DIGESTS_FILE, KEPT_CHECKPOINT, LAST_CHECKPOINT, METRICS_FILE, load_run, read_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")]
 
@@ -118,7 +118,7 @@ def test_random_kills_and_kills_inside_checkpoint_writes_resume_bit_identically(
     timing = ["seconds", "train_samples_per_s"]
     pd.testing.assert_frame_equal(load_run(a).metrics.drop(columns=timing), load_run(b).metrics.drop(columns=timing))
     for name, keys in ((LAST_CHECKPOINT, ("model", "optimizer", "scheduler", "shuffle_rng", "torch_rng", "metrics",
-                                          "best_val", "epoch")), (BEST_CHECKPOINT, ("model", "epoch"))):
+                                          "best_val", "epoch")), (KEPT_CHECKPOINT, ("model", "epoch"))):
         first, second = read_checkpoint(a / name), read_checkpoint(b / name)
         for key in keys:
             if key == "metrics":

@@ -206,14 +206,14 @@ def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():
 def test_a_cached_result_is_served_only_while_its_content_key_and_checkpoint_are_unchanged(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from cvae.training.runs import BEST_CHECKPOINT
+    from cvae.training.runs import KEPT_CHECKPOINT
 
     monkeypatch.setattr(evaluate, "is_finished", lambda folder: True)
     monkeypatch.setenv("CVAE_RUNS_DIR", str(tmp_path))
     judge = SimpleNamespace(path=tmp_path / "evaluator-0123456789")
     judge.path.mkdir()
     (judge.path / "summary.json").write_text('{"finished_at": "2026-12-06T21:00:00"}')
-    (tmp_path / BEST_CHECKPOINT).write_bytes(b"weights of epoch 7")
+    (tmp_path / KEPT_CHECKPOINT).write_bytes(b"weights of epoch 7")
     path = tmp_path / "variant_metrics.json"
     stored = evaluate._store(path, {"evaluation_key": "k1", "recon_psnr": 21.5}, judge)
     assert evaluate._cached(path, "k1") == stored and stored["recon_psnr"] == 21.5
@@ -224,7 +224,7 @@ def test_a_cached_result_is_served_only_while_its_content_key_and_checkpoint_are
     (judge.path / "summary.json").write_text('{"finished_at": "2026-12-06T22:30:00.5"}')  # the evaluator retrained
     assert evaluate._cached(path, "k1") is None
     evaluate._store(path, {"evaluation_key": "k1", "recon_psnr": 21.5}, judge)
-    (tmp_path / BEST_CHECKPOINT).write_bytes(b"weights of epoch 10")  # retrained since (another size: the digest
+    (tmp_path / KEPT_CHECKPOINT).write_bytes(b"weights of epoch 10")  # retrained since (another size: the digest
     # cache of one process is keyed by inode, size and mtime, and an mtime may not move within one clock tick)
     assert evaluate._cached(path, "k1") is None
     path.write_text('{"evaluation_key": "k1", "recon')  # truncated

@@ -11,8 +11,9 @@ import torch
 from cvae.core.config import make_config
 from cvae.core.model import CVAE
 from cvae.data.loading import Split
+from cvae.training.epochs import build_optimizer, train_step
 from cvae.training.graphed_step import GraphedTrainStep, make_capturable, portable_optimizer_state
-from cvae.training.train import build_optimizer, train_step, uses_cuda_graphs
+from cvae.training.train import uses_cuda_graphs
 
 
 def _batch(n: int = 8, seed: int = 0):

@@ -18,11 +18,14 @@ def _package_map() -> dict[str, list[str]]:
     block = block[block.index("```") + 3:]
     block = block[:block.index("```")]
     package = block[block.index("cvae/"):block.index("notebooks/")]
-    listed = {}
+    listed: dict[str, list[str]] = {}
+    continued = None  # the layer whose list of names ended with a comma: the next line goes on with it
     for line in package.splitlines()[1:]:
         match = re.match(r"^  ([a-z_]+)/\s+(.+)$", line)
-        if match:
-            listed[match.group(1)] = [name.strip() for name in match.group(2).split(",")]
+        if match or continued:
+            layer, names = (match.group(1), match.group(2)) if match else (continued, line.strip())
+            listed.setdefault(layer, []).extend(name.strip() for name in names.split(",") if name.strip())
+            continued = layer if names.rstrip().endswith(",") else None
     return listed
 
 

@@ -26,7 +26,7 @@ import torch
 from cvae.__main__ import main
 from cvae.core.config import make_config
 from cvae.training import train as train_module
-from cvae.training.runs import (BEST_CHECKPOINT, CONFIG_FILE, DIGESTS_FILE, DIVERGED_FILE, LAST_CHECKPOINT,
+from cvae.training.runs import (CONFIG_FILE, DIGESTS_FILE, DIVERGED_FILE, KEPT_CHECKPOINT, LAST_CHECKPOINT,
                                 METRICS_FILE, SUMMARY_FILE, RunError, load_run, read_checkpoint, run_lock,
                                 set_aside_path)
 
@@ -386,7 +386,7 @@ def test_a_loss_that_is_nan_from_the_start_stops_in_epoch_0(capsys, runs, stand_
     (run_dir,) = runs.glob("run-*")
     assert (run_dir / DIVERGED_FILE).exists()
     assert not (run_dir / SUMMARY_FILE).exists() and not (run_dir / LAST_CHECKPOINT).exists()
-    monkeypatch.setattr(train_module, "_train_epoch", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(train_module, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
     again = error_line(*cli(capsys, tiny_args(stand_in_dir, epochs=20)), "training diverged in epoch 0")
     assert again == message  # the rerun says the same at once
     with pytest.raises(RunError, match="training diverged in epoch 0"):
@@ -438,7 +438,7 @@ def test_force_interrupted_before_its_first_checkpoint_restores_the_old_run(trai
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_train_epoch", interrupted)
+    monkeypatch.setattr(train_module, "train_epoch", interrupted)
     code, err = cli(capsys, tiny_args(stand_in_dir) + ["--force"])
     assert code == 130 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == (f"interrupted: no epoch of {run_dir.name} had finished, so none was saved; "
@@ -495,9 +495,9 @@ DAMAGE = {
     "last garbled": (LAST_CHECKPOINT, lambda p: p.write_bytes(os.urandom(4096))),
     "last one flipped byte": (LAST_CHECKPOINT, _flip_byte),
     "last deleted": (LAST_CHECKPOINT, lambda p: p.unlink()),
-    "best truncated": (BEST_CHECKPOINT, _truncate),
-    "best one flipped byte": (BEST_CHECKPOINT, _flip_byte),
-    "best copied over last": (LAST_CHECKPOINT, lambda p: shutil.copy(p.parent / BEST_CHECKPOINT, p)),
+    "best truncated": (KEPT_CHECKPOINT, _truncate),
+    "best one flipped byte": (KEPT_CHECKPOINT, _flip_byte),
+    "best copied over last": (LAST_CHECKPOINT, lambda p: shutil.copy(p.parent / KEPT_CHECKPOINT, p)),
     "metrics truncated": (METRICS_FILE, lambda p: p.write_bytes(p.read_bytes()[:-40])),
     "metrics deleted": (METRICS_FILE, lambda p: p.unlink()),
     "summary garbled": (SUMMARY_FILE, lambda p: p.write_text('{"config_hash": "')),
@@ -553,8 +553,8 @@ def test_a_run_written_before_digests_is_checked_and_then_recorded(trained, caps
     assert code == 0 and "was written before runs recorded file digests" in err
     assert (run_dir / DIGESTS_FILE).exists()
     (run_dir / DIGESTS_FILE).unlink()  # without digests, a flipped byte in a tensor still fails its zip CRC-32
-    _flip_byte(run_dir / BEST_CHECKPOINT)
-    error_line(*cli(capsys, tiny_args(stand_in_dir)), f"{run_dir / BEST_CHECKPOINT} is damaged")
+    _flip_byte(run_dir / KEPT_CHECKPOINT)
+    error_line(*cli(capsys, tiny_args(stand_in_dir)), f"{run_dir / KEPT_CHECKPOINT} is damaged")
 
 
 def test_a_run_is_not_reused_for_other_data(trained, capsys, runs, stand_in_dir, tmp_path):
@@ -635,7 +635,7 @@ def test_ctrl_c_says_which_epochs_are_saved(trained, capsys, runs, stand_in_dir,
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_train_epoch", interrupted)
+    monkeypatch.setattr(train_module, "train_epoch", interrupted)
     code, err = cli(capsys, tiny_args(stand_in_dir))
     assert code == 130
     assert err.strip().splitlines()[-1] == (f"interrupted: epochs 0-0 of {run_dir.name} are saved; rerun the same "

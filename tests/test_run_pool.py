@@ -8,14 +8,14 @@ import torch
 
 from cvae.core.config import make_config
 from cvae.training.run_pool import default_workers, expected_cost, train_together
-from cvae.training.runs import (BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE,
+from cvae.training.runs import (CONFIG_FILE, KEPT_CHECKPOINT, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE,
                                 check_run_files, is_finished, load_run, run_dir_for)
 from cvae.training.train import train
 
 # two two-thread runs differ from one-thread runs only by the order of the CPU's reductions: after 2 epochs the
 # validation losses (about 200 per image here) agree to within this fraction
 THREADS_TOLERANCE = 0.01
-COMPLETE = (CONFIG_FILE, METRICS_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT, SUMMARY_FILE)
+COMPLETE = (CONFIG_FILE, METRICS_FILE, LAST_CHECKPOINT, KEPT_CHECKPOINT, SUMMARY_FILE)
 
 
 def tiny(folder, seed: int):
@@ -64,7 +64,7 @@ def test_two_runs_trained_together_equal_each_trained_alone(stand_in_dir, runs_d
 
 @pytest.mark.slow
 def test_a_diverging_run_raises_its_own_error_here_and_the_other_run_finishes(stand_in_dir, runs_dir):
-    from cvae.training.train import TrainingDiverged
+    from cvae.training.failures import TrainingDiverged
 
     diverging = tiny(stand_in_dir, 0).replace(lr=0.9, grad_clip=1e30, epochs=10)
     healthy = tiny(stand_in_dir, 1)

@@ -12,7 +12,6 @@ from cvae.core.labels import CLASS_NAMES, CLASS_OFFSETS
 from cvae.data.loading import _read_npz
 from cvae.evaluation.sampling import draw, read_marker, resolve_classes
 from cvae.training.runs import load_run
-from cvae.training.train import train
 
 TINY = ["--set", "epochs=1", "--set", "encoder_channels=8,16,32", "--set", "hidden_dim=32",
         "--set", "class_embed_dim=16", "--set", "modality_embed_dim=8", "--set", "latent_dim=16"]

@@ -111,7 +111,7 @@ def test_refuses_a_folder_with_other_files(tmp_path):
 def test_synth_per_class_must_be_positive_and_points_at_official_sizes(tmp_path, capsys, value):
     assert main(["synth", "--out", str(tmp_path / "d"), "--per-class", value]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"--per-class must be a positive number" in err and "--official-sizes" in err
+    assert err.count("\n") == 1 and "--per-class must be a positive number" in err and "--official-sizes" in err
     assert not (tmp_path / "d").exists()
 
 

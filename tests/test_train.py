@@ -7,9 +7,11 @@ from sklearn.linear_model import LogisticRegression
 from cvae.core.config import make_config
 from cvae.core.model import CVAE
 from cvae.data.loading import iterate_batches, load_data
-from cvae.training import train as train_module
-from cvae.training.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, RunError, atomic_torch_save, is_finished, load_run
-from cvae.training.train import autocast_dtype, build_optimizer, train, train_step
+from cvae.training import precision
+from cvae.training.epochs import build_optimizer, train_step
+from cvae.training.precision import autocast_dtype
+from cvae.training.runs import KEPT_CHECKPOINT, LAST_CHECKPOINT, RunError, atomic_torch_save, is_finished, load_run
+from cvae.training.train import train
 
 
 def tiny_config(folder, **overrides):
@@ -65,7 +67,7 @@ def test_short_run_learns_and_is_reused(stand_in_dir, runs_dir):
     assert run.metrics["val_total_at_beta_max"].tolist() == pytest.approx(at_beta_max.tolist())
     assert run.summary["best_epoch"] == int(run.metrics["val_total"].idxmin())
     assert run.summary["checkpoint_epoch"] == int(at_beta_max.idxmin())
-    assert torch.load(run_dir / BEST_CHECKPOINT, weights_only=False)["epoch"] == run.summary["checkpoint_epoch"]
+    assert torch.load(run_dir / KEPT_CHECKPOINT, weights_only=False)["epoch"] == run.summary["checkpoint_epoch"]
     stamp = (run_dir / "summary.json").stat().st_mtime_ns
     assert train(config, progress=False) == run_dir
     assert (run_dir / "summary.json").stat().st_mtime_ns == stamp  # reused, not retrained
@@ -75,7 +77,7 @@ def test_the_original_checkpoint_rule_keeps_the_lowest_total(stand_in_dir, runs_
     config = tiny_config(stand_in_dir, epochs=3, beta_warmup_epochs=0, beta_ramp_epochs=2, checkpoint_metric="total")
     run = load_run(train(config, progress=False))
     assert run.summary["checkpoint_epoch"] == run.summary["best_epoch"] == int(run.metrics["val_total"].idxmin())
-    assert torch.load(run.path / BEST_CHECKPOINT, weights_only=False)["epoch"] == run.summary["best_epoch"]
+    assert torch.load(run.path / KEPT_CHECKPOINT, weights_only=False)["epoch"] == run.summary["best_epoch"]
 
 
 @pytest.mark.slow
@@ -121,9 +123,9 @@ def test_same_config_and_seed_repeat_exactly(stand_in_dir, tmp_path, monkeypatch
 
 def test_autocast_auto_uses_bf16_on_cuda_and_only_on_cpus_with_native_bf16(monkeypatch):
     auto, fp32, bf16 = (make_config("smoke", {"autocast": mode}) for mode in ("auto", "none", "bf16"))
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     assert autocast_dtype(auto, "cpu") is torch.bfloat16
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
     assert autocast_dtype(auto, "cpu") is None
     assert autocast_dtype(bf16, "cpu") is torch.bfloat16  # asked for explicitly: emulated if need be
     assert autocast_dtype(auto, "cuda") is torch.bfloat16

@@ -99,7 +99,7 @@ def _reading_batches(split: Split, reading: str, batch_size: int, generator: tor
         return list(torch.split(torch.arange(len(split)), 1024))
     if reading == "train_mixed":
         return list(torch.split(torch.randperm(len(split), generator=generator), batch_size))
-    from cvae.training.train import single_dataset_batches
+    from cvae.training.epochs import single_dataset_batches
 
     return single_dataset_batches(split.modalities, batch_size, generator)
 

@@ -36,8 +36,9 @@ from cvae.evaluation.domain_evaluator import (EVALUATOR_SUMMARY, Evaluator, eval
 from cvae.evaluation.inference import generate_conditional_samples
 from cvae.evaluation.run_metrics import (EvaluationSettings, evaluation_settings_for, generation_metrics,
                                          latent_metrics, loss_scales, reconstruction_metrics)
-from cvae.training.runs import BEST_CHECKPOINT, atomic_write_text, is_finished, load_run, run_dir_for
-from cvae.training.train import select_device, train
+from cvae.training.precision import select_device
+from cvae.training.runs import KEPT_CHECKPOINT, atomic_write_text, is_finished, load_run, run_dir_for
+from cvae.training.train import train
 
 EVALUATION_FILE = "evaluation.json"
 VARIANT_METRICS_FILE = "variant_metrics.json"
@@ -85,7 +86,7 @@ def _cached(path: Path, key: str) -> dict | None:
     if not isinstance(cached, dict) or cached.get("evaluation_key") != key:
         return None
     content = {k: v for k, v in cached.items() if k != DIGEST_KEY}
-    checkpoint = path.parent / BEST_CHECKPOINT
+    checkpoint = path.parent / KEPT_CHECKPOINT
     judge = runs_dir() / str(cached.get("evaluator_folder")) / EVALUATOR_SUMMARY
     if cached.get(DIGEST_KEY) != json_digest(content) or not checkpoint.exists() or \
             cached.get("checkpoint_sha256") != file_digest(checkpoint, "sha256") or not judge.is_file() or \
@@ -97,7 +98,7 @@ def _cached(path: Path, key: str) -> dict | None:
 def _store(path: Path, result: dict, evaluator: Evaluator) -> dict:
     """Write a result with the digests of the checkpoint it measured, of the evaluator that judged it (its summary,
     rewritten whenever it is trained) and of its own content; returns what it wrote."""
-    result = {**result, "checkpoint_sha256": file_digest(path.parent / BEST_CHECKPOINT, "sha256"),
+    result = {**result, "checkpoint_sha256": file_digest(path.parent / KEPT_CHECKPOINT, "sha256"),
               "evaluator_folder": evaluator.path.name,
               "evaluator_summary_sha256": file_digest(evaluator.path / EVALUATOR_SUMMARY, "sha256")}
     result[DIGEST_KEY] = json_digest(result)

@@ -20,6 +20,7 @@ from cvae.core.labels import DATASETS
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import Spread, over_seeds, paired_difference
 from cvae.evaluation.inference import READINGS
+from cvae.study.claims import Learned
 
 # (batches, encoder) -> the study variant that trains that cell
 CELLS: dict[tuple[str, str], str] = {
@@ -315,11 +316,11 @@ def split_guess(study: pd.DataFrame) -> float:
     return float(rows["modality_guess"].mean())
 
 
-def run_learned(row) -> "Learned":
+def run_learned(row) -> Learned:
     """The factorial's learning gate of one run (a study row): the SSIM gain of its reconstructions over the
     class-mean image, read the way it was trained (`TRAINED_READING`), its 95% interval over classes above 0."""
     from cvae.study.ablations import STANDARD
-    from cvae.study.claims import GATE_SSIM_GAIN, Learned
+    from cvae.study.claims import GATE_SSIM_GAIN
 
     batches = STANDARD[row["name"]].get("batch_composition", "mixed")
     reading = TRAINED_READING[batches]

@@ -37,9 +37,10 @@ from cvae.study.ablations import FACTORIAL, STANDARD, ablation_config
 from cvae.study.claims import Learned, combine, learning_gate
 from cvae.study.weight_search import RULE as SEARCH_RULE
 from cvae.study.weight_search import candidates, decide, search_table
+from cvae.training.precision import autocast_dtype, select_device
 from cvae.training.run_pool import default_workers, train_together
 from cvae.training.runs import atomic_write_text, is_finished, load_run, run_dir_for
-from cvae.training.train import autocast_dtype, select_device, train
+from cvae.training.train import train
 
 # seeds of every contrast behind a claim: a 95% t-interval over 5 seeds is +-1.24 sd wide, over 3 it is +-2.48 sd
 CLAIM_SEEDS = 5

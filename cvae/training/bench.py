@@ -94,7 +94,7 @@ def _conventional_batches(loader: DataLoader, device: torch.device, channels_las
 
 
 def _project_batches(split: Split, batch_size: int, channels_last: bool, seed: int):
-    from cvae.training.train import resident_batches
+    from cvae.training.epochs import resident_batches
 
     generator = torch.Generator().manual_seed(seed)
     while True:
@@ -126,7 +126,7 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5, dtype: 
 
 def training_flops(model, optimizer, batch, config: Config, amp_dtype=None) -> int:
     """FLOPs of one training step (forward with all losses, backward) on `batch`, by torch.utils.flop_counter."""
-    from cvae.training.train import train_step
+    from cvae.training.epochs import train_step
 
     with FlopCounterMode(display=False) as counter:
         train_step(model, optimizer, batch, config, beta=config.beta_max, amp_dtype=amp_dtype)
@@ -177,7 +177,9 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
     matmul reference. `overrides` change the profile's config (e.g. {"channels_last": True}); the batch size is
     always 256. With `save` the result is also written to `<runs>/benchmark.json` (see load_or_run_benchmark).
     """
-    from cvae.training.train import _prepare, autocast_dtype, seed_everything, select_device, train_step
+    from cvae.training.epochs import seed_everything, train_step
+    from cvae.training.precision import autocast_dtype, select_device
+    from cvae.training.train import prepare_model
 
     if repeats < 1 or steps < 1 or warmup < 0:
         raise ValueError("repeats and steps must be >= 1 and warmup >= 0")
@@ -190,7 +192,7 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
     seed_everything(config.seed)
-    model, trainer, optimizer, _ = _prepare(config, device)
+    model, trainer, optimizer, _ = prepare_model(config, device)
     beta = config.beta_max
 
     default_threads = torch.get_num_threads()
@@ -307,7 +309,9 @@ def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = 
     """Samples/s of the project's loop under each switch, interleaved round-robin so that every round sees the same
     machine load; per switch the median samples/s and the median (over rounds) of its ratio to the first switch.
     Every switch's overrides apply on top of SWITCH_BASELINE (fp32, NCHW), whatever the config defaults are."""
-    from cvae.training.train import _prepare, autocast_dtype, seed_everything, select_device, train_step
+    from cvae.training.epochs import seed_everything, train_step
+    from cvae.training.precision import autocast_dtype, select_device
+    from cvae.training.train import prepare_model
 
     switches = switches or SWITCHES
     base_config = make_config(profile, {"batch_size": BATCH_SIZE})
@@ -319,7 +323,7 @@ def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = 
                                        **{k: v for k, v in settings.items() if k not in _PROCESS_KEYS}})
         device = select_device(config.device)
         seed_everything(config.seed)
-        model, trainer, optimizer, _ = _prepare(config, device)
+        model, trainer, optimizer, _ = prepare_model(config, device)
         if "foreach" in settings:
             optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                          foreach=settings["foreach"])

@@ -34,12 +34,12 @@ from cvae.core.paths import file_digest, runs_dir
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 LAST_CHECKPOINT = "checkpoint_last.pt"
-BEST_CHECKPOINT = "checkpoint_best.pt"
+KEPT_CHECKPOINT = "checkpoint_best.pt"
 SUMMARY_FILE = "summary.json"  # written last: its presence means the run finished
 DIVERGED_FILE = "diverged.json"  # written instead of the summary when the loss or its gradient became non-finite
 DIGESTS_FILE = "digests.json"  # {file name: [SHA-256 of its newest content, of the content it replaces or null]}
 LOSS_BALANCE_FILE = "loss_balance.json"  # each weighted term's share of the loss and of the gradient (cvae.training.loss_balance)
-RUN_FILES = (CONFIG_FILE, METRICS_FILE, LOSS_BALANCE_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT, SUMMARY_FILE,
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, LOSS_BALANCE_FILE, LAST_CHECKPOINT, KEPT_CHECKPOINT, SUMMARY_FILE,
              DIVERGED_FILE)
 LAST_KEYS = ("model", "optimizer", "scheduler", "shuffle_rng", "torch_rng", "config", "epoch", "metrics", "best_val")
 
@@ -167,13 +167,13 @@ def _adopt_unrecorded(run_dir: Path) -> dict[str, list]:
         return {}
     if CONFIG_FILE in present:
         _check_folder_name(run_dir)
-    for name, keys in ((LAST_CHECKPOINT, LAST_KEYS), (BEST_CHECKPOINT, ("model", "config", "epoch"))):
+    for name, keys in ((LAST_CHECKPOINT, LAST_KEYS), (KEPT_CHECKPOINT, ("model", "config", "epoch"))):
         if name in present:
             _check_zip(run_dir / name)  # torch.load itself ignores the CRC-32 of every tensor
             read_checkpoint(run_dir / name, keys)
     if SUMMARY_FILE in present:
         summary = read_json(run_dir / SUMMARY_FILE)
-        if not {CONFIG_FILE, METRICS_FILE, LAST_CHECKPOINT, BEST_CHECKPOINT} <= set(present):
+        if not {CONFIG_FILE, METRICS_FILE, LAST_CHECKPOINT, KEPT_CHECKPOINT} <= set(present):
             raise RunError(f"{run_dir / SUMMARY_FILE} says the run finished, but its files are incomplete; "
                            f"{_retrain_hint(run_dir)}.")
         epochs = read_checkpoint(run_dir / LAST_CHECKPOINT)["epoch"] + 1
@@ -355,7 +355,7 @@ class Run:
 
     def model(self, which: str = "best", device: str | torch.device = "cpu") -> CVAE:
         """The CVAE with the 'best' (lowest validation loss) or 'last' weights, in eval mode."""
-        name = {"best": BEST_CHECKPOINT, "last": LAST_CHECKPOINT}[which]
+        name = {"best": KEPT_CHECKPOINT, "last": LAST_CHECKPOINT}[which]
         checkpoint = read_checkpoint(self.path / name, ("model", "config"), device)
         model = CVAE(Config.from_dict(checkpoint["config"]))
         model.load_state_dict(checkpoint["model"])

@@ -81,7 +81,7 @@ def random_batches(count: int, models: int | None = None, seed: int = 0) -> list
 
 
 def _alone_runner(config: Config, amp_dtype, steps: int):
-    from cvae.training.train import build_optimizer, train_step
+    from cvae.training.epochs import build_optimizer, train_step
 
     torch.manual_seed(0)
     model = CVAE(config)
@@ -163,7 +163,7 @@ def measure_together(config: Config, amp_dtype: torch.dtype | None, steps: int =
 
 def together_result(profile: str, overrides: dict, result: dict) -> dict:
     """`cvae.training.stacking.measure_together` on a profile's config, with the bf16 utilization of the side-by-side runs."""
-    from cvae.training.train import autocast_dtype, select_device
+    from cvae.training.precision import autocast_dtype, select_device
 
     config = make_config(profile, overrides)
     together = measure_together(config, autocast_dtype(config, select_device(config.device)))
