@@ -12,7 +12,7 @@ overrides = []
 import numpy as np
 
 from cvae.core import formatting
-from cvae.report import chapter, plots, result_tables
+from cvae.report import chapter, plots, result_tables, study_plots
 from cvae.study import ablations, aux_factorial, diagnosis, findings
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
@@ -137,7 +137,7 @@ chapter.glue("factorial_verdict", decided["sentence"])
 chapter.glue("factorial_checks", chapter.md(aux_factorial.checks_markdown(factorial, decided)))
 chapter.glue("factorial_reconstructions", aux_factorial.reconstruction_sentence(factorial,
                                                                                 aux_factorial.split_guess(study)))
-chapter.glue("fig_factorial", plots.aux_factorial(
+chapter.glue("fig_factorial", study_plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))
 (chapter.table(aux_factorial.summary_table(factorial),

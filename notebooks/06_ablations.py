@@ -18,7 +18,7 @@ import pandas as pd
 
 from cvae.core.paths import runs_dir
 from cvae.evaluation import examples
-from cvae.report import ablation_tables, chapter, explore, plots
+from cvae.report import ablation_tables, chapter, explore, plots, study_plots
 from cvae.study import ablations, findings, weight_search
 from cvae.study.runner import load_search_record, search_runs, seeds_text, study_seeds, variant_seeds
 
@@ -57,7 +57,7 @@ csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
 
 # %% tags=["hide-input"]
 chapter.glue("ablation_convergence", ablations.convergence(study))
-chapter.glue("fig_seeds", plots.seeded_dots(study, ["paper", "latent64", "deep"], "kept_val_at_beta_max",
+chapter.glue("fig_seeds", study_plots.seeded_dots(study, ["paper", "latent64", "deep"], "kept_val_at_beta_max",
                                             "validation loss at the final β (per image)"))
 chapter.table(ablation_tables.seeded_table(study),
               f"Each variant that a claim or the aux-head diagnosis compares, over {seeds_text(profile)}. The loss is "
@@ -98,7 +98,7 @@ chapter.glue("search_rule", weight_search.RULE)
 chapter.glue("search_decision",
              weight_search.decision_sentence(record, base_config, findings.data_label(synthetic)))
 search = pd.DataFrame(record["table"]) if record else None
-chapter.glue("fig_sensitivity", plots.weight_sensitivity(search, weight_search.CRITERIA,
+chapter.glue("fig_sensitivity", study_plots.weight_sensitivity(search, weight_search.CRITERIA,
                                                          weight_search.CRITERION_NAMES) if record is not None else
              plots.placeholder_figure("no search recorded for this configuration: make search"))
 (chapter.table(ablation_tables.search_display(search), "The recorded weight search: each candidate's criteria as "
@@ -147,7 +147,7 @@ if {"paper", "plateau_at_beta_max"} <= set(loaded):
         loaded["paper"].metrics, loaded["plateau_at_beta_max"].metrics, base_config.plateau_patience))
 else:
     chapter.glue("schedule_sentence", "This build did not train `plateau_at_beta_max`.")
-chapter.glue("fig_ablation_curves", plots.overlaid_curves({name: r.metrics for name, r in loaded.items()}))
+chapter.glue("fig_ablation_curves", study_plots.overlaid_curves({name: r.metrics for name, r in loaded.items()}))
 
 # %% [markdown]
 # ## Samples of every variant
@@ -161,7 +161,7 @@ chapter.glue("fig_ablation_curves", plots.overlaid_curves({name: r.metrics for n
 # ```
 
 # %% tags=["hide-input"]
-chapter.glue("fig_ablation_samples", plots.variant_samples(examples.variant_strips(loaded, seed=seed)))
+chapter.glue("fig_ablation_samples", study_plots.variant_samples(examples.variant_strips(loaded, seed=seed)))
 
 # %% [markdown]
 # ## Explore the study

@@ -10,7 +10,7 @@ overrides = []
 
 # %% tags=["remove-input"]
 from cvae.core import formatting
-from cvae.report import chapter, plots, result_tables
+from cvae.report import chapter, result_tables, study_plots
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 evaluation = chapter.evaluation(config)
@@ -53,7 +53,7 @@ chapter.table(result_tables.tstr_table(evaluation), "Test accuracy of a classifi
 from cvae.evaluation.augmentation import ARM_NAMES, fraction_sentence, fraction_summary, fraction_table
 
 by_fraction = fraction_summary(evaluation["augmentation_by_fraction"])
-chapter.glue("fig_fractions", plots.fraction_curves(by_fraction[by_fraction["arm"] != "gain"], ARM_NAMES))
+chapter.glue("fig_fractions", study_plots.fraction_curves(by_fraction[by_fraction["arm"] != "gain"], ARM_NAMES))
 chapter.glue("fraction_sentence", fraction_sentence(by_fraction))
 chapter.glue("fraction_steps", int(evaluation["augmentation_by_fraction"]["steps"]))
 chapter.glue("fraction_seeds", int(evaluation["augmentation_by_fraction"]["seeds"]))

@@ -21,7 +21,7 @@ from matplotlib.text import Text
 from cvae.core.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES, class_label
 from cvae.core.loss import TERMS
 from cvae.evaluation.augmentation import ARM_NAMES
-from cvae.report import plots
+from cvae.report import plots, study_plots
 from cvae.study.aux_factorial import READ_NAMES
 from cvae.study.weight_search import CRITERIA, CRITERION_NAMES, GRID
 
@@ -91,7 +91,7 @@ def _factorial() -> pd.DataFrame:
 FIGURES = {
     "sample_grid": lambda: plots.sample_grid(RNG.integers(0, 255, (21 * 12, 28, 28)).astype(np.uint8),
                                              np.repeat(np.arange(NUM_CLASSES), 12), title="Samples of run-x"),
-    "aux_factorial": lambda: plots.aux_factorial(_factorial(), {"class": 0.34, "modality": 0.39},
+    "aux_factorial": lambda: study_plots.aux_factorial(_factorial(), {"class": 0.34, "modality": 0.39},
                                                  {"class": 0.07, "modality": 0.392}, READ_NAMES),
     "loss_curves": lambda: plots.loss_curves(_metrics(30), best_epoch=4, kept_epoch=27),
     "learning_rate": lambda: plots.learning_rate(np.arange(1, 31), _metrics(30)["lr"], _metrics(30)["beta"]),
@@ -108,12 +108,12 @@ FIGURES = {
          "test": RNG.integers(100, 8000, NUM_CLASSES)}, index=[class_label(c) for c in range(NUM_CLASSES)])),
     "kl_per_dimension": lambda: plots.kl_per_dimension(RNG.exponential(0.5, 128)),
     "per_class_accuracy": lambda: plots.per_class_accuracy(_per_class(), "class_accuracy", chance=1 / 21),
-    "overlaid_curves": lambda: plots.overlaid_curves({name: _metrics(12) for name in VARIANTS}),
-    "variant_samples": lambda: plots.variant_samples({name: _images(21) for name in VARIANTS}),
-    "weight_sensitivity": lambda: plots.weight_sensitivity(_search(), CRITERIA, CRITERION_NAMES),
-    "seeded_dots": lambda: plots.seeded_dots(_study(), ["paper", "latent64", "deep"], "best_val_total",
+    "overlaid_curves": lambda: study_plots.overlaid_curves({name: _metrics(12) for name in VARIANTS}),
+    "variant_samples": lambda: study_plots.variant_samples({name: _images(21) for name in VARIANTS}),
+    "weight_sensitivity": lambda: study_plots.weight_sensitivity(_search(), CRITERIA, CRITERION_NAMES),
+    "seeded_dots": lambda: study_plots.seeded_dots(_study(), ["paper", "latent64", "deep"], "best_val_total",
                                              "best validation loss (per image)"),
-    "fraction_curves": lambda: plots.fraction_curves(_fractions(), ARM_NAMES),
+    "fraction_curves": lambda: study_plots.fraction_curves(_fractions(), ARM_NAMES),
     "placeholder_figure": lambda: plots.placeholder_figure("evaluation not available"),
 }
 
@@ -142,9 +142,13 @@ def _drawn_texts(fig) -> list[Text]:
     return drawn
 
 
+HELPERS = ("mosaic", "class_colours", "styled", "new_figure", "epoch_axis", "show_image")  # no figure of the book
+
+
 def test_every_book_figure_has_a_case_here():
-    assert set(FIGURES) == {name for name in plots.__all__ if callable(getattr(plots, name))
-                            and name not in ("mosaic", "class_colours")}
+    figures = {name for module in (plots, study_plots) for name in module.__all__
+               if callable(getattr(module, name)) and name not in HELPERS}
+    assert set(FIGURES) == figures
 
 
 @pytest.fixture(params=sorted(FIGURES))

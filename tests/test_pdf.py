@@ -12,12 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from cvae.core.paths import PROJECT_ROOT
-from cvae.publish.pdf import html_table_to_markdown, html_to_markdown, latex_ready_notebook, tex_escape, title_page
-
 from book_build import LOG
 from pdf_build import smoke_pdf
+
+from cvae.core.paths import PROJECT_ROOT
+from cvae.publish.pdf import tex_escape, title_page
+from cvae.publish.print_markup import html_table_to_markdown, html_to_markdown, latex_ready_notebook
 
 ARTIFACTS = PROJECT_ROOT / "_build" / "artifacts"
 ORIGINAL_FIGURES = 6
@@ -167,7 +167,7 @@ def test_latex_ready_notebook_adds_markdown_beside_html_only():
 def test_glued_prose_carries_its_markdown_for_latex_and_its_html_for_the_web():
     from IPython.core.formatters import DisplayFormatter
 
-    from cvae.publish.pdf import glue_markdown
+    from cvae.publish.print_markup import glue_markdown
     from cvae.report.chapter import html
 
     data, _ = DisplayFormatter().format(html("The run **reproduced** 2 of 7 claims."))
@@ -181,7 +181,7 @@ def test_glued_prose_carries_its_markdown_for_latex_and_its_html_for_the_web():
 
 
 def test_cross_document_glue_of_html_in_prose_becomes_its_markdown():
-    from cvae.publish.pdf import latex_ready_prose
+    from cvae.publish.print_markup import latex_ready_prose
 
     text = ("# Method\n\n```{glue} data_notice\n:doc: /report/02_training.ipynb\n```\n\nText.\n\n"
             "```{glue} fig_loss\n:doc: ../report/02_training.ipynb\n```\n\n"

@@ -16,7 +16,7 @@ from cvae.core.config import make_config
 from cvae.core.labels import NUM_CLASSES, class_label, classes_of_modality
 from cvae.core.loss import TERMS
 from cvae.core.model import CVAE
-from cvae.report import ablation_tables, chapter, model_tables, notices, plots
+from cvae.report import ablation_tables, chapter, model_tables, notices, plots, study_plots
 from cvae.study.runner import COMPARED
 
 
@@ -90,10 +90,10 @@ def test_gray_conversion_and_small_figures():
     fig = plots.gray_conversion(rgb, rgb_to_gray(rgb))
     assert len(fig.axes) == 2 and all(len(ax.get_images()) == 1 for ax in fig.axes)
     assert len(plots.kl_per_dimension(np.linspace(0, 1, 16)).axes[0].patches) == 16
-    fig = plots.overlaid_curves({"a": _metrics(3), "b": _metrics(3)})
+    fig = study_plots.overlaid_curves({"a": _metrics(3), "b": _metrics(3)})
     assert len(fig.axes[0].get_lines()) == 2
     strips = {"a": np.zeros((21, 28, 28)), "b": np.ones((21, 28, 28))}
-    assert len(plots.variant_samples(strips).axes) == 2
+    assert len(study_plots.variant_samples(strips).axes) == 2
 
 
 def test_mosaic_layout_and_scaling():

@@ -52,9 +52,9 @@ def chapter_numbers(toc: dict) -> dict[str, int]:
 
 def numbered_tables(html_outputs: list[str], chapter: int | None) -> list[str]:
     """The HTML outputs of one page with "Table c.k" put before each table caption, k counting the page's tables the
-    way the PDF will (one per printed part, `cvae.publish.pdf.html_table_to_markdown`)."""
-    from cvae.publish.pdf import TABLE_CAPTION_START as start
-    from cvae.publish.pdf import html_table_to_markdown
+    way the PDF will (one per printed part, `cvae.publish.print_markup.html_table_to_markdown`)."""
+    from cvae.publish.print_markup import TABLE_CAPTION_START as start
+    from cvae.publish.print_markup import html_table_to_markdown
 
     count, numbered = 0, []
     for source in html_outputs:

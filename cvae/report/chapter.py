@@ -140,6 +140,9 @@ def table(frame, caption: str) -> "CaptionedTable":
     return CaptionedTable(frame, caption)
 
 
+TABLE_CAPTION_START = '<p class="table-caption">'  # read by the HTML numbering and the PDF (cvae.publish)
+
+
 class CaptionedTable:
     """A DataFrame (or Styler) shown with its caption: text/html is the caption paragraph then pandas' own HTML."""
 
@@ -153,7 +156,7 @@ class CaptionedTable:
 
         escaped = html_module.escape(" ".join(self.caption.split()), quote=False)
         coded = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-        return f'<p class="table-caption">{coded}</p>'
+        return f"{TABLE_CAPTION_START}{coded}</p>"
 
     def _repr_html_(self) -> str:
         inner = self.frame._repr_html_() if hasattr(self.frame, "_repr_html_") else self.frame.to_html()

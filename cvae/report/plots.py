@@ -1,4 +1,5 @@
-"""Every figure of the report. Each function takes plain arrays / DataFrames and returns a matplotlib Figure.
+"""The report's figures of data, training, reconstructions, samples and the latent space (the study's are in
+`cvae.report.study_plots`). Each function takes plain arrays / DataFrames and returns a matplotlib Figure.
 
 No computation beyond layout happens here (the numbers come from `cvae.evaluation.examples`, `cvae.evaluation.run_evaluation`, the run folder).
 Figures keep a white face colour so they stay legible when the book is read in its dark theme.
@@ -7,7 +8,6 @@ Figures keep a white face colour so they stay legible when the book is read in i
 from __future__ import annotations
 
 import functools
-import itertools
 import textwrap
 from typing import Mapping, Sequence
 
@@ -46,7 +46,7 @@ LINE_STYLES = [(colour, "-") for colour in plt.get_cmap("tab10").colors] + \
     [(colour, "--") for colour in plt.get_cmap("tab10").colors]
 
 
-def _styled(function):
+def styled(function):
     """Run a figure function under STYLE, whatever the caller's rcParams (the notebook's or a test's)."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -55,7 +55,8 @@ def _styled(function):
     return wrapper
 
 
-def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
+def new_figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs):
+    """A white figure of nrows x ncols axes (always a 2-D array), `size` in inches, constrained layout by default."""
     kwargs.setdefault("layout", "constrained")
     fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, **kwargs)
     fig.patch.set_facecolor("white")
@@ -87,7 +88,8 @@ def mosaic(images: np.ndarray, rows: int, cols: int, pad: int = 1) -> np.ndarray
     return canvas
 
 
-def _show(ax, image: np.ndarray, title: str | None = None, **title_kwargs) -> None:
+def show_image(ax, image: np.ndarray, title: str | None = None, **title_kwargs) -> None:
+    """A gray image (H, W) with values in [0, 1] on `ax`, without ticks, with an optional title."""
     ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -95,7 +97,8 @@ def _show(ax, image: np.ndarray, title: str | None = None, **title_kwargs) -> No
         ax.set_title(title, **title_kwargs)
 
 
-def _epoch_axis(ax) -> None:
+def epoch_axis(ax) -> None:
+    """An axis over epochs: whole epochs on x (at most five ticks), four ticks on y, a light grid."""
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
@@ -108,7 +111,7 @@ def _mark_epochs(ax, best_epoch: int, kept_epoch: int | None) -> None:
         ax.axvline(kept_epoch + 1, color="#6a1b9a", ls=":", lw=1.5, label=f"kept checkpoint (epoch {kept_epoch + 1})")
 
 
-@_styled
+@styled
 def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None = None) -> Figure:
     """Figure 1: train and validation value of every loss term and the total per epoch, with the epoch of the lowest
     validation total (the original's rule) and, where it differs, the kept checkpoint's epoch marked (0-based inputs).
@@ -116,7 +119,7 @@ def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None =
     Eight panels in four rows of two: the six terms, the total, and the validation accuracy of both auxiliary heads;
     one legend above them all.
     """
-    fig, axes = _figure(4, 2, (PAGE_WIDTH_IN, 8.6))
+    fig, axes = new_figure(4, 2, (PAGE_WIDTH_IN, 8.6))
     epochs = metrics["epoch"].to_numpy() + 1  # 1-based for the reader
     for ax, term in zip(axes.flat, (*TERMS, "total")):
         ax.plot(epochs, metrics[f"train_{term}"], marker="o", ms=3, lw=1.5, color="C0", label="train")
@@ -126,7 +129,7 @@ def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None =
                     label="validation at the final β (picks the kept one)")
         _mark_epochs(ax, best_epoch, kept_epoch)
         ax.set_title(f"{TERM_TITLES[term]} (per image)")
-        _epoch_axis(ax)
+        epoch_axis(ax)
     ax = axes.flat[7]
     ax.plot(epochs, metrics["val_class_acc"], marker="o", ms=3, color="C2", label="class head (validation)")
     # dashed over solid: both lines stay visible where the two heads read the same (e.g. both at 100%)
@@ -135,14 +138,14 @@ def loss_curves(metrics: pd.DataFrame, best_epoch: int, kept_epoch: int | None =
     _mark_epochs(ax, best_epoch, kept_epoch)
     ax.set_ylim(0, 1.02)
     ax.set_title("aux heads: accuracy")
-    _epoch_axis(ax)
+    epoch_axis(ax)
     entries = {label: handle for panel in (axes.flat[0], axes.flat[6], ax)
                for handle, label in zip(*panel.get_legend_handles_labels())}  # one entry per label, in order
     fig.legend(list(entries.values()), list(entries), loc="outside upper center", ncols=2, frameon=False)
     return fig
 
 
-@_styled
+@styled
 def reconstructions(originals: Mapping[int, np.ndarray], recons: Mapping[int, np.ndarray]) -> Figure:
     """Figure 2: per modality, originals (top row) over reconstructions (bottom row); one axes per modality.
 
@@ -151,12 +154,12 @@ def reconstructions(originals: Mapping[int, np.ndarray], recons: Mapping[int, np
     modalities = sorted(originals)
     n = max(len(originals[m]) for m in modalities)
     width = min(0.62 * n + 0.2, PAGE_WIDTH_IN)
-    fig, axes = _figure(len(modalities), 1, (width, (width - 0.2) / n * 2 * len(modalities) + 0.45 * len(modalities)))
+    fig, axes = new_figure(len(modalities), 1, (width, (width - 0.2) / n * 2 * len(modalities) + 0.45 * len(modalities)))
     for ax, m in zip(axes[:, 0], modalities):
         shown = np.asarray(originals[m])
         stacked = np.concatenate([shown.astype(np.float32) / (255.0 if shown.dtype == np.uint8 else 1.0),
                                   np.asarray(recons[m], np.float32)])
-        _show(ax, mosaic(stacked, 2, len(shown)), f"{MODALITY_NAMES[m]}: originals (top), reconstructions (bottom)")
+        show_image(ax, mosaic(stacked, 2, len(shown)), f"{MODALITY_NAMES[m]}: originals (top), reconstructions (bottom)")
     return fig
 
 
@@ -168,7 +171,7 @@ def _class_key(classes: Sequence[int], prefix: str = "", width_chars: int = 86) 
                                                                             subsequent_indent="    "))
 
 
-@_styled
+@styled
 def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, title: str | None = None) -> Figure:
     """Figures 3 and 6: rows = modalities, columns = that modality's classes, each cell a mosaic of images.
 
@@ -180,7 +183,7 @@ def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, tit
     key = "\n".join(_class_key(classes_of_modality(m), f"{MODALITY_NAMES[m]}: ") for m in range(len(MODALITY_NAMES)))
     key_height = 0.2 * (key.count("\n") + 1) + 0.15
     grid_height = len(MODALITY_NAMES) * ((PAGE_WIDTH_IN - 0.4) / ncols + 0.3) + (0.3 if title else 0)
-    fig, axes = _figure(len(MODALITY_NAMES), ncols, (PAGE_WIDTH_IN, grid_height + key_height))
+    fig, axes = new_figure(len(MODALITY_NAMES), ncols, (PAGE_WIDTH_IN, grid_height + key_height))
     fig.get_layout_engine().set(rect=(0, key_height / (grid_height + key_height), 1,
                                       1 - key_height / (grid_height + key_height)))
     for m, row in enumerate(axes):
@@ -190,7 +193,7 @@ def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, tit
                 ax.axis("off")
                 continue
             label = members[c]
-            _show(ax, mosaic(np.asarray(images_by_class[label])[:per_cell], side, side), str(label))
+            show_image(ax, mosaic(np.asarray(images_by_class[label])[:per_cell], side, side), str(label))
             if c == 0:
                 ax.set_ylabel(MODALITY_NAMES[m])
     fig.text(0.01, 0.01, key, va="bottom", ha="left", fontsize=STYLE["xtick.labelsize"], linespacing=1.4)
@@ -199,12 +202,12 @@ def class_grid(images_by_class: Mapping[int, np.ndarray], per_cell: int = 4, tit
     return fig
 
 
-@_styled
+@styled
 def latent_scatter(embedding: np.ndarray, modalities: np.ndarray, labels: np.ndarray, method: str) -> Figure:
     """Figures 4 and 5: a 2-D embedding of mu coloured by modality (left) and by global class (right); 2 axes.
 
     The legends sit outside the panels: the modalities above, the classes below in two columns."""
-    fig, axes = _figure(1, 2, (PAGE_WIDTH_IN, 6.4))
+    fig, axes = new_figure(1, 2, (PAGE_WIDTH_IN, 6.4))
     embedding = np.asarray(embedding)
     for m, name in enumerate(MODALITY_NAMES):
         keep = modalities == m
@@ -229,26 +232,26 @@ def latent_scatter(embedding: np.ndarray, modalities: np.ndarray, labels: np.nda
     return fig
 
 
-@_styled
+@styled
 def gray_conversion(rgb: np.ndarray, gray: np.ndarray) -> Figure:
     """PathMNIST colour images (top) and their ITU-R 601 luma (bottom); (n,28,28,3) and (n,28,28) uint8; 2 axes."""
     n = len(rgb)
     width = min(0.62 * n + 0.2, PAGE_WIDTH_IN)
-    fig, axes = _figure(2, 1, (width, 2 * (width - 0.2) / n + 0.9))
+    fig, axes = new_figure(2, 1, (width, 2 * (width - 0.2) / n + 0.9))
     rgb_tiles = np.ones((28, n * 29 - 1, 3), dtype=np.float32)
     for i, image in enumerate(rgb):
         rgb_tiles[:, i * 29: i * 29 + 28] = image / 255.0
     axes[0, 0].imshow(rgb_tiles, interpolation="nearest")
     axes[0, 0].set_title("RGB")
     axes[0, 0].set_xticks([]), axes[0, 0].set_yticks([])
-    _show(axes[1, 0], mosaic(gray, 1, n), "gray = 0.299 R + 0.587 G + 0.114 B")
+    show_image(axes[1, 0], mosaic(gray, 1, n), "gray = 0.299 R + 0.587 G + 0.114 B")
     return fig
 
 
-@_styled
+@styled
 def class_counts(counts: pd.DataFrame) -> Figure:
     """Images per global class and split as grouped horizontal bars; `counts` indexed by class, columns = splits."""
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 0.36 * len(counts) + 1.2))
+    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 0.36 * len(counts) + 1.2))
     ax = axes[0, 0]
     counts.plot.barh(ax=ax, width=0.8, legend=False)
     ax.invert_yaxis()
@@ -261,10 +264,10 @@ def class_counts(counts: pd.DataFrame) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def kl_per_dimension(kl: Sequence[float], threshold: float = 0.01) -> Figure:
     """Mean KL per latent dimension (nats), sorted, with the active-unit threshold; one axes."""
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.2))
+    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 3.2))
     ax = axes[0, 0]
     values = np.sort(np.asarray(kl, dtype=float))[::-1]
     ax.bar(np.arange(len(values)), values, width=1.0, color="#1f77b4")
@@ -286,10 +289,10 @@ def _modality_index(modality) -> int:
     return int(modality)
 
 
-@_styled
+@styled
 def per_class_accuracy(table: pd.DataFrame, value: str = "class_accuracy", chance: float | None = None) -> Figure:
     """Horizontal bars of one accuracy column per class (rows of `table` with `label`, `name`, `modality`); 1 axes."""
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 0.3 * len(table) + 1.3))
+    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 0.3 * len(table) + 1.3))
     ax = axes[0, 0]
     colours = [MODALITY_COLOURS[_modality_index(m)] for m in table["modality"]]
     ax.barh([class_label(label) for label in table["label"]], table[value], color=colours)
@@ -305,96 +308,6 @@ def per_class_accuracy(table: pd.DataFrame, value: str = "class_accuracy", chanc
     return fig
 
 
-@_styled
-def overlaid_curves(curves: Mapping[str, pd.DataFrame], column: str = "val_total",
-                    ylabel: str = "validation loss (per image)") -> Figure:
-    """One line per named run (e.g. ablation variants): `column` over epochs; one axes, a distinct colour and dash
-    per run (up to 20), the legend under the axes."""
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.4 + 0.22 * ((len(curves) + 2) // 3)))
-    ax = axes[0, 0]
-    for (name, metrics), (colour, dash) in zip(curves.items(), itertools.cycle(LINE_STYLES)):
-        ax.plot(metrics["epoch"] + 1, metrics[column], marker="o", ms=3, lw=1.5, color=colour, ls=dash, label=name)
-    _epoch_axis(ax)
-    ax.set_ylabel(ylabel)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
-    return fig
-
-
-@_styled
-def variant_samples(samples: Mapping[str, np.ndarray], per_row: int = 21) -> Figure:
-    """One row per named variant, titled by its name: a strip of generated images (one per class); one axes each."""
-    names = list(samples)
-    strip_height = (PAGE_WIDTH_IN - 0.2) / per_row
-    fig, axes = _figure(len(names), 1, (PAGE_WIDTH_IN, len(names) * (strip_height + 0.3) + 0.1))
-    for ax, name in zip(axes[:, 0], names):
-        images = np.asarray(samples[name])
-        _show(ax, mosaic(images, 1, min(per_row, len(images))), name, loc="left", fontsize=STYLE["xtick.labelsize"],
-              pad=2)
-    return fig
-
-
-@_styled
-def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names: Mapping[str, str]) -> Figure:
-    """One panel per searched weight (three to a row): each criterion's paired change against the default (in % of
-    the default's mean, signed so that up is better) with its 95% interval over seeds as a bar, over the weight's
-    candidate values; the default and the rule's winner marked."""
-    weights = list(dict.fromkeys(search["weight"]))
-    ncols = min(3, len(weights))
-    nrows = -(-len(weights) // ncols)
-    fig, axes = _figure(nrows, ncols, (PAGE_WIDTH_IN, 2.5 * nrows + 1.0), sharey=True)
-    for ax, weight in zip(axes.flat, weights):
-        line = search[search["weight"] == weight].sort_values("value")
-        base = line[line["current"]].iloc[0]
-        positions = range(len(line))
-        for offset, column in zip(np.linspace(-0.12, 0.12, len(criteria)), criteria):
-            scale = 100 / abs(base[column])
-            change = line[f"{column}_gain"].to_numpy(dtype=float) * scale
-            low = line[f"{column}_low"].to_numpy(dtype=float) * scale
-            high = line[f"{column}_high"].to_numpy(dtype=float) * scale
-            where = np.asarray(positions) + offset
-            ax.errorbar(where, change, yerr=[np.nan_to_num(change - low), np.nan_to_num(high - change)],
-                        marker="o", ms=4, lw=1.5, capsize=2, label=names[column])
-        ax.axhline(0, color="0.4", lw=0.8)
-        ax.set_xticks(list(positions), [f"{v:g}" + ("\n(default)" if row["current"] else "")
-                                        for v, (_, row) in zip(line["value"], line.iterrows())],
-                      multialignment="center")
-        for position, (_, row) in zip(positions, line.iterrows()):
-            if row["winner"]:
-                ax.axvspan(position - 0.3, position + 0.3, color="#ffd54f", alpha=0.35, lw=0)
-        ax.set_title(weight)  # the config's name, as the text and the tables write it
-        ax.grid(alpha=0.3)
-    for ax in axes.flat[len(weights):]:
-        ax.axis("off")
-    for row in axes:
-        row[0].set_ylabel("change (%, up = better)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    handles.append(Patch(color="#ffd54f", alpha=0.35, label="the rule's winner"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
-    return fig
-
-
-@_styled
-def seeded_dots(study: pd.DataFrame, names: Sequence[str], column: str, ylabel: str) -> Figure:
-    """Each seed's value (dots) and their mean (line) of one column for some variants: the spread behind a claim."""
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN * 0.8, 3.2))
-    ax = axes[0, 0]
-    shown = [name for name in names if (study["name"] == name).any()]
-    for position, name in enumerate(shown):
-        values = study.loc[study["name"] == name, column].to_numpy()
-        # the mean as a line, not a bar: the axis does not start at zero
-        ax.hlines(values.mean(), position - 0.25, position + 0.25, color="#546e7a", lw=2.5)
-        ax.scatter(np.full(len(values), position), values, color="#37474f", s=18, zorder=3)
-    ax.set_xticks(range(len(shown)), shown)
-    lows = [study.loc[study["name"] == name, column].min() for name in shown]
-    highs = [study.loc[study["name"] == name, column].max() for name in shown]
-    span = max(highs) - min(lows) or abs(max(highs)) or 1.0
-    ax.set_xlim(-0.6, len(shown) - 0.4)
-    ax.set_ylim(min(lows) - 0.3 * span, max(highs) + 0.3 * span)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3, axis="y")
-    return fig
-
-
 def _moment_tick(moment: str) -> str:
     """'epoch 25: end of the beta ramp' -> '25\nend of\nthe\nbeta\nramp' (a tick under a bar 0.7 in wide)."""
     epoch, _, name = moment.partition(": ")
@@ -403,12 +316,12 @@ def _moment_tick(moment: str) -> str:
     return "\n".join([epoch.removeprefix("epoch "), *textwrap.wrap(name, 8, break_long_words=False)])
 
 
-@_styled
+@styled
 def loss_shares(balance: Mapping[str, Mapping[str, Mapping[str, float]]], terms: Sequence[str]) -> Figure:
     """Stacked bars per measured moment: each weighted term's share of the loss (left) and of the gradient norm over
     the parameters (right); the legend under both."""
     moments = list(balance)
-    fig, axes = _figure(1, 2, (PAGE_WIDTH_IN, 4.4), sharey=True)
+    fig, axes = new_figure(1, 2, (PAGE_WIDTH_IN, 4.4), sharey=True)
     colours = plt.get_cmap("tab10").colors
     for ax, key, title in zip(axes[0], ("share_of_loss", "share_of_gradient"), ("share of the loss",
                                                                                "share of the gradient norm")):
@@ -427,10 +340,10 @@ def loss_shares(balance: Mapping[str, Mapping[str, Mapping[str, float]]], terms:
     return fig
 
 
-@_styled
+@styled
 def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence[float]) -> Figure:
     """The learning rate per epoch (log scale, left axis) with the KL weight beta(t) (right axis); epochs 1-based."""
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.0))
+    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 3.0))
     ax = axes[0, 0]
     ax.step(epochs, rates, where="post", color="#1f77b4", lw=2, label="learning rate")
     ax.set_yscale("log")
@@ -448,28 +361,7 @@ def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence
     return fig
 
 
-@_styled
-def fraction_curves(summary: pd.DataFrame, names: Mapping[str, str]) -> Figure:
-    """Test accuracy against the share of real training images (log x), real-only and real plus generated: the mean
-    over seeds with its 95% interval as a band."""
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN, 3.6))
-    ax = axes[0, 0]
-    for arm, colour in (("real_only", "#546e7a"), ("real_plus_synthetic", "#e65100")):
-        part = summary[summary["arm"] == arm].sort_values("fraction")
-        ax.plot(part["fraction"] * 100, part["mean"], marker="o", color=colour, lw=2,
-                label=names[arm])
-        ax.fill_between(part["fraction"] * 100, part["low"], part["high"], color=colour, alpha=0.2, lw=0)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
-    ax.set_xlabel("real training images used (share of the training split)")
-    ax.set_ylabel("test accuracy (21 classes)")
-    ax.grid(alpha=0.3)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", ncols=2, frameon=False)
-    return fig
-
-
-@_styled
+@styled
 def placeholder_figure(text: str):
     """A small figure that says what is missing (keeps the numbered figure and its caption in place)."""
     fig, ax = plt.subplots(figsize=(5, 1.2))
@@ -479,16 +371,16 @@ def placeholder_figure(text: str):
     return fig
 
 
-@_styled
+@styled
 def sample_grid(images: np.ndarray, labels: np.ndarray, per_row: int = 12, title: str | None = None) -> Figure:
     """One row per requested class (its global label and name on the left), up to `per_row` of its samples:
     (N, 28, 28) uint8 or [0, 1] images with their (N,) global labels."""
     classes = list(dict.fromkeys(int(label) for label in labels))
     row_height = (PAGE_WIDTH_IN - 2.2) / per_row + 0.08
-    fig, axes = _figure(len(classes), 1, (PAGE_WIDTH_IN, len(classes) * row_height + (0.4 if title else 0.1)))
+    fig, axes = new_figure(len(classes), 1, (PAGE_WIDTH_IN, len(classes) * row_height + (0.4 if title else 0.1)))
     for ax, label in zip(axes[:, 0], classes):
         chosen = np.asarray(images)[np.asarray(labels) == label][:per_row]
-        _show(ax, mosaic(chosen, 1, per_row))
+        show_image(ax, mosaic(chosen, 1, per_row))
         ax.set_ylabel(textwrap.shorten(class_label(label), 26, placeholder="…"), rotation=0, ha="right",
                       va="center", fontsize=STYLE["xtick.labelsize"])
     if title:
@@ -496,51 +388,18 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, per_row: int = 12, title
     return fig
 
 
-@_styled
+@styled
 def sample_block(images: np.ndarray, label: int, per_row: int = 6) -> Figure:
     """Samples of one class as a block of `per_row` columns, titled by the class: (N, 28, 28) uint8 or [0, 1]."""
     rows = -(-len(images) // per_row)
-    fig, axes = _figure(1, 1, (PAGE_WIDTH_IN * 0.6, PAGE_WIDTH_IN * 0.6 * rows / per_row + 0.4))
-    _show(axes[0, 0], mosaic(images, rows, per_row), class_label(label))
-    return fig
-
-
-@_styled
-def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapping[str, float],
-                  read_names: Mapping[str, str]) -> Figure:
-    """The aux-head factorial: one panel per head; the four trained cells along x, the three readings side by side
-    in three colours, each seed a dot and the mean a short line; the original's value and a guess in the label
-    proportions (`guess`) as horizontal lines. Accuracies in %."""
-    cells = list(dict.fromkeys(zip(rows["batches"], rows["encoder"])))
-    reads = list(read_names)
-    colours = ["#1565c0", "#ef6c00", "#2e7d32"]
-    fig, axes = _figure(2, 1, (PAGE_WIDTH_IN, 6.4), sharex=True)
-    for ax, head in zip(axes[:, 0], ("class", "modality")):
-        for r, (read, colour) in enumerate(zip(reads, colours)):
-            for c, cell in enumerate(cells):
-                values = 100 * rows[(rows["batches"] == cell[0]) & (rows["encoder"] == cell[1]) &
-                                    (rows["read"] == read)][f"{head}_acc"].to_numpy()
-                x = c + (r - 1) * 0.25
-                ax.scatter(np.full(len(values), x), values, color=colour, s=16, zorder=3,
-                           label=read_names[read] if c == 0 else None)
-                if len(values):
-                    ax.hlines(values.mean(), x - 0.1, x + 0.1, color=colour, lw=2)
-        ax.axhline(100 * original[head], color="#c62828", lw=1.2, label="the original's value")
-        ax.axhline(100 * guess[head], color="0.35", lw=1.0, ls="--", label="guess in the label proportions")
-        ax.set_ylabel(f"{head} head (%)")
-        ax.set_ylim(0, 102)
-        ax.grid(alpha=0.3, axis="y")
-    axes[-1, 0].set_xticks(range(len(cells)), [f"{'one-dataset' if batches == 'single' else 'mixed'} batches\n{encoder}"
-                                              for batches, encoder in cells])
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
+    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN * 0.6, PAGE_WIDTH_IN * 0.6 * rows / per_row + 0.4))
+    show_image(axes[0, 0], mosaic(images, rows, per_row), class_label(label))
     return fig
 
 
 __all__ = [
-    "aux_factorial", "sample_grid", "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
-    "class_counts", "kl_per_dimension", "per_class_accuracy", "overlaid_curves", "variant_samples",
-    "mosaic", "class_colours", "placeholder_figure", "weight_sensitivity", "seeded_dots", "loss_shares",
-    "learning_rate", "fraction_curves", "STYLE", "PAGE_WIDTH_IN", "TEXT_COLUMN_PX", "FIGURE_DPI",
-    "MIN_TEXT_PX",
+    "sample_grid", "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
+    "class_counts", "kl_per_dimension", "per_class_accuracy", "mosaic", "class_colours", "placeholder_figure",
+    "loss_shares", "learning_rate", "styled", "new_figure", "epoch_axis", "show_image", "STYLE", "PAGE_WIDTH_IN",
+    "TEXT_COLUMN_PX", "FIGURE_DPI", "MIN_TEXT_PX", "LINE_STYLES",
 ]
