@@ -72,3 +72,44 @@ def test_the_layer_contract_holds_and_no_module_imports_in_a_circle():
                                capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-2000:]
     assert "Contracts: 2 kept, 0 broken." in completed.stdout
+
+
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 80
+
+
+def _functions(path: Path) -> list[tuple[str, int]]:
+    """(qualified name, lines) of every function and method in a source file, decorators included."""
+    import ast
+
+    found = []
+
+    def visit(node, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                start = min([d.lineno for d in child.decorator_list] + [child.lineno])
+                found.append((f"{prefix}{child.name}", child.end_lineno - start + 1))
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+
+    visit(ast.parse(path.read_text()), "")
+    return found
+
+
+def test_no_module_is_longer_than_a_long_read_and_no_function_longer_than_a_screen_and_a_half():
+    sources = sorted((PROJECT_ROOT / "cvae").rglob("*.py")) + sorted((PROJECT_ROOT / "scripts").glob("*.py"))
+    assert len(sources) > 50
+    long_modules = {str(p.relative_to(PROJECT_ROOT)): n for p in sources
+                    if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long_modules == {}, f"modules over {MAX_MODULE_LINES} lines: {long_modules}"
+    long_functions = {f"{p.relative_to(PROJECT_ROOT)}:{name}": n for p in sources for name, n in _functions(p)
+                      if n > MAX_FUNCTION_LINES}
+    assert long_functions == {}, f"functions over {MAX_FUNCTION_LINES} lines: {long_functions}"
+
+
+def test_the_length_check_counts_a_function_and_a_method_by_their_lines(tmp_path):
+    source = tmp_path / "example.py"
+    source.write_text("def f():\n    return 1\n\n\nclass C:\n    @property\n    def g(self):\n        x = 1\n"
+                      "        return x\n")
+    assert _functions(source) == [("f", 2), ("C.g", 4)]

@@ -52,10 +52,6 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
     (the book passes `runs_state`: the main run, the study's runs, their measurements and the weight search) are what
     they were when it was executed, and its notebook is byte for byte the one written then (`executed.json` records
     both)."""
-    import jupytext
-    import nbformat
-    import papermill as pm
-
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp_path = out_dir / STAMP_FILE
     try:
@@ -101,37 +97,7 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
             atomic_write_text(stamp_path, json.dumps(stamps, indent=2))
             log(f"[book] {source.stem}: executing")
             tick = time.perf_counter()
-            notebook = jupytext.reads(texts[source], fmt="py:percent")
-            notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
-            # papermill saves as it goes: it writes a hidden file, so the chapter's last good notebook stays whole
-            running = out_dir / f".{source.stem}.running.ipynb"
-            failed = out_dir / f"{source.stem}.failed.ipynb"
-            try:
-                result = pm.execute_notebook(notebook, str(running), parameters=parameters, kernel_name=KERNEL_NAME,
-                                             cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False,
-                                             # every output is in by then; a graceful shutdown of a kernel that
-                                             # imported torch waits 0.7 s per chapter for its exit handlers
-                                             shutdown_kernel="immediate",
-                                             # the kernel listens on localhost only; its generic "running over TCP
-                                             # without encryption" warning printed once per chapter
-                                             extra_arguments=["--IPKernelApp.log_level=ERROR"])
-            except KeyboardInterrupt:
-                raise KeyboardInterrupt(f"stopped in chapter {source.stem}; every finished run and epoch is kept: "
-                                        "rerun the same command to go on from there") from None
-            except pm.PapermillExecutionError as error:
-                if running.exists():
-                    os.replace(running, failed)
-                raise BookError(f"{source.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
-                                f"the executed notebook with the traceback is {failed}") from None
-            finally:
-                running.unlink(missing_ok=True)
-            for cell in result.cells:  # the page states its parameters in the data notice's "Built with" line
-                tags = cell.get("metadata", {}).get("tags", [])
-                if "injected-parameters" in tags and "remove-cell" not in tags:
-                    tags.append("remove-cell")
-            result.metadata.setdefault("papermill", {})["output_path"] = str(target)
-            atomic_write_text(target, nbformat.writes(result))
-            failed.unlink(missing_ok=True)
+            _execute_chapter(source, texts[source], out_dir, parameters)
             timings[source.stem] = time.perf_counter() - tick
             stamps[source.stem] = {"key": key_of(source, read_state()), "sha256": file_digest(target, "sha256")}
             executed.append(source)
@@ -147,6 +113,47 @@ def execute_notebooks(parameters: dict, out_dir: Path, force: bool = False, log=
         os.environ.clear()
         os.environ.update(saved_env)
     return timings
+
+
+def _execute_chapter(source: Path, text: str, out_dir: Path, parameters: dict) -> None:
+    """Execute one chapter's source with papermill into out_dir/NN_name.ipynb, written only when the whole chapter
+    ran; BookError naming the cell when it fails (the failed notebook kept beside it)."""
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    target = out_dir / f"{source.stem}.ipynb"
+    notebook = jupytext.reads(text, fmt="py:percent")
+    notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+    # papermill saves as it goes: it writes a hidden file, so the chapter's last good notebook stays whole
+    running = out_dir / f".{source.stem}.running.ipynb"
+    failed = out_dir / f"{source.stem}.failed.ipynb"
+    try:
+        result = pm.execute_notebook(notebook, str(running), parameters=parameters, kernel_name=KERNEL_NAME,
+                                     cwd=str(PROJECT_ROOT), progress_bar=False, log_output=False,
+                                     # every output is in by then; a graceful shutdown of a kernel that
+                                     # imported torch waits 0.7 s per chapter for its exit handlers
+                                     shutdown_kernel="immediate",
+                                     # the kernel listens on localhost only; its generic "running over TCP
+                                     # without encryption" warning printed once per chapter
+                                     extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"stopped in chapter {source.stem}; every finished run and epoch is kept: "
+                                "rerun the same command to go on from there") from None
+    except pm.PapermillExecutionError as error:
+        if running.exists():
+            os.replace(running, failed)
+        raise BookError(f"{source.name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}\n"
+                        f"the executed notebook with the traceback is {failed}") from None
+    finally:
+        running.unlink(missing_ok=True)
+    for cell in result.cells:  # the page states its parameters in the data notice's "Built with" line
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    result.metadata.setdefault("papermill", {})["output_path"] = str(target)
+    atomic_write_text(target, nbformat.writes(result))
+    failed.unlink(missing_ok=True)
 
 
 def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:

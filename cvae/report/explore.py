@@ -72,7 +72,8 @@ def study_view(profile: str, variants: Iterable[str], seeds: int, seed: int = 0,
     `train_missing` False (a book build) only runs that already exist are shown."""
     from cvae.core.paths import runs_dir
     from cvae.report.chapter import load_runs
-    from cvae.report.plots import overlaid_curves, placeholder_figure
+    from cvae.report.plots import placeholder_figure
+    from cvae.report.study_plots import overlaid_curves
     from cvae.study.runner import main_config, measure_runs, paired_spread, seeded_runs, variant_gate
     from cvae.training.run_pool import default_workers
     from cvae.training.runs import is_finished, run_dir_for

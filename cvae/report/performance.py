@@ -81,7 +81,7 @@ def cached_switches() -> dict | None:
     """The last switch study (`python -m cvae bench --switches`, cached in the runs folder), or None: it runs on
     demand (`make bench`), never inside a book build."""
     from cvae.core.paths import runs_dir
-    from cvae.training.bench import SWITCHES_FILE
+    from cvae.training.switches import SWITCHES_FILE
 
     path = runs_dir() / SWITCHES_FILE
     if not path.exists():

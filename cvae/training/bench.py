@@ -27,7 +27,6 @@ import platform
 import resource
 import statistics
 import time
-import warnings
 from pathlib import Path
 
 import medmnist
@@ -93,7 +92,7 @@ def _conventional_batches(loader: DataLoader, device: torch.device, channels_las
             yield images, targets[:, 0], targets[:, 1]
 
 
-def _project_batches(split: Split, batch_size: int, channels_last: bool, seed: int):
+def project_batches(split: Split, batch_size: int, channels_last: bool, seed: int):
     from cvae.training.epochs import resident_batches
 
     generator = torch.Generator().manual_seed(seed)
@@ -133,7 +132,7 @@ def training_flops(model, optimizer, batch, config: Config, amp_dtype=None) -> i
     return int(counter.get_total_flops())
 
 
-def _timed_steps(batches, step, steps: int, device: torch.device) -> tuple[float, float]:
+def timed_steps(batches, step, steps: int, device: torch.device) -> tuple[float, float]:
     """Run `steps` steps; returns (seconds producing batches, seconds in steps)."""
     data_seconds = step_seconds = 0.0
     for _ in range(steps):
@@ -154,7 +153,7 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS (ru_maxrss)"
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     processor = platform.processor() or platform.machine()
@@ -204,12 +203,12 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
     def timed(batches):  # training at the config's thread count; the matmul reference always uses every core
         torch.set_num_threads(training_threads)
         try:
-            return _timed_steps(batches, step, steps, device)
+            return timed_steps(batches, step, steps, device)
         finally:
             torch.set_num_threads(default_threads)
 
     train_split = Split(data.train.images.to(device), data.train.labels.to(device), data.train.modalities.to(device))
-    project = _project_batches(train_split, BATCH_SIZE, config.channels_last, config.seed)
+    project = project_batches(train_split, BATCH_SIZE, config.channels_last, config.seed)
     conventional = (_conventional_batches(conventional_loader(data.data_dir, BATCH_SIZE, config.seed), device,
                                           config.channels_last) if include_conventional else None)
     flops = training_flops(model, optimizer, next(project), config, amp_dtype)
@@ -221,11 +220,24 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
     torch.set_num_threads(default_threads)
     _sync(device)
 
+    records = _rounds(repeats, steps, device, matmul_size, amp_dtype == torch.bfloat16, timed, project, conventional)
+    result = _benchmark_record(config, profile, overrides, data, device, amp_dtype, records, flops / BATCH_SIZE)
+    result.update(repeats=repeats, steps_per_repeat=steps, warmup_steps=warmup, matmul_size=matmul_size,
+                  threads=training_threads, matmul_threads=default_threads, seconds=time.perf_counter() - started)
+    if save:
+        save_benchmark(result)
+    return result
+
+
+def _rounds(repeats: int, steps: int, device: torch.device, matmul_size: int, bf16: bool, timed, project,
+            conventional) -> dict[str, list[float]]:
+    """Each round: the fp32 (and, when the model runs in bf16, the bf16) matmul reference, then `steps` steps of the
+    conventional pipeline and of the project's loop; the samples/s and data shares of every round."""
     records = {"matmul_gflops": [], "matmul_bf16_gflops": [], "conventional_samples_per_s": [],
                "conventional_data_fraction": [], "project_samples_per_s": [], "data_fraction": []}
     for _ in range(repeats):
         records["matmul_gflops"].append(matmul_gflops(device, matmul_size))
-        if amp_dtype == torch.bfloat16:  # the ceiling of the precision the model actually ran in, for honesty
+        if bf16:  # the ceiling of the precision the model actually ran in, for honesty
             records["matmul_bf16_gflops"].append(matmul_gflops(device, matmul_size, dtype=torch.bfloat16))
         if conventional is not None:
             data_s, step_s = timed(conventional)
@@ -234,20 +246,21 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
         data_s, step_s = timed(project)
         records["project_samples_per_s"].append(steps * BATCH_SIZE / (data_s + step_s))
         records["data_fraction"].append(data_s / (data_s + step_s))
+    return records
+
+
+def _benchmark_record(config: Config, profile: str, overrides: dict | None, data, device: torch.device,
+                      amp_dtype, records: dict[str, list[float]], flops_per_sample: float) -> dict:
+    """The benchmark's result from its rounds: medians, ratios, utilization, estimates, the settings measured."""
     median = {key: statistics.median(values) if values else float("nan") for key, values in records.items()}
     peak_mb, peak_kind = _peak_memory_mb(device)
-    flops_per_sample = flops / BATCH_SIZE
     achieved = flops_per_sample * median["project_samples_per_s"] / 1e9
-    result = {
+    return {
         "device": device.type,
-        "device_name": _device_name(device),
+        "device_name": device_name(device),
         "profile": profile,
         "overrides": {k: v for k, v in (overrides or {}).items()},
         "batch_size": BATCH_SIZE,
-        "repeats": repeats,
-        "steps_per_repeat": steps,
-        "warmup_steps": warmup,
-        "matmul_size": matmul_size,
         "train_samples": len(data.train),
         "synthetic_data": data.synthetic,
         "precision": "bf16-autocast" if amp_dtype == torch.bfloat16 else "fp32",
@@ -277,111 +290,8 @@ def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, war
         "settings": _throughput_settings(config),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "threads": training_threads,
-        "matmul_threads": default_threads,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": time.perf_counter() - started,
     }
-    if save:
-        save_benchmark(result)
-    return result
-
-
-# ------------------------------------------------------------------------------------------------ switch study
-# Every switch is measured on top of this baseline (the naive eager loop: fp32, NCHW, default Adam, all cores)
-SWITCH_BASELINE = {"channels_last": False, "autocast": "none", "fused_adam": False}
-SWITCHES: dict[str, dict] = {
-    # name: config overrides plus process-level settings ("mkldnn": oneDNN on/off, "threads", "foreach" Adam)
-    "baseline (fp32, NCHW, default Adam)": {},
-    "channels_last": {"channels_last": True},
-    "foreach Adam": {"foreach": True},
-    "fused Adam": {"fused_adam": True},
-    "oneDNN off (torch.backends.mkldnn)": {"mkldnn": False},
-    "1 thread (threads=1)": {"threads": 1},
-    "bf16 autocast": {"autocast": "bf16"},
-    "channels_last + bf16 autocast (the default here)": {"channels_last": True, "autocast": "bf16"},
-}
-_PROCESS_KEYS = ("mkldnn", "threads", "foreach")
-
-
-def compare_switches(profile: str = "smoke", switches: dict[str, dict] | None = None, repeats: int = 3,
-                     steps: int = 6, warmup: int = 2, data_dir: str | Path | None = None) -> list[dict]:
-    """Samples/s of the project's loop under each switch, interleaved round-robin so that every round sees the same
-    machine load; per switch the median samples/s and the median (over rounds) of its ratio to the first switch.
-    Every switch's overrides apply on top of SWITCH_BASELINE (fp32, NCHW), whatever the config defaults are."""
-    from cvae.training.epochs import seed_everything, train_step
-    from cvae.training.precision import autocast_dtype, select_device
-    from cvae.training.train import prepare_model
-
-    switches = switches or SWITCHES
-    base_config = make_config(profile, {"batch_size": BATCH_SIZE})
-    data = load_data(base_config, data_dir, progress=False)
-    default_threads = torch.get_num_threads()
-    runners = {}
-    for name, settings in switches.items():
-        config = make_config(profile, {"batch_size": BATCH_SIZE, **SWITCH_BASELINE,
-                                       **{k: v for k, v in settings.items() if k not in _PROCESS_KEYS}})
-        device = select_device(config.device)
-        seed_everything(config.seed)
-        model, trainer, optimizer, _ = prepare_model(config, device)
-        if "foreach" in settings:
-            optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                         foreach=settings["foreach"])
-        split = Split(data.train.images.to(device), data.train.labels.to(device), data.train.modalities.to(device))
-        batches = _project_batches(split, BATCH_SIZE, config.channels_last, config.seed)
-        amp = autocast_dtype(config, device)
-
-        def run(count, trainer=trainer, optimizer=optimizer, config=config, batches=batches, amp=amp,
-                device=device, settings=settings):
-            torch.set_num_threads(settings.get("threads", default_threads))
-            try:
-                with warnings.catch_warnings():  # toggling oneDNN warns about Intel GPUs on every entry and exit
-                    warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-                    with torch.backends.mkldnn.flags(enabled=settings.get("mkldnn", True)):
-                        _, step_s = _timed_steps(batches, lambda b: train_step(trainer, optimizer, b, config,
-                                                                               config.beta_max, amp), count, device)
-            finally:
-                torch.set_num_threads(default_threads)
-            return count * BATCH_SIZE / step_s
-        run(warmup) if warmup else None
-        runners[name] = run
-    rates: dict[str, list[float]] = {name: [] for name in runners}
-    matmul = []
-    for _ in range(repeats):
-        matmul.append(matmul_gflops(torch.device("cpu")))
-        for name, run in runners.items():
-            rates[name].append(run(steps))
-    first = next(iter(rates))
-    flops = 55_860_608  # per sample; checked against the flop counter in tests/test_bench.py
-    rows = []
-    for name, values in rates.items():
-        ratio = statistics.median(v / b for v, b in zip(values, rates[first]))
-        rows.append({"switch": name, "samples_per_s": statistics.median(values), "relative_to_baseline": ratio,
-                     "utilization": statistics.median(v * flops / 1e9 / m for v, m in zip(values, matmul)),
-                     "rounds": values})
-    return rows
-
-
-SWITCHES_FILE = "switches.json"
-
-
-def load_or_run_switches(profile: str = "smoke", repeats: int = 3, steps: int = 6, force: bool = False,
-                         data_dir: str | Path | None = None) -> dict:
-    """The switch study (`compare_switches`) cached at <runs>/switches.json: {"rows", "device_name", "torch",
-    "date", "repeats", "steps", "seconds"}; rerun when missing, for another profile, or with `force`."""
-    path = runs_dir() / SWITCHES_FILE
-    if path.exists() and not force:
-        cached = json.loads(path.read_text())
-        if cached.get("profile") == profile:
-            return cached
-    started = time.perf_counter()
-    rows = compare_switches(profile, repeats=repeats, steps=steps, data_dir=data_dir)
-    result = {"profile": profile, "rows": rows, "baseline": SWITCH_BASELINE, "repeats": repeats, "steps": steps,
-              "batch_size": BATCH_SIZE, "device_name": _device_name(torch.device("cpu")), "torch": torch.__version__,
-              "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "seconds": time.perf_counter() - started}
-    save_benchmark(result, path)
-    return result
 
 
 def _throughput_settings(config: Config) -> dict:
@@ -455,6 +365,5 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["run_benchmark", "compare_switches", "SWITCHES", "SWITCH_BASELINE", "load_or_run_switches", "load_or_run_benchmark", "format_table",
-           "conventional_loader", "matmul_gflops",
-           "training_flops", "benchmark_path", "save_benchmark"]
+__all__ = ["run_benchmark", "load_or_run_benchmark", "format_table", "conventional_loader", "matmul_gflops",
+           "training_flops", "benchmark_path", "save_benchmark", "project_batches", "timed_steps", "device_name"]
