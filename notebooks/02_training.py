@@ -68,8 +68,8 @@ for key in ("epochs", "batch_size", "beta_warmup_epochs", "beta_ramp_epochs", "l
 
 # %% tags=["hide-input"]
 metrics = run.metrics
-best = int(run.summary["best_epoch"])
-kept = int(run.summary["checkpoint_epoch"])
+best = run.best_total_epoch
+kept = run.kept_epoch
 best_row = metrics.loc[metrics["epoch"] == best].iloc[0]
 chapter.glue("fig_loss", plots.loss_curves(metrics, best, kept))
 chapter.glue("best_epoch", best + 1)  # 1-based, as the original counts ("after 79 epochs")

@@ -15,7 +15,7 @@ from cvae.report import chapter, plots, result_tables
 from cvae.study import findings
 
 config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-model = run.model("best")
+model = run.model("kept")
 data = load_data(config, progress=False)
 
 # %% [markdown]

@@ -67,9 +67,9 @@ chapter.glue("beta_first", first)
 chapter.glue("beta_full", full)
 chapter.glue("original_beta_first", original_first)
 chapter.glue("original_beta_full", original_full)
-chapter.glue("best_epoch", int(run.summary["best_epoch"]) + 1)
+chapter.glue("best_epoch", run.best_total_epoch + 1)
 chapter.glue("schedule_sentence", findings.schedule_sentence(first, full, config.epochs,
-                                                             int(run.summary["best_epoch"]) + 1))
+                                                             run.best_total_epoch + 1))
 chapter.glue("epochs", config.epochs)
 
 # %% [markdown]

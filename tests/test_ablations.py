@@ -123,10 +123,10 @@ def test_an_accuracy_identical_on_every_seed_is_never_certain():
 
 
 def test_convergence_counts_runs_still_improving_at_their_last_epoch():
-    table = pd.DataFrame({"best_epoch": [12, 12, 7], "epochs": [12, 12, 12]})
+    table = pd.DataFrame({"kept_epoch": [12, 12, 7], "best_total_epoch": [3, 3, 3], "epochs": [12, 12, 12]})
     assert convergence(table).startswith("2 of 3 runs reached") and "12 epochs" in convergence(table)
-    assert convergence(table.assign(best_epoch=12)).startswith("All 3 runs reached")
-    assert convergence(table.assign(best_epoch=5)).startswith("Every run")
+    assert convergence(table.assign(kept_epoch=12)).startswith("All 3 runs reached")
+    assert convergence(table.assign(kept_epoch=5, best_total_epoch=12)).startswith("Every run")  # the kept epoch decides
 
 
 @pytest.mark.slow
@@ -135,9 +135,9 @@ def test_a_tiny_study_trains_once_and_reuses_its_runs(stand_in_dir, runs_dir, mo
     table = run_study("smoke", extra=TINY, names=["paper", "latent64"])
     assert sorted(table["name"]) == ["latent64"] * 2 + ["paper"] * 2  # the smoke book's two seeds
     assert {"recon_psnr", "domain_fid", "probe_class_accuracy", "conditional_class_accuracy", "eval_seconds",
-            "train_seconds", "best_epoch", COMPARED, "kept_epoch", "recon_ssim_gain", "val_recon_psnr",
+            "train_seconds", "best_total_epoch", COMPARED, "kept_epoch", "recon_ssim_gain", "val_recon_psnr",
             "val_domain_fid"} <= set(table.columns)
-    assert (table["best_epoch"] == 1).all()  # 1-based: one epoch trained
+    assert (table["best_total_epoch"] == 1).all() and (table["kept_epoch"] == 1).all()  # 1-based: one epoch trained
     small = table[table["name"] == "latent64"]["parameters"].iloc[0]
     assert small < table[table["name"] == "paper"]["parameters"].iloc[0]  # a smaller latent: fewer parameters
     folders = [runs_dir / run for run in table["run"]]

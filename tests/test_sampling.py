@@ -65,7 +65,7 @@ def test_pathmnist_samples_are_rgb_like_the_real_file(tiny_run, tmp_path):
 
 
 def test_the_same_seed_gives_the_same_images(tiny_run):
-    model = load_run(tiny_run).model("best")
+    model = load_run(tiny_run).model("kept")
     first, labels = draw(model, [3, 19], 4, temperature=0.7, seed=11)
     again, _ = draw(model, [3, 19], 4, temperature=0.7, seed=11)
     other, _ = draw(model, [3, 19], 4, temperature=0.7, seed=12)

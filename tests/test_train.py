@@ -68,6 +68,10 @@ def test_short_run_learns_and_is_reused(stand_in_dir, runs_dir):
     assert run.summary["best_epoch"] == int(run.metrics["val_total"].idxmin())
     assert run.summary["checkpoint_epoch"] == int(at_beta_max.idxmin())
     assert torch.load(run_dir / KEPT_CHECKPOINT, weights_only=False)["epoch"] == run.summary["checkpoint_epoch"]
+    assert (run.best_total_epoch, run.kept_epoch) == (run.summary["best_epoch"], run.summary["checkpoint_epoch"])
+    kept, last = run.model("kept"), run.model("last")  # the kept checkpoint and the last epoch's weights
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), last.state_dict().values())) == (
+        run.kept_epoch == 3)
     stamp = (run_dir / "summary.json").stat().st_mtime_ns
     assert train(config, progress=False) == run_dir
     assert (run_dir / "summary.json").stat().st_mtime_ns == stamp  # reused, not retrained
@@ -85,7 +89,7 @@ def test_smoke_scale_run_separates_modalities_in_mu(stand_in_dir, runs_dir):
     config = make_config("smoke", {"data_dir": str(stand_in_dir), "epochs": 3})
     run = load_run(train(config, progress=False))
     assert run.metrics["val_total"].iloc[1] < run.metrics["val_total"].iloc[0]
-    model = run.model("best")
+    model = run.model("kept")
     data = load_data(config, progress=False)
     with torch.no_grad():
         codes = {name: torch.cat([model.encode(x, y, m)[0] for x, y, m in iterate_batches(data.split(name), 512)])

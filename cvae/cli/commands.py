@@ -152,10 +152,10 @@ def cmd_sample(args) -> int:
                        f"{args.profile}) or name one with --run")
     run = load_run(run_dir)
     started = time.perf_counter()
-    images, drawn = draw(run.model("best"), labels, args.n, args.temperature, args.seed, progress=True)
+    images, drawn = draw(run.model("kept"), labels, args.n, args.temperature, args.seed, progress=True)
     seconds = time.perf_counter() - started
     marker = {"generated": True, "run": run.path.name, "config_hash": run.summary["config_hash"],
-              "checkpoint_epoch": run.summary.get("checkpoint_epoch"), "temperature": args.temperature,
+              "checkpoint_epoch": run.kept_epoch, "temperature": args.temperature,
               "seed": args.seed, "synthetic_training_data": bool(run.summary["synthetic_data"])}
     if args.out:
         from cvae.report.plots import sample_grid

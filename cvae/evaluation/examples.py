@@ -98,7 +98,7 @@ def variant_strips(runs: dict, seed: int = 0) -> dict[str, np.ndarray]:
     """One prior sample per global class from each run's best model: {name: (21,28,28)}."""
     strips = {}
     for name, run in runs.items():
-        model = run.model("best")
+        model = run.model("kept")
         generator = torch.Generator().manual_seed(seed)
         z = torch.randn(NUM_CLASSES, model.latent_dim, generator=generator)
         labels = torch.arange(NUM_CLASSES)

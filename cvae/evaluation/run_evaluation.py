@@ -123,7 +123,7 @@ def evaluate_run(config: Config, force: bool = False, progress: bool = True) -> 
     timings = {"train_or_load_run": time.perf_counter() - started}
     device = select_device(config.device)
     run = load_run(run_dir)
-    model = run.model("best", device)
+    model = run.model("kept", device)
 
     tick = time.perf_counter()
     evaluator_data = data if evaluator_data_config(config).config_hash() == config.config_hash() else None
@@ -213,7 +213,7 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     if evaluator is None:
         evaluator, _ = load_or_train_evaluator(judge, None, progress=progress, device=device)
     run = load_run(train(config, data=data, progress=progress))
-    model = run.model("best", device)
+    model = run.model("kept", device)
     recon = reconstruction_metrics(model, data.test, device, class_means_from=data.train)
     out = {key_: recon[key_]["overall"] for key_ in ("recon_mse", "recon_psnr", "recon_ssim")}
     gain = recon["recon_ssim_gain_over_class_mean"]["overall"]  # the learning gate reads its interval over classes

@@ -79,16 +79,18 @@ def run_ablation(name: str | None, profile: str = "quick", extra: dict | Iterabl
 
 
 def convergence(table) -> str:
-    """A sentence on how many runs of a study table reached their lowest validation loss in their last epoch (still
-    improving, so the comparison is at a fixed budget rather than at convergence); `best_epoch` is 1-based."""
+    """A sentence on how many runs of a study table were still improving at their last epoch: their kept epoch (the
+    lowest validation loss at the final beta, the loss the study compares) was the last one, so the comparison is at a
+    fixed budget rather than at convergence. `kept_epoch` is 1-based. (The lowest total under the beta of its own epoch,
+    `best_total_epoch`, is no guide here: the KL weight still rises during the ramp.)"""
     if table.empty:
         return "No ablation run is present."
-    still = table[table["best_epoch"] == table["epochs"]]
+    still = table[table["kept_epoch"] == table["epochs"]]
     if still.empty:
-        return ("Every run reached its lowest validation loss before its last epoch: the comparison is between "
+        return ("Every run reached its lowest validation loss at the final β before its last epoch: the comparison is between "
                 "(nearly) converged runs.")
     which = f"All {len(table)} runs" if len(still) == len(table) else f"{len(still)} of {len(table)} runs"
-    return (f"{which} reached their lowest validation loss in their last epoch, so they were still improving: the "
+    return (f"{which} reached their lowest validation loss at the final β in their last epoch, so they were still improving: the "
             f"table compares them at a fixed budget of {int(table['epochs'].max())} epochs, not at convergence.")
 
 

@@ -213,9 +213,9 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
     last = finished.metrics.iloc[-1]
     row = {"name": run.name, "seed": run.seed, "weights": ";".join(f"{w}={v:g}" for w, v in run.weights),
            "config_hash": run.config.config_hash(), "parameters": finished.summary["parameters"],
-           "epochs": finished.summary["epochs"], "best_epoch": finished.summary["best_epoch"] + 1,  # 1-based
+           "epochs": finished.summary["epochs"], "best_total_epoch": finished.best_total_epoch + 1,  # 1-based
            "best_val_total": finished.summary["best_val_total"],
-           "kept_epoch": finished.summary["checkpoint_epoch"] + 1,  # 1-based
+           "kept_epoch": finished.kept_epoch + 1,  # 1-based
            COMPARED: float(finished.metrics.loc[finished.metrics["epoch"] == finished.summary["checkpoint_epoch"],
                                                 "val_total_at_beta_max"].iloc[0]),
            "train_seconds": finished.summary["train_seconds"], "run": finished.path.name}

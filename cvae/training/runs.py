@@ -353,9 +353,22 @@ class Run:
     metrics: pd.DataFrame
     summary: dict
 
-    def model(self, which: str = "best", device: str | torch.device = "cpu") -> CVAE:
-        """The CVAE with the 'best' (lowest validation loss) or 'last' weights, in eval mode."""
-        name = {"best": KEPT_CHECKPOINT, "last": LAST_CHECKPOINT}[which]
+    @property
+    def best_total_epoch(self) -> int:
+        """The epoch (0-based) of the lowest validation total under the beta of its own epoch: the original's rule,
+        `best_epoch` in summary.json."""
+        return int(self.summary["best_epoch"])
+
+    @property
+    def kept_epoch(self) -> int:
+        """The epoch (0-based) of the kept checkpoint, the one every evaluation reads: the lowest of the run's
+        `checkpoint_metric`, `checkpoint_epoch` in summary.json."""
+        return int(self.summary["checkpoint_epoch"])
+
+    def model(self, which: str = "kept", device: str | torch.device = "cpu") -> CVAE:
+        """The CVAE with the kept weights (`kept_epoch`, the checkpoint every evaluation reads) or the 'last'
+        epoch's, in eval mode."""
+        name = {"kept": KEPT_CHECKPOINT, "last": LAST_CHECKPOINT}[which]
         checkpoint = read_checkpoint(self.path / name, ("model", "config"), device)
         model = CVAE(Config.from_dict(checkpoint["config"]))
         model.load_state_dict(checkpoint["model"])
