@@ -13,6 +13,7 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
+from cvae.core.labels import DATASETS
 from cvae.data.loading import load_data, summary
 from cvae.evaluation import examples
 from cvae.report import chapter, data_tables, notices, plots
@@ -49,12 +50,13 @@ notices.show_data_notice(data.synthetic, profile, config.config_hash(),
 # %% tags=["hide-input"]
 counts = data_tables.dataset_table(data)
 facts = summary(data)
-for flag, name in zip(("pathmnist", "tissuemnist", "octmnist"), ("path", "tissue", "oct")):
+for flag in DATASETS:
+    name = flag.removesuffix("mnist")  # path, tissue, oct: the glue names the prose below reads
     for split in ("train", "val", "test"):
         chapter.glue(f"n_{split}_{name}", facts[flag][split])
         chapter.glue(f"file_{split}_{name}", data.files[flag].sizes[split])
 for split in ("train", "val", "test"):
-    chapter.glue(f"n_{split}_total", sum(facts[f][split] for f in ("pathmnist", "tissuemnist", "octmnist")))
+    chapter.glue(f"n_{split}_total", sum(facts[f][split] for f in DATASETS))
     chapter.glue(f"file_{split}_total", sum(data.files[f].sizes[split] for f in data.files))
 chapter.glue("n_classes", facts["global_classes"])
 chapter.glue("data_kind", "the synthetic stand-in" if data.synthetic else

@@ -113,3 +113,26 @@ def test_the_length_check_counts_a_function_and_a_method_by_their_lines(tmp_path
     source.write_text("def f():\n    return 1\n\n\nclass C:\n    @property\n    def g(self):\n        x = 1\n"
                       "        return x\n")
     assert _functions(source) == [("f", 2), ("C.g", 4)]
+
+
+def test_the_datasets_are_typed_once_and_every_per_dataset_table_covers_exactly_them():
+    """`labels.DATASETS` is the one typed list; names, channels and classes come from medmnist.INFO, and each layer's
+    table keyed by dataset (the stand-in's renderers, counts and spreads, the reference accuracies, the palette)
+    names exactly those sets, so a fourth set added half-way fails here rather than at plot time."""
+    from cvae.core import labels, original
+    from cvae.core.medmnist_info import INFO
+    from cvae.data import synthetic
+    from cvae.report import plots
+
+    assert labels.MODALITY_NAMES == tuple(INFO[flag]["python_class"] for flag in labels.DATASETS)
+    assert labels.CHANNELS == {flag: INFO[flag]["n_channels"] for flag in labels.DATASETS} == {
+        "pathmnist": 3, "tissuemnist": 1, "octmnist": 1}
+    for table in (synthetic._RENDERERS, synthetic.OFFICIAL_CLASS_COUNTS, synthetic.SPREAD,
+                  original.REFERENCE_RESNET18_28):
+        assert tuple(table) == labels.DATASETS
+    assert len(plots.class_colours()) == labels.NUM_CLASSES == 21
+    assert len(plots.MODALITY_COLOURS) == labels.NUM_MODALITIES
+    typed = re.compile(r'"(pathmnist|tissuemnist|octmnist)"\s*:\s*"(PathMNIST|TissueMNIST|OCTMNIST)"')
+    retyped = [str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "cvae").rglob("*.py")
+               if typed.search(p.read_text())]
+    assert retyped == [], f"display names typed again (read cvae.core.labels.DATASET_NAMES): {retyped}"

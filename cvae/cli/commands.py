@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from cvae.core.config import ConfigError, make_config, parse_overrides
+from cvae.core.labels import DATASETS
 
 
 def _config(args):
@@ -49,7 +50,7 @@ def cmd_data(args) -> int:
     else:
         label = "SYNTHETIC stand-in (not medical data)" if data.synthetic else "MedMNIST"
         print(f"{label} from {data.data_dir}")
-        for flag in ("pathmnist", "tissuemnist", "octmnist"):
+        for flag in DATASETS:
             r = result[flag]
             print(f"  {flag:12s} train {r['train']:>7,}  val {r['val']:>6,}  test {r['test']:>6,}  "
                   f"classes {r['classes']}  md5 {'ok' if r['md5_ok'] else 'differs from the official release'}")

@@ -11,6 +11,7 @@ import warnings
 from cvae.cli.commands import (cmd_ablate, cmd_bench, cmd_book, cmd_data, cmd_evaluate, cmd_info, cmd_sample,
                                cmd_search, cmd_submission, cmd_synth, cmd_train)
 from cvae.core.config import PROFILES, ConfigError
+from cvae.core.labels import DATASETS
 
 
 def _add_profile(parser: argparse.ArgumentParser, default: str = "quick") -> None:
@@ -47,7 +48,7 @@ def _add_run_commands(sub) -> None:
     p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("synth", help="write the synthetic MedMNIST-format stand-in (not medical data)")
-    p.add_argument("--out", required=True, help="folder to write pathmnist/tissuemnist/octmnist .npz into")
+    p.add_argument("--out", required=True, help=f"folder to write {'/'.join(DATASETS)} .npz into")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--per-class", type=int, default=300, help="images per class and split, > 0 (default 300)")
     size.add_argument("--official-sizes", action="store_true",
@@ -90,7 +91,7 @@ def _add_study_commands(sub) -> None:
     p.add_argument("--run", default=None, help="a run folder (default: the profile's run, with --set overrides)")
     p.add_argument("--class", dest="classes", action="append", default=[], metavar="CLASS",
                    help="a global label 0-20 or a class name such as drusen (repeatable; default: every class)")
-    p.add_argument("--modality", default=None, help="pathmnist, tissuemnist or octmnist: every class of it")
+    p.add_argument("--modality", default=None, help=f"{', '.join(DATASETS)}: every class of it")
     p.add_argument("--n", type=int, default=16, help="samples per class (default 16)")
     p.add_argument("--temperature", type=float, default=1.0, help="scale of the prior's standard deviation")
     p.add_argument("--seed", type=int, default=0)

@@ -1,11 +1,17 @@
-"""The 21 global classes and 3 modalities, derived from `medmnist.INFO` (never typed by hand)."""
+"""The 21 global classes and 3 modalities, derived from `medmnist.INFO` (never typed by hand).
+
+`DATASETS` is the one list typed here: which MedMNIST sets, in which order (modality ids 0, 1, 2). Everything else
+about them (display names, channels, class names and counts) is read from `medmnist.INFO`, and every other module
+reads it from here."""
 
 from __future__ import annotations
 
 from cvae.core.medmnist_info import INFO
 
 DATASETS = ("pathmnist", "tissuemnist", "octmnist")  # modality ids 0, 1, 2 in this order
-MODALITY_NAMES = ("PathMNIST", "TissueMNIST", "OCTMNIST")
+MODALITY_NAMES = tuple(INFO[flag]["python_class"] for flag in DATASETS)  # PathMNIST, TissueMNIST, OCTMNIST
+DATASET_NAMES = dict(zip(DATASETS, MODALITY_NAMES))  # flag -> display name
+CHANNELS = {flag: int(INFO[flag]["n_channels"]) for flag in DATASETS}  # 3 for PathMNIST (RGB), else 1
 NUM_MODALITIES = len(DATASETS)
 
 

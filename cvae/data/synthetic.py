@@ -56,7 +56,7 @@ import numpy as np
 import scipy.fft  # installed with scikit-learn; float32 transforms on every core, ~2.5x numpy's
 from tqdm import tqdm
 
-from cvae.core.labels import CLASSES_PER_DATASET, DATASETS
+from cvae.core.labels import CHANNELS, CLASSES_PER_DATASET, DATASETS
 from cvae.data.errors import DataError
 
 MARKER_FILE = "SYNTHETIC_STAND_IN.json"
@@ -302,14 +302,14 @@ def class_counts(flag: str, split: str, per_class: int | None) -> np.ndarray:
 
 
 def render(flag: str, labels: np.ndarray, seed: int, spread: float | None = None) -> np.ndarray:
-    """uint8 images for the given local labels (N,): (N,28,28,3) for pathmnist, else (N,28,28); seeded."""
+    """uint8 images for the given local labels (N,): (N,28,28,3) for an RGB set (PathMNIST), else (N,28,28); seeded."""
     rng = np.random.default_rng(seed)
     spread = SPREAD[flag] if spread is None else spread
     chunks = []
     for start in range(0, len(labels), _CHUNK):
         image = _RENDERERS[flag](np.asarray(labels[start : start + _CHUNK], dtype=np.int64), rng, spread)
         chunks.append(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
-    return np.concatenate(chunks) if chunks else np.zeros((0, 28, 28) + ((3,) if flag == "pathmnist" else ()), np.uint8)
+    return np.concatenate(chunks) if chunks else np.zeros((0, 28, 28) + ((3,) if CHANNELS[flag] == 3 else ()), np.uint8)
 
 
 STAND_IN_FILES = tuple(f"{flag}.npz" for flag in DATASETS) + (MARKER_FILE,)

@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from cvae.core.config import ConfigError
-from cvae.core.labels import (CLASS_NAMES, CLASS_OFFSETS, DATASETS, MODALITY_NAMES, MODALITY_OF_CLASS, NUM_CLASSES,
-                              classes_of_modality)
+from cvae.core.labels import (CHANNELS, CLASS_NAMES, CLASS_OFFSETS, DATASETS, MODALITY_NAMES, MODALITY_OF_CLASS,
+                              NUM_CLASSES, classes_of_modality)
 
 MARKER_KEY = "generated_by"  # the .npz entry (a JSON string) that marks generated images
 
@@ -102,7 +102,7 @@ def write_npz(folder: Path, images: np.ndarray, labels: np.ndarray, marker: dict
         if not chosen.any():
             continue
         pictures = images[chosen]
-        if flag == "pathmnist":
+        if CHANNELS[flag] == 3:  # an RGB set: the gray image in all three channels
             pictures = np.repeat(pictures[..., None], 3, axis=-1)
         local = (labels[chosen] - CLASS_OFFSETS[flag]).astype(np.uint8).reshape(-1, 1)
         empty_images = np.zeros((0, *pictures.shape[1:]), dtype=np.uint8)

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-DATASET_NAMES = {"pathmnist": "PathMNIST", "tissuemnist": "TissueMNIST", "octmnist": "OCTMNIST"}
+from cvae.core.labels import DATASET_NAMES, MODALITY_NAMES
+
+
+def _either(names: Sequence[str]) -> str:
+    """'A, B or C'."""
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def data_notice_parts(synthetic: bool, profile: str, config_hash: str, unofficial: Sequence[str] = (),
@@ -20,7 +25,7 @@ def data_notice_parts(synthetic: bool, profile: str, config_hash: str, unofficia
         # short enough that a phone shows the intro's verdict line below it on the first screen
         body = (f"This page was built with the **synthetic stand-in** (profile `{profile}`, config `{config_hash}`): "
                 "generated MedMNIST-format images, **not medical data**. Its numbers test the pipeline, not "
-                "PathMNIST, TissueMNIST or OCTMNIST. Real data: `make book PROFILE=quick`.")
+                f"{_either(MODALITY_NAMES)}. Real data: `make book PROFILE=quick`.")
     elif unofficial:
         names = ", ".join(DATASET_NAMES.get(flag, flag) for flag in unofficial)
         kind, title = "warning", "Not the official MedMNIST files"
@@ -80,4 +85,4 @@ def show_data_notice(synthetic: bool, profile: str, config_hash: str, unofficial
     display(Markdown(data_notice_markdown(synthetic, profile, config_hash, unofficial, built_with)))
 
 
-__all__ = ["DATASET_NAMES", "data_notice_parts", "data_caption", "data_notice_markdown", "data_notice_html", "show_data_notice"]
+__all__ = ["data_notice_parts", "data_caption", "data_notice_markdown", "data_notice_html", "show_data_notice"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cvae.core.formatting import lookup, plain, significant
+from cvae.core.labels import DATASET_NAMES
 from cvae.core.original import report_original
 
 
@@ -12,7 +13,7 @@ def _unavailable(what: str) -> pd.DataFrame:
     return pd.DataFrame({"status": [f"{what}: not available (cvae.evaluation.run_evaluation missing or metric not computed)"]})
 
 
-_MODALITY_KEYS = {"pathmnist": "PathMNIST", "tissuemnist": "TissueMNIST", "octmnist": "OCTMNIST", "overall": "overall"}
+_MODALITY_KEYS = {**DATASET_NAMES, "overall": "overall"}
 
 
 def _per_modality(result: dict | None, columns: dict[str, str], shown=significant) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.labels import NUM_CLASSES
+from cvae.core.labels import DATASET_NAMES, NUM_CLASSES
 from cvae.core.spread import Spread, over_classes, rate_over_classes
 from cvae.study.claims import CLAIMS, TESTS, claims_table, learning_gate, sentence, verdict_counts
 from cvae.study.runner import claim_evidence
@@ -137,16 +137,13 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
     return "\n\n".join(parts)
 
 
-_MODALITY_NAMES = {"pathmnist": "PathMNIST", "tissuemnist": "TissueMNIST", "octmnist": "OCTMNIST"}
-
-
 def reconstruction_summary(evaluation: dict) -> str:
     """The reconstruction chapter's summary from its numbers: per modality, the test SSIM and whether the
     reconstructions beat each image's class-mean image (SSIM gain, 95% interval over classes)."""
     gains = evaluation.get("recon_ssim_gain_over_class_mean") or {}
     groups: dict[str, list[str]] = {"better": [], "worse": [], "same": []}
     parts = []
-    for flag, name in _MODALITY_NAMES.items():
+    for flag, name in DATASET_NAMES.items():
         ssim = evaluation["recon_ssim"][flag]
         gain = Spread.from_dict(gains[flag]) if flag in gains else None
         if gain is None or gain.low is None:
