@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from book_build import smoke_book
 
 from cvae.core.paths import PROJECT_ROOT, runs_dir
-
-from book_build import smoke_book
 
 # at the top of the checkout only: cvae/data and cvae/report are the package's own layers
 TOP_IGNORED = ("_build", "report", "runs", "data", ".venv", ".git", ".pytest_cache")

@@ -9,12 +9,11 @@ import json
 import re
 
 import pytest
+from book_build import smoke_book, toc_pages
 
 from cvae.core.config import make_config
 from cvae.core.paths import PROJECT_ROOT
 from cvae.training.runs import SUMMARY_FILE, run_dir_for
-
-from book_build import smoke_book, toc_pages
 
 
 @pytest.mark.slow

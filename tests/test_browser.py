@@ -13,10 +13,9 @@ import shutil
 import threading
 
 import pytest
+from book_build import smoke_book, toc_pages
 
 from cvae.core.paths import PROJECT_ROOT
-
-from book_build import smoke_book, toc_pages
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]

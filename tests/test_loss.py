@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,3 +55,24 @@ def test_every_term_against_a_hand_computation():
     assert perc > 0
     total = 2 * mse + 3 * l1 + 5 * perc + 0.25 * kl + 7 * (class_ce + modality_ce)
     assert float(terms["total"]) == pytest.approx(total, rel=1e-6)
+
+
+def test_the_loss_terms_are_one_registry_that_weights_titles_and_messages_read():
+    import dataclasses
+
+    from cvae.core.config import Config, make_config
+    from cvae.core.loss import (LOSS_TERMS, RECONSTRUCTION_TERMS, TERM_SHORT_NAMES, TERM_TITLES, TERMS, term_weights,
+                                weight_settings)
+    from cvae.training.failures import divergence_record
+
+    config = make_config("smoke", {"a_mse": 2.0, "a_l1": 3.0, "a_perc": 0.5, "gamma": 7.0, "beta_max": 0.25})
+    assert TERMS == ("mse", "l1", "perceptual", "kl", "class_ce", "modality_ce")
+    assert term_weights(config, 0.125) == {"mse": 2.0, "l1": 3.0, "perceptual": 0.5, "kl": 0.125, "class_ce": 7.0,
+                                           "modality_ce": 7.0}
+    assert weight_settings(config) == "a_mse 2, a_l1 3, a_perc 0.5, beta_max 0.25, gamma 7"
+    assert RECONSTRUCTION_TERMS == ("mse", "l1", "perceptual")
+    assert set(TERM_TITLES) == {*TERMS, "total"} and tuple(TERM_SHORT_NAMES) == TERMS
+    fields = {field.name for field in dataclasses.fields(Config)}
+    assert {term.weight for term in LOSS_TERMS} <= fields
+    record = divergence_record(config, Path("runs/run-x"), 3, "the loss was nan", 2)
+    assert "(a_mse 2, a_l1 3, a_perc 0.5, beta_max 0.25, gamma 7)" in record["fix"]

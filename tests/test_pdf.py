@@ -12,13 +12,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from book_build import LOG
+from pdf_build import smoke_pdf
 
 from cvae.core.paths import PROJECT_ROOT
 from cvae.publish.pdf import tex_escape, title_page
 from cvae.publish.print_markup import html_table_to_markdown, html_to_markdown, latex_ready_notebook
-
-from book_build import LOG
-from pdf_build import smoke_pdf
 
 ARTIFACTS = PROJECT_ROOT / "_build" / "artifacts"
 ORIGINAL_FIGURES = 6

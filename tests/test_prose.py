@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from book_build import LOG, smoke_book, toc_pages
 from prose_check import (MAX_WORDS, Sentence, book_sentences, capitals, duplicates, nested_parentheses, page_sentences,
                          plural_s, problems, significant_digits, split_sentences, too_long)

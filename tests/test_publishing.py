@@ -365,10 +365,10 @@ def test_submission_archive_of_a_fake_stand_in_build(tmp_path, runs_dir):
 
 @pytest.mark.slow
 def test_submission_archive_of_the_smoke_build(tmp_path):
+    from pdf_build import smoke_pdf
+
     from cvae.publish.jupyter_book import notebook_sources
     from cvae.publish.submission import write_submission
-
-    from pdf_build import smoke_pdf
 
     pdf, _ = smoke_pdf()
     root = pdf.parents[2]  # the project the smoke book was built in

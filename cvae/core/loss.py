@@ -8,13 +8,40 @@ compare like with like (Kingma & Welling's ELBO; pytorch/examples vae).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from cvae.core.config import Config
 from cvae.core.model import CVAEOutput, PerceptualNet
 
-TERMS = ("mse", "l1", "perceptual", "kl", "class_ce", "modality_ce")
+
+@dataclass(frozen=True)
+class LossTerm:
+    """One term of the loss: its key (in the loss dict and metrics.csv's train_/val_ columns), the Config field that
+    weighs it (the KL's weight is the schedule's beta(t), which ends at `beta_max`), its title in figures and its
+    short name in sentences, and whether it measures reconstruction."""
+
+    name: str
+    weight: str
+    title: str
+    short: str
+    reconstruction: bool = False
+
+
+LOSS_TERMS = (
+    LossTerm("mse", "a_mse", "MSE", "MSE", reconstruction=True),
+    LossTerm("l1", "a_l1", "L1", "L1", reconstruction=True),
+    LossTerm("perceptual", "a_perc", "perceptual", "perceptual", reconstruction=True),
+    LossTerm("kl", "beta_max", "KL", "KL"),
+    LossTerm("class_ce", "gamma", "class cross-entropy", "class CE"),
+    LossTerm("modality_ce", "gamma", "modality cross-entropy", "modality CE"),
+)
+TERMS = tuple(term.name for term in LOSS_TERMS)
+TERM_TITLES = {**{term.name: term.title for term in LOSS_TERMS}, "total": "total"}
+TERM_SHORT_NAMES = {term.name: term.short for term in LOSS_TERMS}
+RECONSTRUCTION_TERMS = tuple(term.name for term in LOSS_TERMS if term.reconstruction)
 
 
 def beta_at(epoch: int, beta_max: float, warmup_epochs: int = 20, ramp_epochs: int = 100) -> float:
@@ -62,6 +89,12 @@ def loss_terms(
 
 
 def term_weights(config: Config, beta) -> dict:
-    """The weight of each term in the total: a_mse, a_l1, a_perc, beta(t) (a float or a device scalar), gamma twice."""
-    return {"mse": config.a_mse, "l1": config.a_l1, "perceptual": config.a_perc, "kl": beta,
-            "class_ce": config.gamma, "modality_ce": config.gamma}
+    """The weight of each term in the total, by term: its Config field's value (a_mse, a_l1, a_perc, gamma twice),
+    and for the KL the schedule's `beta` (a float or a device scalar)."""
+    return {term.name: beta if term.name == "kl" else getattr(config, term.weight) for term in LOSS_TERMS}
+
+
+def weight_settings(config: Config) -> str:
+    """'a_mse 1, a_l1 1, a_perc 0.1, beta_max 1, gamma 1': every weight field of the loss with its value, once each."""
+    fields = dict.fromkeys(term.weight for term in LOSS_TERMS)
+    return ", ".join(f"{name} {getattr(config, name):g}" for name in fields)

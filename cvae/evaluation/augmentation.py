@@ -11,15 +11,15 @@ import torch
 from cvae.core.labels import DATASETS
 from cvae.core.spread import over_seeds, paired_difference
 from cvae.data.loading import MedMNISTData, Split, stratified_indices
-from cvae.evaluation import metric_math as metrics
+from cvae.evaluation import metric_math
 from cvae.evaluation.domain_evaluator import predict, train_classifier
 from cvae.evaluation.run_metrics import EvaluationSettings, per_modality
 
 
 def _per_modality_accuracy(model, test: Split, device) -> dict[str, float]:
     predicted = predict(model, test.images, device)
-    result = per_modality(metrics.grouped_accuracy(predicted, test.labels.numpy(), test.modalities.numpy()))
-    result["overall"] = metrics.accuracy(predicted, test.labels.numpy())
+    result = per_modality(metric_math.grouped_accuracy(predicted, test.labels.numpy(), test.modalities.numpy()))
+    result["overall"] = metric_math.accuracy(predicted, test.labels.numpy())
     return result
 
 

@@ -28,7 +28,7 @@ from cvae.core.labels import MODALITY_OF_CLASS
 from cvae.core.original import REFERENCE_RESNET18_28
 from cvae.core.paths import file_digest, json_digest, runs_dir, source_digest
 from cvae.data.loading import MedMNISTData, Split, load_data
-from cvae.evaluation import metric_math as metrics
+from cvae.evaluation import metric_math
 from cvae.evaluation.augmentation import augmentation_by_fraction, augmentation_metrics
 from cvae.evaluation.domain_evaluator import (EVALUATOR_SUMMARY, Evaluator, evaluator_data_config, evaluator_hash,
                                               evaluator_settings_for, extract_features, load_or_train_evaluator,
@@ -68,7 +68,7 @@ def _plain(value):
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return metrics.finite(float(value))
+        return metric_math.finite(float(value))
     if isinstance(value, np.ndarray):
         return _plain(value.tolist())
     return value
@@ -223,12 +223,12 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     images, labels, modalities = generate_conditional_samples(model, settings.variant_samples_per_class,
                                                               settings.seed, device)
     predicted = predict(evaluator.model, images, device)
-    out["conditional_class_accuracy"] = metrics.accuracy(predicted, labels.numpy())
-    out["conditional_modality_accuracy"] = metrics.accuracy(np.asarray(MODALITY_OF_CLASS)[predicted],
+    out["conditional_class_accuracy"] = metric_math.accuracy(predicted, labels.numpy())
+    out["conditional_modality_accuracy"] = metric_math.accuracy(np.asarray(MODALITY_OF_CLASS)[predicted],
                                                             modalities.numpy())
     sample_features = extract_features(evaluator.model, images, device)
-    out["domain_fid"] = metrics.frechet_distance(_real_features(evaluator, data.test, device), sample_features)
-    out["val_domain_fid"] = metrics.frechet_distance(_real_features(evaluator, data.val, device), sample_features)
+    out["domain_fid"] = metric_math.frechet_distance(_real_features(evaluator, data.test, device), sample_features)
+    out["val_domain_fid"] = metric_math.frechet_distance(_real_features(evaluator, data.val, device), sample_features)
     out["loss_scales"] = loss_scales(run.metrics, config)
     result = _plain({"evaluation_key": key, "run": run.path.name, "evaluator": evaluator.path.name, **out,
                      "eval_seconds": time.perf_counter() - started})

@@ -9,9 +9,10 @@ import torch
 
 from cvae.core.config import Config
 from cvae.core.labels import CLASS_NAMES, DATASETS, MODALITY_OF_CLASS, NUM_CLASSES, NUM_MODALITIES
+from cvae.core.loss import RECONSTRUCTION_TERMS, term_weights
 from cvae.core.model import CVAE
 from cvae.data.loading import MedMNISTData, Split
-from cvae.evaluation import metric_math as metrics
+from cvae.evaluation import metric_math
 from cvae.evaluation.domain_evaluator import Evaluator, evaluator_settings_for, extract_features, predict
 from cvae.evaluation.inference import aux_head_accuracy, aux_head_readings, encode_split, reconstruct
 
@@ -82,11 +83,11 @@ def generation_metrics(evaluator: Evaluator, samples: tuple[torch.Tensor, torch.
     fid, kid, kid_std, floor, kid_floor = {}, {}, {}, {}, {}
     for name, (test_mask, fake_mask, reference_mask) in groups.items():
         real = test_features[test_mask]
-        fid[name] = metrics.frechet_distance(real, fake_features[fake_mask])
-        floor[name] = metrics.frechet_distance(real, reference_features[reference_mask])
-        kid[name], kid_std[name] = metrics.kernel_distance(real, fake_features[fake_mask], subset_size,
+        fid[name] = metric_math.frechet_distance(real, fake_features[fake_mask])
+        floor[name] = metric_math.frechet_distance(real, reference_features[reference_mask])
+        kid[name], kid_std[name] = metric_math.kernel_distance(real, fake_features[fake_mask], subset_size,
                                                            settings.kid_subsets, settings.seed)
-        kid_floor[name], _ = metrics.kernel_distance(real, reference_features[reference_mask], subset_size,
+        kid_floor[name], _ = metric_math.kernel_distance(real, reference_features[reference_mask], subset_size,
                                                      settings.kid_subsets, settings.seed)
     predicted = predict(evaluator.model, images, device)
     predicted_modality = np.asarray(MODALITY_OF_CLASS)[predicted]
@@ -96,17 +97,17 @@ def generation_metrics(evaluator: Evaluator, samples: tuple[torch.Tensor, torch.
         mask = labels_np == label
         per_class.append({
             "label": label, "name": CLASS_NAMES[label], "modality": DATASETS[MODALITY_OF_CLASS[label]],
-            "class_accuracy": metrics.accuracy(predicted[mask], labels_np[mask]),
-            "modality_accuracy": metrics.accuracy(predicted_modality[mask], modalities_np[mask]),
+            "class_accuracy": metric_math.accuracy(predicted[mask], labels_np[mask]),
+            "modality_accuracy": metric_math.accuracy(predicted_modality[mask], modalities_np[mask]),
             "samples": int(mask.sum()),
         })
     return {
         "domain_fid": fid, "domain_kid": kid, "domain_kid_std": kid_std, "domain_fid_floor": floor,
         "domain_kid_floor": kid_floor, "kid_subset_size": int(subset_size),
-        "conditional_class_accuracy": metrics.accuracy(predicted, labels_np),
-        "conditional_modality_accuracy": metrics.accuracy(predicted_modality, modalities_np),
+        "conditional_class_accuracy": metric_math.accuracy(predicted, labels_np),
+        "conditional_modality_accuracy": metric_math.accuracy(predicted_modality, modalities_np),
         "conditional_class_accuracy_by_modality": per_modality(
-            metrics.grouped_accuracy(predicted, labels_np, modalities_np)),
+            metric_math.grouped_accuracy(predicted, labels_np, modalities_np)),
         "conditional_per_class": per_class,
         "generation_sizes": {"samples": int(len(labels)), "test": int(len(test)), "reference": int(len(reference)),
                              "samples_per_class": settings.samples_per_class},
@@ -132,10 +133,10 @@ def reconstruction_metrics(model: CVAE, test: Split, device="cpu", class_means_f
 
     originals, recons = reconstruct(model, test, device)
     out = {"recon_mse": {}, "recon_psnr": {}, "recon_ssim": {}}
-    per_image = metrics.reconstruction_scores_per_image(recons, originals)  # once; each modality takes its means
+    per_image = metric_math.reconstruction_scores_per_image(recons, originals)  # once; each modality takes its means
     ssim = per_image["ssim"]
     if class_means_from is not None:
-        baseline = metrics.ssim_per_image(class_mean_images(class_means_from)[test.labels], originals)
+        baseline = metric_math.ssim_per_image(class_mean_images(class_means_from)[test.labels], originals)
         out["recon_ssim_class_mean_baseline"], out["recon_ssim_gain_over_class_mean"] = {}, {}
     for m, flag in list(enumerate(DATASETS)) + [(None, "overall")]:
         mask = torch.ones(len(test), dtype=torch.bool) if m is None else test.modalities == m
@@ -143,7 +144,7 @@ def reconstruction_metrics(model: CVAE, test: Split, device="cpu", class_means_f
             out[f"recon_{key}"][flag] = float(per_image[key][mask].mean())
         if class_means_from is not None and int(mask.sum()) > 1:
             out["recon_ssim_class_mean_baseline"][flag] = float(baseline[mask].mean())
-            by_class = metrics.per_class_means((ssim - baseline)[mask].numpy(), test.labels[mask].numpy(), NUM_CLASSES)
+            by_class = metric_math.per_class_means((ssim - baseline)[mask].numpy(), test.labels[mask].numpy(), NUM_CLASSES)
             out["recon_ssim_gain_over_class_mean"][flag] = over_classes(by_class, bounds=None).to_dict()
     return out
 
@@ -166,19 +167,19 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
         model, data.val.subset(balanced_indices(data.val, settings.readings_per_class, settings.seed)), device)
     eval_mode, train_mode = readings["eval"], readings["train_mixed"]
     predicted = {
-        target: metrics.linear_probe_predictions(train_codes["mu"], train_codes[key], test_codes["mu"],
+        target: metric_math.linear_probe_predictions(train_codes["mu"], train_codes[key], test_codes["mu"],
                                                  seed=settings.seed, max_train=settings.probe_max_train)
         for target, key in (("class", "labels"), ("modality", "modalities"))
     }
-    probe = {target: metrics.accuracy(predicted[target], test_codes[key])
+    probe = {target: metric_math.accuracy(predicted[target], test_codes[key])
              for target, key in (("class", "labels"), ("modality", "modalities"))}
-    kl = metrics.mean_kl_per_dimension(test_codes["mu"], test_codes["logvar"])
+    kl = metric_math.mean_kl_per_dimension(test_codes["mu"], test_codes["logvar"])
     out = {
         "aux_class_accuracy": eval_mode["class"], "aux_modality_accuracy": eval_mode["modality"],
         "aux_class_accuracy_train_mode": train_mode["class"],
         "aux_modality_accuracy_train_mode": train_mode["modality"],
         "probe_class_accuracy": probe["class"], "probe_modality_accuracy": probe["modality"],
-        "active_units": metrics.active_units(kl), "kl_total": float(sum(kl)), "latent_test_images": len(data.test),
+        "active_units": metric_math.active_units(kl), "kl_total": float(sum(kl)), "latent_test_images": len(data.test),
         "aux_readings": readings,
         # what a modality head that ignores its input scores on the images the heads were read on: a guess in the
         # label proportions
@@ -187,23 +188,23 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
     if not light:
         for target, key in (("class", "labels"), ("modality", "modalities")):
             correct = np.asarray(predicted[target]) == np.asarray(test_codes[key])
-            out[f"probe_{target}_accuracy_by_class"] = metrics.per_class_means(correct, test_codes["labels"],
+            out[f"probe_{target}_accuracy_by_class"] = metric_math.per_class_means(correct, test_codes["labels"],
                                                                                NUM_CLASSES)
         out.update(latent_embedding(model, data.test, settings, device))
         out["kl_per_dimension"] = kl
         out["test_class_counts"] = np.bincount(data.test.labels.numpy(), minlength=NUM_CLASSES).tolist()
         out["baselines"] = {
-            "class_chance": metrics.chance_accuracy(NUM_CLASSES),
-            "class_majority": metrics.majority_accuracy(data.train.labels.numpy(), data.test.labels.numpy()),
-            "modality_chance": metrics.chance_accuracy(NUM_MODALITIES),
-            "modality_majority": metrics.majority_accuracy(data.train.modalities.numpy(),
+            "class_chance": metric_math.chance_accuracy(NUM_CLASSES),
+            "class_majority": metric_math.majority_accuracy(data.train.labels.numpy(), data.test.labels.numpy()),
+            "modality_chance": metric_math.chance_accuracy(NUM_MODALITIES),
+            "modality_majority": metric_math.majority_accuracy(data.train.modalities.numpy(),
                                                            data.test.modalities.numpy()),
         }
-        out["silhouette_modality"] = metrics.silhouette(test_codes["mu"], test_codes["modalities"],
+        out["silhouette_modality"] = metric_math.silhouette(test_codes["mu"], test_codes["modalities"],
                                                         settings.silhouette_samples, settings.seed)
-        out["silhouette_class"] = metrics.silhouette(test_codes["mu"], test_codes["labels"],
+        out["silhouette_class"] = metric_math.silhouette(test_codes["mu"], test_codes["labels"],
                                                      settings.silhouette_samples, settings.seed)
-        out["active_unit_threshold_nats"] = metrics.ACTIVE_UNIT_THRESHOLD
+        out["active_unit_threshold_nats"] = metric_math.ACTIVE_UNIT_THRESHOLD
     return out
 
 
@@ -224,8 +225,8 @@ def latent_embedding(model: CVAE, test: Split, settings: EvaluationSettings, dev
         if method == "PCA":
             embedding["pca_explained"] = float(sum(facts["explained_variance"]))
         for target, truth in (("modality", modalities), ("class", labels)):
-            agreement = metrics.neighbour_agreement(points, truth, NEIGHBOURS)
-            separation[target][method] = metrics.per_class_means(agreement, labels, NUM_CLASSES)
+            agreement = metric_math.neighbour_agreement(points, truth, NEIGHBOURS)
+            separation[target][method] = metric_math.per_class_means(agreement, labels, NUM_CLASSES)
     return {"latent_embedding": embedding, "separation_2d": separation, "separation_neighbours": NEIGHBOURS}
 
 
@@ -236,12 +237,12 @@ def loss_scales(run_metrics, config: Config) -> dict:
     """Per-image scale of the weighted reconstruction terms vs the weighted aux terms at the best epoch (validation
     loss terms from metrics.csv), and their ratio."""
     best = run_metrics.loc[run_metrics["val_total"].idxmin()]
-    reconstruction = (config.a_mse * best["val_mse"] + config.a_l1 * best["val_l1"]
-                      + config.a_perc * best["val_perceptual"])
+    weights = term_weights(config, config.beta_max)
+    reconstruction = sum(weights[name] * best[f"val_{name}"] for name in RECONSTRUCTION_TERMS)
     aux = config.gamma * (best["val_class_ce"] + best["val_modality_ce"])
     return {"reconstruction_per_image": float(reconstruction), "aux_weighted_per_image": float(aux),
             "aux_unweighted_per_image": float(best["val_class_ce"] + best["val_modality_ce"]),
-            "reconstruction_to_aux_ratio": metrics.finite(float(reconstruction / aux)) if aux > 0 else None}
+            "reconstruction_to_aux_ratio": metric_math.finite(float(reconstruction / aux)) if aux > 0 else None}
 
 
 __all__ = [

@@ -19,12 +19,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
 from cvae.core.labels import MODALITY_NAMES, class_label, classes_of_modality
-from cvae.core.loss import TERMS
+from cvae.core.loss import TERM_TITLES, TERMS
 
-TERM_TITLES = {
-    "mse": "MSE", "l1": "L1", "perceptual": "perceptual", "kl": "KL",
-    "class_ce": "class cross-entropy", "modality_ce": "modality cross-entropy", "total": "total",
-}
 MODALITY_COLOURS = ("#d62728", "#1f77b4", "#2ca02c")
 
 # The page a figure is read on. At 1280 px the book's figures are 672 px wide (Chromium, sphinx-book-theme), and the

@@ -22,7 +22,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cvae.core.spread import Spread, holm, over_classes, over_seeds, paired_difference
-from cvae.evaluation import metric_math as metrics
+from cvae.evaluation import metric_math
 from cvae.study.runner import seed_spread
 
 CONTRASTS = ("no_aux", "encoder_unconditioned", "gamma_10")  # each against the control, `paper`
@@ -98,9 +98,9 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
         f"{gap[1]:+.1%} (class) on the main run; on the control runs {control_gap.text(3)} (modality)"
         + (": the two readings differ." if _sign(control_gap) else ": no difference the seeds can resolve."))
     active = evaluation["active_units"]
-    strong = metrics.active_units(evaluation["kl_per_dimension"], STRONG_UNIT_NATS)
+    strong = metric_math.active_units(evaluation["kl_per_dimension"], STRONG_UNIT_NATS)
     out.append(f"Posterior: {active} of {len(evaluation['kl_per_dimension'])} latent dimensions carry more than "
-               f"{metrics.ACTIVE_UNIT_THRESHOLD} nats and {strong} more than {STRONG_UNIT_NATS} nats"
+               f"{metric_math.ACTIVE_UNIT_THRESHOLD} nats and {strong} more than {STRONG_UNIT_NATS} nats"
                + (" (collapsed)." if active == 0 else "."))
     if (study["name"] == "no_aux").any():
         heads = seed_spread(study, "no_aux", "aux_modality_accuracy")

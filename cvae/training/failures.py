@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from cvae.core.config import Config
-from cvae.core.loss import TERMS
+from cvae.core.loss import TERMS, weight_settings
 from cvae.training.runs import RunError
 
 
@@ -31,9 +31,8 @@ def divergence(train_means: dict, val: dict | None, bad_steps: int, steps: int) 
 
 def divergence_record(config: Config, run_dir: Path, epoch: int, problem: str, last_good_epoch: int | None) -> dict:
     """What diverged.json records: the run, the epoch, what was not finite, the epoch kept and the settings to change."""
-    fix = (f"Lower lr (now {config.lr:g}) or grad_clip (now {config.grad_clip:g}), or the loss weights (a_mse "
-           f"{config.a_mse:g}, a_l1 {config.a_l1:g}, a_perc {config.a_perc:g}, beta_max {config.beta_max:g}, gamma "
-           f"{config.gamma:g}); a changed setting trains a new run.")
+    fix = (f"Lower lr (now {config.lr:g}) or grad_clip (now {config.grad_clip:g}), or the loss weights "
+           f"({weight_settings(config)}); a changed setting trains a new run.")
     return {"run": run_dir.name, "config_hash": config.config_hash(), "epoch": epoch, "what": problem,
             "last_good_epoch": last_good_epoch, "fix": fix,
             "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

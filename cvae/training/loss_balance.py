@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from cvae.core.config import Config
-from cvae.core.loss import TERMS, loss_terms, term_weights
+from cvae.core.loss import TERM_SHORT_NAMES, TERMS, loss_terms, term_weights
 from cvae.training.runs import LOSS_BALANCE_FILE
 
 BALANCE_BATCH = 256  # validation images the measurement uses (the first ones: fixed across epochs and runs)
@@ -71,13 +71,9 @@ def read_balance(run_dir) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-TERM_NAMES = {"mse": "MSE", "l1": "L1", "perceptual": "perceptual", "kl": "KL", "class_ce": "class CE",
-              "modality_ce": "modality CE"}
-
-
 def shares_text(terms: dict, key: str) -> str:
     """'MSE 12%, L1 80%, ...' of one measurement, for `key` 'share_of_loss' or 'share_of_gradient'."""
-    return ", ".join(f"{TERM_NAMES[name]} {row[key]:.0%}" for name, row in terms.items())
+    return ", ".join(f"{TERM_SHORT_NAMES[name]} {row[key]:.0%}" for name, row in terms.items())
 
 
 def balance_sentence(balance: dict) -> str:
@@ -92,7 +88,7 @@ def balance_sentence(balance: dict) -> str:
             f"gradient norm are {shares_text(first['terms'], 'share_of_gradient')}. At the start of epoch "
             f"{last['epoch'] + 1} ({last['moment']}), they are {shares_text(last['terms'], 'share_of_gradient')}, "
             f"and their shares of the loss are {shares_text(last['terms'], 'share_of_loss')}. The largest share of "
-            f"the gradient then comes from {TERM_NAMES[leader]} ({last['terms'][leader]['share_of_gradient']:.0%}).")
+            f"the gradient then comes from {TERM_SHORT_NAMES[leader]} ({last['terms'][leader]['share_of_gradient']:.0%}).")
 
 
-__all__ = ["measure_balance", "balance_epochs", "balance_sentence", "read_balance", "shares_text", "BALANCE_BATCH", "TERM_NAMES"]
+__all__ = ["measure_balance", "balance_epochs", "balance_sentence", "read_balance", "shares_text", "BALANCE_BATCH"]
