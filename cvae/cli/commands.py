@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from cvae.core.config import ConfigError, make_config, parse_overrides
+from cvae.core.config import ConfigError, make_config, parse_overrides, require_paper_datasets
 from cvae.core.labels import DATASETS
 
 
@@ -152,6 +152,7 @@ def cmd_sample(args) -> int:
         raise RunError(f"no finished run in {run_dir}; train it first (python -m cvae train --profile "
                        f"{args.profile}) or name one with --run")
     run = load_run(run_dir)
+    require_paper_datasets(run.config, "sampling")
     started = time.perf_counter()
     images, drawn = draw(run.model("kept"), labels, args.n, args.temperature, args.seed, progress=True)
     seconds = time.perf_counter() - started

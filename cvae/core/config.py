@@ -9,6 +9,8 @@ import math
 import typing
 from dataclasses import dataclass, fields
 
+from cvae.core.labels import DATASETS, unknown_flags
+
 DATA_SOURCES = ("medmnist", "synthetic")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AUTOCAST_MODES = ("auto", "none", "bf16")  # auto = bf16 on CUDA and on CPUs with native bf16, else fp32
@@ -21,12 +23,12 @@ PLATEAU_METRICS = ("total", "total_at_beta_max")
 BATCH_COMPOSITIONS = ("mixed", "single")
 # fields added after runs were cached: hashed only when they differ from their default, so every earlier run keeps
 # its config hash (and its folder)
-HASHED_WHEN_CHANGED = ("batch_composition",)
+HASHED_WHEN_CHANGED = ("batch_composition", "datasets")
 # how a run is executed, not what it computes: left out of the config hash, like device and data_dir. `autocast` is
 # not among them: bf16 changes the numbers a run computes (slightly), so the precision asked for names the run and
 # an fp32 run can sit beside a bf16 one (the `fp32` ablation).
 PERFORMANCE_FIELDS = ("channels_last", "compile", "fused_adam", "threads", "cuda_graphs")
-LOSS_WEIGHTS = ("a_mse", "a_l1", "a_perc", "beta_max", "gamma")  # the weights of the loss terms (cvae.core.loss)
+LOSS_WEIGHTS = ("a_mse", "a_l1", "a_perc", "beta_max", "gamma")  # the weight fields of cvae.core.loss.LOSS_TERMS (tested)
 MAX_LOSS_WEIGHT = 1e6  # upper bound of every loss weight
 
 
@@ -39,6 +41,7 @@ class Config:
     """Every setting of a training run; the defaults are the original report's values (see the method chapter)."""
 
     # --- data ---------------------------------------------------------------------------------------------
+    datasets: tuple[str, ...] = DATASETS  # the MedMNIST sets, in modality order; the book's study needs the paper's
     data_source: str = "medmnist"  # "medmnist" (real files) or "synthetic" (the labelled offline stand-in)
     train_per_class: int = 0  # stratified subset: at most this many training images per global class (0 = all)
     eval_per_class: int = 0  # the same for the validation and test splits (0 = all)
@@ -125,9 +128,13 @@ class Config:
         run's summary records the precision it actually used."""
         defaults = Config.__dataclass_fields__
         payload = {k: v for k, v in self.to_dict().items() if k not in ("device", "data_dir", *PERFORMANCE_FIELDS)
-                   and not (k in HASHED_WHEN_CHANGED and v == defaults[k].default)}
+                   and not (k in HASHED_WHEN_CHANGED and _same(v, defaults[k].default))}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def _same(value, default) -> bool:
+    return (tuple(value) if isinstance(value, list) else value) == default
 
 
 PROFILES: dict[str, dict] = {
@@ -189,6 +196,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"autocast must be one of {', '.join(AUTOCAST_MODES)}, got {cfg.autocast!r}")
     if cfg.compile not in COMPILE_MODES:
         raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {cfg.compile!r}")
+    if not cfg.datasets or not all(isinstance(flag, str) for flag in cfg.datasets) or unknown_flags(cfg.datasets) \
+            or len(set(cfg.datasets)) != len(cfg.datasets):
+        raise ConfigError(f"datasets must be distinct 2D MedMNIST flags (such as {','.join(DATASETS)}), "
+                          f"got {cfg.datasets!r}")
     if not cfg.encoder_channels or any((not isinstance(c, int)) or c <= 0 for c in cfg.encoder_channels):
         raise ConfigError(f"encoder_channels must be positive integers, got {cfg.encoder_channels!r}")
     if len(cfg.encoder_channels) != 3:
@@ -229,6 +240,15 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"threads must be at most 4096 (0 = all cores), got {cfg.threads!r}")
 
 
+def require_paper_datasets(config: Config, what: str) -> None:
+    """ConfigError unless the config trains on the paper's three sets: `what` (the evaluation, sampling) reads the
+    21 classes and 3 modalities of `cvae.core.labels.PAPER`; training alone follows `config.datasets`."""
+    if tuple(config.datasets) != DATASETS:
+        raise ConfigError(f"{what} covers the paper's datasets ({', '.join(DATASETS)}), but this run trains on "
+                          f"{', '.join(config.datasets)}; train it with `python -m cvae train`, or drop the datasets "
+                          "override to evaluate.")
+
+
 def parse_value(key: str, text: str):
     """Convert the text of a `key=value` override to the field's type, or raise ConfigError naming the key."""
     hints = typing.get_type_hints(Config)
@@ -248,6 +268,8 @@ def parse_value(key: str, text: str):
             return float(text)
         if expected is str:
             return text
+        if expected == tuple[str, ...]:  # "pathmnist,tissuemnist,octmnist"
+            return tuple(part.strip().lower() for part in text.split(",") if part.strip())
         # tuple[int, ...]: "32,64,128"
         return tuple(int(part) for part in text.replace("(", "").replace(")", "").split(",") if part.strip())
     except ValueError:
@@ -290,4 +312,4 @@ def config_diff(a: Config, b: Config) -> dict:
     return {k: (da[k], db[k]) for k in da if da[k] != db[k]}
 
 
-__all__ = ["Config", "ConfigError", "PROFILES", "ABLATION_SCALE", "FACTORIAL_SCALE", "make_config", "parse_overrides", "config_diff"]
+__all__ = ["Config", "ConfigError", "require_paper_datasets", "PROFILES", "ABLATION_SCALE", "FACTORIAL_SCALE", "make_config", "parse_overrides", "config_diff"]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from cvae.core.config import Config
-from cvae.core.labels import NUM_CLASSES, NUM_MODALITIES
+from cvae.core.labels import registry
 
 _BOTTLENECK = 3  # spatial size after three stride-2 convs: 28 -> 14 -> 7 -> 3
 
@@ -79,8 +79,9 @@ class CVAE(nn.Module):
         c1, c2, c3 = config.encoder_channels
         extra = config.extra_convs_per_stage
         self.latent_dim = config.latent_dim
-        self.class_embedding = nn.Embedding(NUM_CLASSES, config.class_embed_dim)
-        self.modality_embedding = nn.Embedding(NUM_MODALITIES, config.modality_embed_dim)
+        datasets = registry(config.datasets)
+        self.class_embedding = nn.Embedding(datasets.num_classes, config.class_embed_dim)
+        self.modality_embedding = nn.Embedding(datasets.num_modalities, config.modality_embed_dim)
         condition_dim = config.class_embed_dim + config.modality_embed_dim
         flat_dim = c3 * _BOTTLENECK * _BOTTLENECK
 
@@ -106,8 +107,8 @@ class CVAE(nn.Module):
         )
         self._bottleneck_channels = c3
         # The original's class head reads "64 -> 128 -> 64 -> 21"; only a latent-wide input reproduces its count.
-        self.class_head = _head([config.latent_dim, 128, 64, NUM_CLASSES], [0.3, 0.2])
-        self.modality_head = _head([config.latent_dim, 64, NUM_MODALITIES], [0.3])
+        self.class_head = _head([config.latent_dim, 128, 64, datasets.num_classes], [0.3, 0.2])
+        self.modality_head = _head([config.latent_dim, 64, datasets.num_modalities], [0.3])
         self.perceptual = PerceptualNet(config.perceptual_seed)
 
     def condition(self, labels: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from cvae.core.config import Config
-from cvae.core.labels import CLASS_OFFSETS, CLASSES_PER_DATASET, DATASETS
+from cvae.core.labels import registry
 from cvae.core.medmnist_info import INFO
 from cvae.core.paths import DATA_DIR_ENV, default_data_dir, file_digest
 from cvae.data.errors import DataError
@@ -127,16 +127,16 @@ def _download(flags: list[str], folder: Path) -> None:
 
 
 def ensure_files(config: Config, data_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Make sure the three `.npz` files exist: write the stand-in (synthetic) or download them (medmnist)."""
+    """Make sure the config's `.npz` files exist: write the stand-in (synthetic) or download them (medmnist)."""
     folder = resolve_data_dir(config, data_dir)
-    missing = [flag for flag in DATASETS if not (folder / f"{flag}.npz").exists()]
+    missing = [flag for flag in config.datasets if not (folder / f"{flag}.npz").exists()]
     if not missing:
         return folder
     if config.data_source == "synthetic":
         if is_stand_in(folder):  # damaged: rebuilding it here could silently change its size or seed
             raise DataError(f"{folder} is a synthetic stand-in missing {', '.join(f'{flag}.npz' for flag in missing)}; "
                             f"rebuild it with: {rebuild_command(folder)}")
-        if any((folder / f"{flag}.npz").exists() for flag in DATASETS):
+        if any((folder / f"{flag}.npz").exists() for flag in config.datasets):
             raise DataError(f"{folder} holds some MedMNIST files but not all; refusing to mix synthetic files "
                             "into it. Choose an empty folder for the stand-in.")
         write_stand_in(folder, per_class=config.synthetic_per_class or None, seed=0, progress=progress)
@@ -197,7 +197,7 @@ def _read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
                             "indices (uint8). Write the file with integer labels.")
         if labels.shape != (len(images), 1):
             raise DataError(f"{path}: {split}_labels has shape {labels.shape}; expected ({len(images)}, 1).")
-        k = CLASSES_PER_DATASET[flag]
+        k = len(INFO[flag]["label"])
         if len(labels) and (labels.min() < 0 or labels.max() >= k):
             raise DataError(f"{path}: {split}_labels has labels in [{labels.min()}, {labels.max()}], but {flag} has "
                             f"{k} classes (0-{k - 1}); the file is not the {flag} release.")
@@ -216,14 +216,16 @@ def stratified_indices(labels: torch.Tensor, per_class: int, seed: int) -> torch
 
 
 def load_data(config: Config, data_dir: str | Path | None = None, progress: bool = True) -> MedMNISTData:
-    """Load (writing or downloading if needed) and merge the three datasets; subsets follow the config."""
+    """Load (writing or downloading if needed) and merge the config's datasets (the paper's three unless
+    `config.datasets` says otherwise); subsets follow the config."""
     folder = ensure_files(config, data_dir, progress=progress)
     synthetic = is_stand_in(folder)
     if config.data_source == "medmnist" and synthetic:
         raise DataError(f"{folder} holds the synthetic stand-in; set data_source=synthetic to use it.")
     parts: dict[str, list[Split]] = {s: [] for s in SPLITS}
     files = {}
-    for modality, flag in enumerate(DATASETS):
+    datasets = registry(config.datasets)
+    for modality, flag in enumerate(datasets.flags):
         path = folder / f"{flag}.npz"
         if not path.is_file():  # a device such as /dev/zero never ends: hashing it would hang
             raise DataError(f"{path} is not a regular file (it leads to a device, a pipe or a folder); put the "
@@ -239,7 +241,7 @@ def load_data(config: Config, data_dir: str | Path | None = None, progress: bool
             images = arrays[f"{split}_images"]
             if images.ndim == 4:
                 images = rgb_to_gray(images)
-            labels = torch.from_numpy(arrays[f"{split}_labels"][:, 0].astype(np.int64)) + CLASS_OFFSETS[flag]
+            labels = torch.from_numpy(arrays[f"{split}_labels"][:, 0].astype(np.int64)) + datasets.class_offsets[flag]
             parts[split].append(Split(torch.from_numpy(np.ascontiguousarray(images)), labels,
                                       torch.full_like(labels, modality)))
     merged = {}
@@ -268,14 +270,14 @@ def iterate_batches(
 def summary(data: MedMNISTData) -> dict:
     """Counts per dataset and split (as loaded), number of classes and MD5 agreement: the `cvae data --json` object."""
     result = {}
-    for modality, flag in enumerate(DATASETS):
+    for modality, flag in enumerate(data.files):  # the files were read in modality order
         entry = {}
         for split in SPLITS:
             entry[split] = int((data.split(split).modalities == modality).sum())
-        entry["classes"] = CLASSES_PER_DATASET[flag]
+        entry["classes"] = len(INFO[flag]["label"])
         entry["md5_ok"] = data.files[flag].md5_ok
         result[flag] = entry
-    result["global_classes"] = sum(CLASSES_PER_DATASET.values())
+    result["global_classes"] = sum(result[flag]["classes"] for flag in data.files)
     result["synthetic"] = data.synthetic
     result["data_dir"] = str(data.data_dir)
     return result

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from cvae.core.config import Config
+from cvae.core.config import Config, require_paper_datasets
 from cvae.core.labels import DATASETS, NUM_CLASSES
 from cvae.core.original import REFERENCE_RESNET18_28
 from cvae.core.paths import runs_dir, source_digest
@@ -280,6 +280,7 @@ def load_or_train_evaluator(config: Config, data: MedMNISTData | None = None, se
     `data` must be loaded with `evaluator_data_config(config)` (all training images); it is loaded if None.
     Returns the evaluator and the data it used (the caller needs its held-out reference images).
     """
+    require_paper_datasets(config, "the domain evaluator")
     settings = settings or evaluator_settings_for(config)
     folder = evaluator_dir_for(config, settings)
     data = data or load_data(evaluator_data_config(config), progress=progress)

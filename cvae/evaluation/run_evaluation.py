@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cvae.core.config import Config
+from cvae.core.config import Config, require_paper_datasets
 from cvae.core.labels import MODALITY_OF_CLASS
 from cvae.core.original import REFERENCE_RESNET18_28
 from cvae.core.paths import file_digest, json_digest, runs_dir, source_digest
@@ -111,6 +111,7 @@ def evaluate_run(config: Config, force: bool = False, progress: bool = True) -> 
 
     Trains the run if needed, and trains or reuses the domain evaluator in `<runs>/evaluator-<hash>/`. `force`
     recomputes the evaluation (not the training)."""
+    require_paper_datasets(config, "the evaluation")
     settings = evaluation_settings_for(config)
     key = evaluation_key(config, settings)
     started = time.perf_counter()
@@ -201,6 +202,7 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     class/modality accuracy, with the seconds the measurement took. `evaluator` (else the one of `evaluator_config`,
     else the config's own) judges the samples: the study passes the book's main configuration, so every variant is
     judged by the same evaluator as the main run."""
+    require_paper_datasets(config, "the study's evaluation")
     if (cached := cached_variant_metrics(config, evaluator_config)) is not None:
         return cached
     settings = evaluation_settings_for(config)

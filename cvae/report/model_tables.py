@@ -11,6 +11,7 @@ from cvae.core.config import PROFILES, Config
 
 # Where each setting comes from: (original value as the report states it, source, why).
 _SOURCES: dict[str, tuple[str, str, str]] = {
+    "datasets": ("Path, Tissue, OCT", "original", "the three MedMNIST sets, in modality order (ids 0, 1, 2)"),
     "data_source": ("MedMNIST", "profile", "real MedMNIST for quick/full; the labelled synthetic stand-in for smoke"),
     "train_per_class": ("all", "profile", "a stratified subset keeps the quick profile within an hour on a CPU"),
     "eval_per_class": ("all", "profile", "the same for validation and test"),

@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 from cvae.core.config import Config
-from cvae.core.labels import DATASETS
 from cvae.data.loading import MedMNISTData, md5_of, resolve_data_dir
 from cvae.training.failures import TrainingDiverged
 from cvae.training.runs import (DIVERGED_FILE, LAST_CHECKPOINT, LAST_KEYS, SUMMARY_FILE, RunError, check_run_files,
@@ -40,10 +39,10 @@ def _check_same_data(run_dir: Path, recorded: dict, data: MedMNISTData | None, c
         folder, current = data.data_dir, data_record(data)
     else:
         folder = resolve_data_dir(config, data_dir)
-        paths = [folder / f"{flag}.npz" for flag in DATASETS]
+        paths = [folder / f"{flag}.npz" for flag in config.datasets]
         if not all(path.is_file() for path in paths):
             return  # nothing to compare: reusing a run needs no data
-        current = {"md5": {flag: md5_of(path) for flag, path in zip(DATASETS, paths)}}
+        current = {"md5": {flag: md5_of(path) for flag, path in zip(config.datasets, paths)}}
     difference = data_difference(recorded, current)
     if difference:
         raise RunError(f"{run_dir} was trained on other data than {folder}: {difference}. Point --data-dir at the data "
