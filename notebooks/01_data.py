@@ -14,16 +14,11 @@ overrides = []
 
 # %% tags=["remove-input"]
 from cvae.core.labels import DATASETS
-from cvae.data.loading import load_data, summary
+from cvae.data.loading import summary
 from cvae.evaluation import examples
-from cvae.report import chapter, data_tables, notices, plots
+from cvae.report import chapter, data_tables, plots
 
-chapter.setup_notebook()
-config = chapter.notebook_config(profile, seed, data_source, data_dir, overrides)
-data = load_data(config, progress=False)
-notices.show_data_notice(data.synthetic, profile, config.config_hash(),
-                         [] if data.synthetic else [flag for flag, file in data.files.items() if not file.md5_ok],
-                         chapter.built_with(profile, seed, data_source, data_dir, overrides))
+context, data = chapter.open_data_chapter(profile, seed, data_source, data_dir, overrides)
 
 # %% [markdown]
 # ## Overview

@@ -9,13 +9,14 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
-from cvae.core import original
+from cvae.core.config import LOSS_WEIGHTS
 from cvae.core.loss import TERMS
 from cvae.core.model import CVAE
 from cvae.report import ablation_tables, chapter, model_tables, plots
 from cvae.training import loss_balance
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides, train_if_missing=True)
+config, run = context.config, context.run
 
 # %% [markdown]
 # ## Overview
@@ -45,10 +46,9 @@ chapter.glue("hyperparameter_table", chapter.table(hyper, "Every hyperparameter 
 chapter.glue("architecture_table", chapter.table(architecture, "The model, layer by layer, from one forward pass "
                                                  "with hooks: output shape and trainable parameters."))
 chapter.glue("parameters", run.summary["parameters"])
-chapter.glue("parameters_original", original.ORIGINAL["parameters"])
 chapter.glue("config_hash", config.config_hash())
 chapter.glue("profile", profile)
-for key in ("a_mse", "a_l1", "a_perc", "beta_max", "gamma", "lr", "weight_decay", "grad_clip"):
+for key in (*LOSS_WEIGHTS, "lr", "weight_decay", "grad_clip"):
     chapter.glue(f"cfg_{key}", float(getattr(config, key)))
 for key in ("epochs", "batch_size", "beta_warmup_epochs", "beta_ramp_epochs", "latent_dim", "plateau_patience"):
     chapter.glue(f"cfg_{key}", int(getattr(config, key)))

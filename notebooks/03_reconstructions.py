@@ -14,7 +14,8 @@ from cvae.evaluation import examples
 from cvae.report import chapter, plots, result_tables
 from cvae.study import findings
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = context.config, context.run
 model = run.model("kept")
 data = load_data(config, progress=False)
 

@@ -15,7 +15,8 @@ from cvae.core import formatting
 from cvae.report import chapter, plots, result_tables, study_plots
 from cvae.study import ablations, aux_factorial, diagnosis, findings
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = context.config, context.run
 evaluation = chapter.evaluation(config)
 embedding = evaluation["latent_embedding"]  # the PCA and t-SNE the separation measures of the claims were read from
 labels, modalities = np.asarray(embedding["labels"]), np.asarray(embedding["modalities"])
@@ -81,8 +82,7 @@ for key in ("aux_class_accuracy", "aux_modality_accuracy", "probe_class_accuracy
     value = formatting.lookup(evaluation, key)
     chapter.glue(key, formatting.percent(value) if "accuracy" in key else formatting.number(value, 3))
 chapter.glue("active_units", formatting.number(formatting.lookup(evaluation, "active_units"), 0))
-study = chapter.study(profile, config, seed, data_source, overrides,
-                      names=list(dict.fromkeys([diagnosis.CONTROL, *diagnosis.CONTRASTS,
+study = context.study(names=list(dict.fromkeys([diagnosis.CONTROL, *diagnosis.CONTRASTS,
                                                 *aux_factorial.CELLS.values()])))
 chapter.glue("diagnosis_seeds", diagnosis.contrast_seeds(study))
 claims = chapter.claims(config, run, study)
@@ -127,7 +127,7 @@ chapter.table(diagnosis.spread_table(study).T, "Mean and 95% t-interval over see
 
 # %% tags=["hide-input"]
 factorial = aux_factorial.factorial_rows(study)
-ablation = ablations.ablation_config("paper", profile, chapter.run_overrides(seed, data_source, overrides))
+ablation = ablations.ablation_config("paper", profile, context.extra)
 ours = aux_factorial.study_baselines(ablation, evaluation)
 chapter.glue("factorial_design", aux_factorial.DESIGN)
 chapter.glue("factorial_rule", aux_factorial.RULE)

@@ -22,8 +22,9 @@ from cvae.report import ablation_tables, chapter, explore, plots, study_plots
 from cvae.study import ablations, findings, weight_search
 from cvae.study.runner import load_search_record, search_runs, seeds_text, study_seeds, variant_seeds
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
-study = chapter.study(profile, config, seed, data_source, overrides, names=list(variants) or None)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = context.config, context.run
+study = context.study(names=list(variants) or None)
 synthetic = bool(run.summary["synthetic_data"])
 chapter.glue("ablation_scale", ablations.scale_text(profile))
 chapter.glue("factorial_scale", ablations.scale_text(profile, "single_batches"))
@@ -90,7 +91,7 @@ chapter.table(ablation_tables.seeded_table(study),
 # > {glue:text}`search_rule:s`
 
 # %% tags=["hide-input"]
-extra = chapter.run_overrides(seed, data_source, overrides)
+extra = context.extra
 base_config = ablations.ablation_config("paper", profile, extra)
 record = load_search_record(profile, extra)
 chapter.glue("search_runs", len(search_runs(profile, extra)))

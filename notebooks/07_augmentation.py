@@ -12,7 +12,8 @@ overrides = []
 from cvae.core import formatting
 from cvae.report import chapter, result_tables, study_plots
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = context.config, context.run
 evaluation = chapter.evaluation(config)
 
 # %% [markdown]

@@ -10,13 +10,15 @@ overrides = []
 
 # %% tags=["remove-input"]
 from cvae.core.loss import beta_milestones
+from cvae.core.original import ORIGINAL
 from cvae.publish.front_matter import load_front_matter
 from cvae.report import chapter
 from cvae.study import aux_factorial
 from cvae.study import claims as claim_rules
 from cvae.study import diagnosis, findings
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = context.config, context.run
 
 # %% [markdown]
 # ## Overview
@@ -26,7 +28,7 @@ config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrid
 
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)
-study = chapter.study(profile, config, seed, data_source, overrides)
+study = context.study()
 chapter.glue("diagnosis_seeds", diagnosis.contrast_seeds(study))
 synthetic = bool(run.summary["synthetic_data"])
 table = chapter.claims(config, run, study)
@@ -62,9 +64,7 @@ chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
 
 # %% tags=["hide-input"]
 first, full = beta_milestones(config.beta_warmup_epochs, config.beta_ramp_epochs)
-original_first, original_full = beta_milestones(20, 100)
-chapter.glue("beta_first", first)
-chapter.glue("beta_full", full)
+original_first, original_full = beta_milestones(ORIGINAL["beta_warmup_epochs"], ORIGINAL["beta_ramp_epochs"])
 chapter.glue("original_beta_first", original_first)
 chapter.glue("original_beta_full", original_full)
 chapter.glue("best_epoch", run.best_total_epoch + 1)

@@ -11,7 +11,8 @@ overrides = []
 # %% tags=["remove-input"]
 from cvae.report import chapter, provenance
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = context.config, context.run
 chapter.glue("command", provenance.book_command(profile, overrides))
 chapter.glue("config_hash", config.config_hash())
 

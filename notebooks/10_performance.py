@@ -11,7 +11,8 @@ overrides = []
 # %% tags=["remove-input"]
 from cvae.report import ablation_tables, chapter, performance
 
-config, run = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
+config, run = context.config, context.run
 
 # %% [markdown]
 # ## Overview
@@ -49,7 +50,7 @@ chapter.table(performance.switch_table(switches), "Samples per second of the tra
 # ## Does the default precision change the results?
 
 # %% tags=["hide-input"]
-study = chapter.study(profile, config, seed, data_source, overrides, names=["paper", "fp32"])
+study = context.study(names=["paper", "fp32"])
 chapter.glue("precision_sentence", performance.precision_sentence(run))
 chapter.table(ablation_tables.precision_table(study, int(seed)), "The same variant trained in the default precision "
               "and in fp32, on the test split's criteria.")

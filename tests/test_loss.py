@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cvae.core.config import make_config
+from cvae.core.config import LOSS_WEIGHTS, make_config
 from cvae.core.loss import beta_at, kl_per_dimension, loss_terms
 from cvae.core.model import CVAEOutput, PerceptualNet
 
@@ -74,5 +74,7 @@ def test_the_loss_terms_are_one_registry_that_weights_titles_and_messages_read()
     assert set(TERM_TITLES) == {*TERMS, "total"} and tuple(TERM_SHORT_NAMES) == TERMS
     fields = {field.name for field in dataclasses.fields(Config)}
     assert {term.weight for term in LOSS_TERMS} <= fields
+    # config validates the weights without importing torch: its list must be the registry's, in the registry's order
+    assert tuple(dict.fromkeys(term.weight for term in LOSS_TERMS)) == LOSS_WEIGHTS
     record = divergence_record(config, Path("runs/run-x"), 3, "the loss was nan", 2)
     assert "(a_mse 2, a_l1 3, a_perc 0.5, beta_max 0.25, gamma 7)" in record["fix"]

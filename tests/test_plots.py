@@ -158,6 +158,17 @@ def test_built_with_line_names_parameters_but_no_local_path():
         "profile=quick, seed=0, data_source=synthetic, synthetic_per_class=0")
 
 
+def test_the_data_chapter_opens_one_context_with_its_data_and_notice(stand_in_dir, monkeypatch):
+    shown = []
+    monkeypatch.setattr(chapter, "show_data_notice", lambda *args: shown.append(args))
+    context, data = chapter.open_data_chapter("smoke", 3, "synthetic", str(stand_in_dir), ["epochs=2"])
+    assert (context.profile, context.seed, context.config.seed, context.config.epochs) == ("smoke", 3, 3, 2)
+    assert context.run is None and len(data.train) == 840 and data.synthetic
+    assert context.extra == ["epochs=2", "data_source=synthetic", "seed=3"]  # what every ablation run shares
+    assert context.built_with == "profile=smoke, seed=3, data_source=synthetic, data_dir=custom, epochs=2"
+    assert shown == [(True, "smoke", context.config.config_hash(), [], context.built_with)]
+
+
 def test_a_chapter_without_its_training_run_says_which_notebook_trains_it(runs_dir):
     from cvae.training.runs import RunError
 

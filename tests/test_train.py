@@ -158,3 +158,11 @@ def test_plateau_at_beta_max_reaches_the_scheduler(stand_in_dir, runs_dir):
     assert list(watched_total["lr"]) == pytest.approx(_expected_rates(watched_total["val_total"], 5e-4))
     assert list(at_beta_max["lr"]) == pytest.approx(_expected_rates(at_beta_max["val_total_at_beta_max"], 5e-4))
     assert list(watched_total["lr"]) != pytest.approx(list(at_beta_max["lr"]))
+
+
+def test_every_watchable_metric_names_a_metrics_column():
+    from cvae.core.config import PLATEAU_METRICS
+    from cvae.training.summary import WATCHED_COLUMNS
+
+    assert tuple(WATCHED_COLUMNS) == PLATEAU_METRICS
+    assert WATCHED_COLUMNS == {"total": "val_total", "total_at_beta_max": "val_total_at_beta_max"}

@@ -12,6 +12,8 @@ ORIGINAL = {
     "parameters": 1_155_993,
     "deep_parameters": 4_800_000,
     "train_total": 352_939,
+    "beta_warmup_epochs": 20,  # t_warmup of its KL schedule
+    "beta_ramp_epochs": 100,  # t_schedule
 }
 
 # MedMNIST v2 (Yang et al. 2023), Table 3, ResNet-18 at 28 px, test ACC (quoted references, not computed here)

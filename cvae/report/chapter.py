@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -58,29 +60,80 @@ def notebook_config(profile: str = "smoke", seed: int | None = None, data_source
     return make_config(profile, items)
 
 
+@dataclass(frozen=True)
+class ChapterContext:
+    """What a chapter opens with: its parameters, the config they give and, past the data chapter, the profile's
+    finished run. Chapters ask it for the study and the overrides that ablation runs share, instead of threading the
+    five parameters through every call."""
+
+    profile: str
+    seed: int
+    data_source: str
+    data_dir: str
+    overrides: tuple[str, ...]
+    config: Config
+    run: object = None  # cvae.training.runs.Run; None in the data chapter
+
+    @property
+    def extra(self) -> list[str]:
+        """The parameters that ablation runs share with the main run, as key=value strings (`run_overrides`)."""
+        return run_overrides(self.seed, self.data_source, self.overrides)
+
+    @property
+    def built_with(self) -> str:
+        """The parameters as one line for the data notice (`built_with`)."""
+        return built_with(self.profile, self.seed, self.data_source, self.data_dir, self.overrides)
+
+    def study(self, names: Iterable[str] | None = None) -> pd.DataFrame:
+        """The chapter's study table (`cvae.study.runner.run_study`: trains what is missing, reuses the rest), for the
+        same data source, seed, overrides and data folder as the main run."""
+        from cvae.study.runner import run_study
+
+        return run_study(self.profile, self.extra, self.seed, names=names, data_dir=self.config.data_dir or None)
+
+
+def _context(profile: str, seed: int | None, data_source: str, data_dir: str, overrides: Iterable[str],
+             run=None) -> ChapterContext:
+    config = notebook_config(profile, seed, data_source, data_dir, overrides)
+    return ChapterContext(profile, config.seed, data_source, data_dir, tuple(overrides or ()), config, run)
+
+
+def open_data_chapter(profile: str = "smoke", seed: int | None = None, data_source: str = "", data_dir: str = "",
+                      overrides: Iterable[str] = ()):
+    """The data chapter's first lines: notebook settings, the context (no run yet), the loaded data and its notice.
+    Returns (ChapterContext, MedMNISTData)."""
+    from cvae.data.loading import load_data
+
+    setup_notebook()
+    context = _context(profile, seed, data_source, data_dir, overrides)
+    data = load_data(context.config, progress=False)
+    unofficial = [] if data.synthetic else [flag for flag, file in data.files.items() if not file.md5_ok]
+    show_data_notice(data.synthetic, profile, context.config.config_hash(), unofficial, context.built_with)
+    return context, data
+
+
 def open_chapter(profile: str = "smoke", seed: int | None = None, data_source: str = "", data_dir: str = "",
-                 overrides: Iterable[str] = (), train_if_missing: bool = False):
-    """Every chapter's first lines from its parameters: notebook settings, the config, the profile's finished run
-    and the data notice. Returns (Config, Run). The run is trained here only with `train_if_missing` (the training
-    chapter); elsewhere a missing run is a RunError that says which command trains it."""
+                 overrides: Iterable[str] = (), train_if_missing: bool = False) -> ChapterContext:
+    """Every later chapter's first lines from its parameters: notebook settings, the config, the profile's finished
+    run and the data notice, as one ChapterContext. The run is trained here only with `train_if_missing` (the
+    training chapter); elsewhere a missing run is a RunError that says which command trains it."""
     from cvae.training.runs import RunError, is_finished, load_run, run_dir_for
     from cvae.training.train import train
 
     setup_notebook()
-    config = notebook_config(profile, seed, data_source, data_dir, overrides)
-    run_dir = run_dir_for(config)
+    context = _context(profile, seed, data_source, data_dir, overrides)
+    run_dir = run_dir_for(context.config)
     if train_if_missing:
-        run_dir = train(config, progress=False)
+        run_dir = train(context.config, progress=False)
     elif not is_finished(run_dir):
-        raise RunError(f"no finished training run for this chapter's configuration (hash {config.config_hash()}) in "
-                       f"{run_dir.parent}: execute notebooks/02_training first, or run `python -m cvae book "
-                       f"--profile {profile}` which executes the chapters in order.")
+        raise RunError(f"no finished training run for this chapter's configuration (hash "
+                       f"{context.config.config_hash()}) in {run_dir.parent}: execute notebooks/02_training first, "
+                       f"or run `python -m cvae book --profile {profile}` which executes the chapters in order.")
     run = load_run(run_dir)
     synthetic = bool(run.summary["synthetic_data"])
     unofficial = [] if synthetic else [flag for flag, ok in run.summary.get("data_md5_ok", {}).items() if not ok]
-    show_data_notice(synthetic, profile, config.config_hash(), unofficial,
-                     built_with(profile, seed, data_source, data_dir, overrides))
-    return config, run
+    show_data_notice(synthetic, profile, context.config.config_hash(), unofficial, context.built_with)
+    return dataclasses.replace(context, run=run)
 
 
 def built_with(profile: str, seed, data_source: str = "", data_dir: str = "", overrides: Iterable[str] = ()) -> str:
@@ -199,16 +252,6 @@ def load_runs(run_dirs: dict) -> dict:
     return {name: load_run(path) for name, path in run_dirs.items()}
 
 
-def study(profile: str, config: Config, seed: int, data_source: str, overrides: Iterable[str],
-          names: Iterable[str] | None = None):
-    """The chapter's study table (`cvae.study.runner.run_study`: trains what is missing, reuses the rest), for the same data
-    source, seed, overrides and data folder as the main run."""
-    from cvae.study.runner import run_study
-
-    extra = run_overrides(seed, data_source, overrides)
-    return run_study(profile, extra, int(seed), names=names, data_dir=config.data_dir or None)
-
-
 def claims(config: Config, run, study_table) -> pd.DataFrame:
     """The claims table of this build (`cvae.study.findings.table`) from the main run's evaluation and the study."""
     from cvae.evaluation.run_evaluation import evaluate_run
@@ -225,6 +268,7 @@ def evaluation(config: Config) -> dict:
 
 
 __all__ = [
-    "REPORT_DIR_ENV", "BOOK_BUILD_ENV", "setup_notebook", "notebook_config", "open_chapter", "report_dir", "glue", "plain",
-    "md", "html", "run_overrides", "load_runs", "evaluation", "study", "claims",
+    "REPORT_DIR_ENV", "BOOK_BUILD_ENV", "setup_notebook", "notebook_config", "ChapterContext", "open_chapter",
+    "open_data_chapter", "report_dir", "glue", "plain", "md", "html", "run_overrides", "load_runs", "evaluation",
+    "claims",
 ]

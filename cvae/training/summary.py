@@ -18,8 +18,9 @@ from cvae.core.config import Config
 from cvae.core.model import count_parameters
 from cvae.data.loading import MedMNISTData
 
-# the metrics.csv column each `checkpoint_metric` minimises
-CHECKPOINT_COLUMNS = {"total": "val_total", "total_at_beta_max": "val_total_at_beta_max"}
+# the metrics.csv column that each PLATEAU_METRICS name means: what the scheduler watches (`plateau_metric`) and
+# what picks the kept checkpoint (`checkpoint_metric`)
+WATCHED_COLUMNS = {"total": "val_total", "total_at_beta_max": "val_total_at_beta_max"}
 
 
 def environment(device: torch.device) -> dict:
@@ -36,7 +37,7 @@ def run_summary(config: Config, model: torch.nn.Module, rows: list[dict], data: 
     """summary.json of a finished run; `graph_captures` is None when the step did not replay a CUDA graph."""
     metrics = pd.DataFrame(rows)
     best = metrics.loc[metrics["val_total"].idxmin()]  # the original's rule: the lowest total under beta(t)
-    kept = metrics.loc[metrics[CHECKPOINT_COLUMNS[config.checkpoint_metric]].idxmin()]
+    kept = metrics.loc[metrics[WATCHED_COLUMNS[config.checkpoint_metric]].idxmin()]
     return {
         "config_hash": config.config_hash(), "parameters": count_parameters(model), "epochs": config.epochs,
         "best_epoch": int(best["epoch"]), "best_val_total": float(best["val_total"]),

@@ -46,7 +46,7 @@ from cvae.training.resume import Progress, data_record, restore, resume_state, r
 from cvae.training.runs import (CONFIG_FILE, DIVERGED_FILE, SUMMARY_FILE, RunWriter, check_run_files, clean_temporaries,
                                 discard_set_aside, diverged_message, restore_set_aside, run_dir_for, run_lock,
                                 set_aside)
-from cvae.training.summary import run_summary
+from cvae.training.summary import WATCHED_COLUMNS, run_summary
 
 
 def train(
@@ -252,15 +252,14 @@ class _Training:
             raise TrainingDiverged(diverged_message(record))
         lr = self.optimizer.param_groups[0]["lr"]
         at_beta_max = val["total"] + (config.beta_max - beta) * val["kl"]  # the total with beta(t) = beta_max
-        watched = {"total": val["total"], "total_at_beta_max": at_beta_max}  # by PLATEAU_METRICS name
-        self.scheduler.step(watched[config.plateau_metric])
         row = {"epoch": epoch, "beta": beta, "lr": lr, "val_total_at_beta_max": at_beta_max}
         row.update({f"train_{k}": train_means[k] for k in (*TERMS, "total")})
         row.update({f"val_{k}": val[k] for k in (*TERMS, "total")})
         row.update({"val_class_acc": val["class_acc"], "val_modality_acc": val["modality_acc"],
                     "seconds": time.perf_counter() - tick, "train_samples_per_s": seen / train_seconds})
         progress.rows.append(row)
-        self.save(epoch, watched[config.checkpoint_metric])
+        self.scheduler.step(row[WATCHED_COLUMNS[config.plateau_metric]])
+        self.save(epoch, row[WATCHED_COLUMNS[config.checkpoint_metric]])
         return val
 
     def save(self, epoch: int, watched: float) -> None:
