@@ -164,3 +164,15 @@ def test_a_relative_data_folder_is_resolved_once_against_the_callers_folder(tmp_
     monkeypatch.chdir(tmp_path)
     folder = resolve_data_dir(make_config("smoke", ["data_dir=reldata"]))
     assert folder.is_absolute() and folder == tmp_path / "reldata"  # the book hands this path to its kernels
+
+
+def test_model_input_and_to_uint8_are_inverse_on_every_grey_level():
+    from cvae.data.loading import model_input, to_uint8
+
+    images = torch.arange(256, dtype=torch.uint8).repeat(7)[:2 * 784].view(2, 28, 28)  # every level, 6 times or more
+    before = images.clone()
+    scaled = model_input(images)
+    assert scaled.shape == (2, 1, 28, 28) and scaled.dtype == torch.float32
+    assert scaled.min() == 0 and scaled.max() == 1 and scaled[0, 0, 0, 1] == 1 / 255
+    assert torch.equal(to_uint8(scaled[:, 0]), images) and torch.equal(images, before)
+    assert to_uint8(torch.tensor([-0.2, 0.5, 1.3])).tolist() == [0, 128, 255]

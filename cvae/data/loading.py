@@ -254,6 +254,16 @@ def load_data(config: Config, data_dir: str | Path | None = None, progress: bool
     return MedMNISTData(merged["train"], merged["val"], merged["test"], folder, synthetic, files)
 
 
+def model_input(images: torch.Tensor) -> torch.Tensor:
+    """(B,28,28) uint8 -> (B,1,28,28) float32 in [0,1]: what the model and the evaluator read."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Floats in [0,1], any shape -> uint8 0-255, rounded: a generated image as MedMNIST stores one."""
+    return (images * 255).round().clamp(0, 255).to(torch.uint8)
+
+
 def iterate_batches(
     split: Split, batch_size: int, device: torch.device | str = "cpu", shuffle: bool = False,
     generator: torch.Generator | None = None,
@@ -263,7 +273,7 @@ def iterate_batches(
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     for start in range(0, n, batch_size):
         index = order[start : start + batch_size]
-        images = split.images[index].to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
+        images = model_input(split.images[index].to(device, non_blocking=True))
         yield images, split.labels[index].to(device), split.modalities[index].to(device)
 
 

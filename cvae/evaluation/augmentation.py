@@ -10,7 +10,7 @@ import torch
 
 from cvae.core.labels import DATASETS
 from cvae.core.spread import over_seeds, paired_difference
-from cvae.data.loading import MedMNISTData, Split, stratified_indices
+from cvae.data.loading import MedMNISTData, Split, stratified_indices, to_uint8
 from cvae.evaluation import metric_math
 from cvae.evaluation.domain_evaluator import predict, train_classifier
 from cvae.evaluation.run_metrics import EvaluationSettings, per_modality
@@ -31,7 +31,7 @@ def augmentation_metrics(samples, data: MedMNISTData, settings: EvaluationSettin
     classifiers train on the images as they are (no blur augmentation: that is only for the evaluator, which must read
     blurry samples)."""
     images, labels, _ = samples
-    fake_uint8 = (images[:, 0] * 255).round().clamp(0, 255).to(torch.uint8)
+    fake_uint8 = to_uint8(images[:, 0])
     train = data.train
     matched = stratified_indices(train.labels, settings.samples_per_class, settings.seed + 8)
     sets = {"tstr": (fake_uint8, labels), "trtr": (train.images[matched], train.labels[matched])}
@@ -75,7 +75,7 @@ def augmentation_by_fraction(samples, data: MedMNISTData, steps: int, seeds: int
     tested on the whole real test split. Returns {"rows": one dict per (fraction, seed, arm) with overall and
     per-modality accuracy, "sizes": real/synthetic image counts per fraction, "steps", "seeds"}."""
     images, labels, _ = samples
-    fake_uint8 = (images[:, 0] * 255).round().clamp(0, 255).to(torch.uint8)
+    fake_uint8 = to_uint8(images[:, 0])
     rows, sizes = [], {}
     for fraction in fractions:
         for seed in range(seeds):

@@ -31,7 +31,7 @@ from cvae.core.config import Config, require_paper_datasets
 from cvae.core.labels import DATASETS, NUM_CLASSES
 from cvae.core.original import REFERENCE_RESNET18_28
 from cvae.core.paths import runs_dir, source_digest
-from cvae.data.loading import MedMNISTData, Split, load_data
+from cvae.data.loading import MedMNISTData, Split, load_data, model_input
 from cvae.training.runs import atomic_torch_save, atomic_write_text
 
 FEATURE_DIM = 128
@@ -131,7 +131,7 @@ class FeatureExtractor(nn.Module):
 def _images_as_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N,28,28) or float (N,1,28,28) in [0,1] -> float (N,1,28,28) in [0,1]."""
     if images.dtype == torch.uint8:
-        return images.unsqueeze(1).float().div_(255.0) if images.dim() == 3 else images.float().div_(255.0)
+        return model_input(images) if images.dim() == 3 else images.float().div_(255.0)
     return images if images.dim() == 4 else images.unsqueeze(1)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from cvae.core.labels import MODALITY_OF_CLASS, NUM_CLASSES
 from cvae.core.model import CVAE
-from cvae.data.loading import Split, iterate_batches
+from cvae.data.loading import Split, iterate_batches, model_input
 
 
 @torch.inference_mode()
@@ -146,7 +146,7 @@ def aux_head_readings(model: CVAE, split: Split, device: str | torch.device = "c
             right = {"class": 0, "modality": 0, "local": 0}
             gains = torch.zeros(len(split))
             for index in _reading_batches(split, "eval" if reading == "eval_z" else reading, batch_size, generator):
-                images = split.images[index].to(device).unsqueeze(1).float().div_(255.0)
+                images = model_input(split.images[index].to(device))
                 labels, modalities = split.labels[index].to(device), split.modalities[index].to(device)
                 mu, logvar = net.encode(images, labels, modalities)
                 code = net.reparameterize(mu, logvar) if reading == "eval_z" else mu

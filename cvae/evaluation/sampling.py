@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from cvae.core.config import ConfigError
 from cvae.core.labels import (CHANNELS, CLASS_NAMES, CLASS_OFFSETS, DATASETS, MODALITY_NAMES, MODALITY_OF_CLASS,
                               NUM_CLASSES, classes_of_modality)
+from cvae.data.loading import to_uint8
 
 MARKER_KEY = "generated_by"  # the .npz entry (a JSON string) that marks generated images
 
@@ -84,7 +85,7 @@ def draw(model, labels: list[int], n: int, temperature: float = 1.0, seed: int =
                 y = torch.full((count,), label, dtype=torch.long)
                 m = torch.full((count,), MODALITY_OF_CLASS[label], dtype=torch.long)
                 decoded = model.decode(z.to(device), y.to(device), m.to(device)).float().cpu()
-                images.append((decoded.squeeze(1) * 255).round().clamp(0, 255).to(torch.uint8).numpy())
+                images.append(to_uint8(decoded.squeeze(1)).numpy())
                 out_labels.append(np.full(count, label, dtype=np.int64))
                 bar.update(count)
     return np.concatenate(images), np.concatenate(out_labels)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from cvae.core.config import Config, ConfigError
 from cvae.core.loss import TERMS, loss_terms
 from cvae.core.model import CVAE
-from cvae.data.loading import Split
+from cvae.data.loading import Split, model_input
 from cvae.training import distributed
 from cvae.training.graphed_step import SUM_KEYS, GraphedTrainStep
 from cvae.training.loss_balance import BALANCE_BATCH
@@ -95,7 +95,7 @@ def resident_batches(split: Split, order: torch.Tensor | None, batch_size: int,
             index = slice(start, start + batch_size)
         else:
             index = order[start : start + batch_size]
-        images = split.images[index].unsqueeze(1).float().div_(255.0)
+        images = model_input(split.images[index])
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         yield images, split.labels[index], split.modalities[index]
@@ -111,7 +111,7 @@ def to_device(split: Split, device: torch.device) -> Split:
 def balance_batch(split: Split, config: Config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """BALANCE_BATCH validation images spread evenly over the split (so every modality is in it), fixed per run."""
     index = torch.linspace(0, len(split) - 1, min(BALANCE_BATCH, len(split))).round().long().to(split.labels.device)
-    images = split.images[index].unsqueeze(1).float().div(255.0)
+    images = model_input(split.images[index])
     if config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, split.labels[index], split.modalities[index]
@@ -158,7 +158,7 @@ def _train_epoch_single(model, optimizer, split: Split, config: Config, beta: fl
     nonfinite = torch.zeros((), dtype=torch.float64, device=device)
     for index in tqdm(batches, desc="  batches", leave=False, disable=not progress, unit="batch"):
         index = index.to(device)
-        images = split.images[index].unsqueeze(1).float().div_(255.0)
+        images = model_input(split.images[index])
         if config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         terms = train_step(model, optimizer, (images, split.labels[index], split.modalities[index]), config, beta,

@@ -19,7 +19,7 @@ import copy
 import torch
 
 from cvae.core.loss import TERMS, loss_terms
-from cvae.data.loading import Split
+from cvae.data.loading import Split, model_input
 
 WARMUP_STEPS = 3
 SUM_KEYS = (*TERMS, "total")
@@ -50,7 +50,7 @@ def portable_optimizer_state(optimizer: torch.optim.Optimizer) -> dict:
 
 def gather(split: Split, index: torch.Tensor, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(images (B,1,28,28) float in [0,1], labels (B,), modalities (B,)) at `index` of a device-resident split."""
-    images = split.images.index_select(0, index).unsqueeze(1).float().div_(255.0)
+    images = model_input(split.images.index_select(0, index))
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, split.labels.index_select(0, index), split.modalities.index_select(0, index)
