@@ -135,8 +135,9 @@ chapter.table(ablation_tables.other_variants(study, int(seed)), "The variants tr
 # ```{glue:figure} fig_ablation_curves
 # :name: fig-ablation-curves
 #
-# Validation loss per epoch of every variant at the base seed. Variants that change a loss weight change what the
-# total measures, so compare them on the criteria above rather than on this curve.
+# Validation loss per epoch at the base seed, one panel per variant, with the paper's model in gray. Variants that
+# change a loss weight change what the total measures, so compare them on the criteria above rather than on this
+# curve.
 # Data: {glue:text}`data_caption:s`.
 # ```
 

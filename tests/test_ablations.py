@@ -116,10 +116,12 @@ def test_an_accuracy_identical_on_every_seed_is_never_certain():
     table = _table()
     spread = seed_spread(table, "paper", "aux_class_accuracy")  # 0.8 on all three seeds: no interval at all
     assert spread.no_spread and spread.low is None and spread.detectable() is None
-    table.loc[table["name"] == "paper", "aux_class_accuracy"] = 1.0  # 100% on all three: the exact bound over seeds
+    table.loc[table["name"] == "paper", "aux_class_accuracy"] = 1.0  # 100% on all three: the bound over seeds
     spread = seed_spread(table, "paper", "aux_class_accuracy")
     assert spread.exact_bound and spread.high == 1.0 and spread.low == pytest.approx(0.025 ** (1 / 3))  # 0.292
-    assert "on every one of 3 seeds, exact 95% bound 29.2% to 100.0%" in spread.text(1, percent=True)
+    assert "on every one of 3 seeds; 95% bound 29.2% to 100.0%" in spread.text(1, percent=True)
+    # the bound is the worst case, a rate that is either 0% or 100%: at the bound, three 100% readings have chance 2.5%
+    assert spread.low ** 3 == pytest.approx(0.025)
 
 
 def test_convergence_counts_runs_still_improving_at_their_last_epoch():
@@ -171,7 +173,7 @@ def test_three_perfect_heads_are_inconclusive_against_the_chance_band_and_say_wh
     from cvae.core.spread import rate_over_classes
     from cvae.study.claims import _aux_heads
 
-    perfect = rate_over_classes([1.0, 1.0, 1.0], kind="seeds")  # exact bound 29.2% to 100%, reaching the band
+    perfect = rate_over_classes([1.0, 1.0, 1.0], kind="seeds")  # bound 29.2% to 100%, reaching the band
     finding = _aux_heads({"aux_modality": perfect, "aux_class": None, "aux_guess": 0.365})
     assert finding.verdict == "inconclusive"
     assert finding.reason == ("every seed read 100%, outside the band, but 3 identical seeds bound the mean only "

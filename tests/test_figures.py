@@ -193,9 +193,10 @@ def test_figures_use_the_page_style_whatever_the_callers_rcparams():
     plt.close(fig)
 
 
-def test_ablation_curves_give_each_of_thirteen_variants_its_own_line_style():
+def test_ablation_curves_are_small_multiples_with_at_most_two_lines_a_panel():
     fig = FIGURES["overlaid_curves"]()
-    styles = {(line.get_color() if isinstance(line.get_color(), str) else tuple(line.get_color()), line.get_linestyle())
-              for line in fig.axes[0].get_lines()}
-    assert len(styles) == len(VARIANTS)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().replace("\n", "") for ax in panels] == VARIANTS  # one panel per variant, in order
+    assert [len(ax.get_lines()) for ax in panels] == [1] + [2] * (len(VARIANTS) - 1)  # each beside the paper's
+    assert len(fig.axes) == 16 and sum(1 for ax in fig.axes if not ax.get_visible()) == 3  # 4 x 4, three unused
     plt.close(fig)

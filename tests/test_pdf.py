@@ -322,6 +322,18 @@ def _ink_outside_text(pdf: Path, page: int, png: Path) -> float:
 
 
 @pytest.mark.slow
+def test_pdf_figures_print_at_200_dpi_or_more():
+    pdf, _ = smoke_pdf()
+    listing = subprocess.run([_poppler("pdfimages"), "-list", str(pdf)], capture_output=True, text=True,
+                             check=True).stdout.splitlines()[2:]
+    resolutions = [(int(row.split()[0]), int(row.split()[12])) for row in listing if row.split()[2] == "image"]
+    assert len(resolutions) >= 15, listing  # the book's figures, the original's six among them
+    LOG.append(f"[pdf test] {len(resolutions)} figures at {min(r for _, r in resolutions)}-"
+               f"{max(r for _, r in resolutions)} ppi")
+    assert all(ppi >= 200 for _, ppi in resolutions), [(page, ppi) for page, ppi in resolutions if ppi < 200]
+
+
+@pytest.mark.slow
 def test_pdf_pages_with_figures_are_not_blank(tmp_path):
     from PIL import Image, ImageStat
 

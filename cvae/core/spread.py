@@ -34,7 +34,7 @@ class Spread:
 
     @property
     def exact_bound(self) -> bool:
-        """True for the exact bound of identical extreme rates (`rate_over_classes`): an interval without spread."""
+        """True for the bound of identical extreme rates (`rate_over_classes`): an interval without spread."""
         return self.no_spread and self.low is not None
 
     def detectable(self, power: float = 0.8) -> float | None:
@@ -77,7 +77,7 @@ class Spread:
         mean = f"{self.mean * scale:{fmt}}{suffix}"
         what = {"seeds": "seeds", "classes": "classes"}[self.kind]
         if self.exact_bound:
-            return (f"{mean} on every one of {self.n} {what}, exact 95% bound {self.low * scale:{fmt}}{suffix} to "
+            return (f"{mean} on every one of {self.n} {what}; 95% bound {self.low * scale:{fmt}}{suffix} to "
                     f"{self.high * scale:{fmt}}{suffix}")
         if self.no_spread:
             return f"{mean}, identical on {self.n} {what}: no spread, no interval"
@@ -122,9 +122,11 @@ def over_classes(values_by_class: Sequence[float], bounds: tuple[float, float] |
 
 def rate_over_classes(values_by_class: Sequence[float], kind: str = "classes") -> Spread:
     """`over_classes` for a rate. When every class (or seed) gave the same rate there is no spread to form a
-    t-interval from; at 0% or 100% the exact binomial bound over the clusters themselves is used (all n clusters
-    right: the 95% interval is (0.025^(1/n), 1)), which treats each class as one observation, never its images as
-    independent; any other identical value keeps no interval."""
+    t-interval from; at 0% or 100% a bound over the clusters themselves is used: a rate X in [0, 1] with mean mu
+    reads 100% with probability at most mu (X >= [X = 1]), so n independent clusters all read 100% with probability
+    at most mu^n, and mu < 0.025^(1/n) is rejected at 2.5% (the 95% interval (0.025^(1/n), 1); 0% mirrors it). The
+    bound needs no distribution of X and never counts a class's images as independent; any other identical value
+    keeps no interval."""
     spread = over_seeds(values_by_class, (0.0, 1.0), kind=kind)
     if spread.no_spread and spread.mean in (0.0, 1.0):
         bound = (0.5 - CONFIDENCE / 2) ** (1 / spread.n)

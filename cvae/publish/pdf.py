@@ -163,6 +163,9 @@ def latex_config(base: dict, front, built) -> dict:
         "figure_align": "H",  # a figure stays where the text puts it, inside its section, never floated past it
         "printindex": "",
         "extraclassoptions": "openany,oneside",
+        # a figure's width is given in CSS px of its 100 dpi drawing (FIGURE_DPI; the PNG holds twice as many pixels):
+        # printed at 100 px an inch it keeps its drawn size and prints at 200 dpi, where Sphinx's 96 would give 192
+        "pxunit": "0.72bp",
     }
     settings["latex_use_xindy"] = False
     settings["latex_domain_indices"] = False

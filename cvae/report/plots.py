@@ -37,10 +37,6 @@ STYLE = {
     "legend.fontsize": 10, "legend.title_fontsize": 10.5, "figure.titlesize": 11.5, "figure.dpi": FIGURE_DPI,
     "savefig.dpi": FIGURE_DPI, "figure.facecolor": "white", "savefig.facecolor": "white",
 }
-# 13 distinct line styles for the ablation variants: ten colours, then the first colours again dashed
-LINE_STYLES = [(colour, "-") for colour in plt.get_cmap("tab10").colors] + \
-    [(colour, "--") for colour in plt.get_cmap("tab10").colors]
-
 
 def styled(function):
     """Run a figure function under STYLE, whatever the caller's rcParams (the notebook's or a test's)."""
@@ -397,5 +393,5 @@ __all__ = [
     "sample_grid", "loss_curves", "reconstructions", "class_grid", "latent_scatter", "gray_conversion",
     "class_counts", "kl_per_dimension", "per_class_accuracy", "mosaic", "class_colours", "placeholder_figure",
     "loss_shares", "learning_rate", "styled", "new_figure", "epoch_axis", "show_image", "STYLE", "PAGE_WIDTH_IN",
-    "TEXT_COLUMN_PX", "FIGURE_DPI", "MIN_TEXT_PX", "LINE_STYLES",
+    "TEXT_COLUMN_PX", "FIGURE_DPI", "MIN_TEXT_PX",
 ]

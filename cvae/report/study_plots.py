@@ -3,30 +3,52 @@ fractions and the aux-head factorial. Same conventions as `cvae.report.plots` (i
 
 from __future__ import annotations
 
-import itertools
 from typing import Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from cvae.report.plots import LINE_STYLES, PAGE_WIDTH_IN, STYLE, epoch_axis, mosaic, new_figure, show_image, styled
+from cvae.report.plots import PAGE_WIDTH_IN, STYLE, epoch_axis, mosaic, new_figure, show_image, styled
+
+
+def _two_lines(name: str, width: int = 14) -> str:
+    """A long run name broken after the underscore nearest its middle, so that four panel titles fit a row."""
+    breaks = [i for i, character in enumerate(name) if character == "_"]
+    if len(name) <= width or not breaks:
+        return name
+    cut = min(breaks, key=lambda i: abs(i - len(name) / 2)) + 1
+    return f"{name[:cut]}\n{name[cut:]}"
 
 
 @styled
 def overlaid_curves(curves: Mapping[str, pd.DataFrame], column: str = "val_total",
-                    ylabel: str = "validation loss (per image)") -> Figure:
-    """One line per named run (e.g. ablation variants): `column` over epochs; one axes, a distinct colour and dash
-    per run (up to 20), the legend under the axes."""
-    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 3.4 + 0.22 * ((len(curves) + 2) // 3)))
-    ax = axes[0, 0]
-    for (name, metrics), (colour, dash) in zip(curves.items(), itertools.cycle(LINE_STYLES)):
-        ax.plot(metrics["epoch"] + 1, metrics[column], marker="o", ms=3, lw=1.5, color=colour, ls=dash, label=name)
-    epoch_axis(ax)
-    ax.set_ylabel(ylabel)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False)
+                    ylabel: str = "validation loss (per image)", reference: str = "paper") -> Figure:
+    """Small multiples, one panel per named run (e.g. ablation variants): `column` over epochs, with the `reference`
+    run drawn in gray in every other panel, so that no panel holds more than two lines; four panels a row."""
+    names = list(curves)
+    columns = min(4, len(names))
+    rows = -(-len(names) // columns)
+    fig, axes = new_figure(rows, columns, (PAGE_WIDTH_IN, 0.4 + 1.55 * rows))
+    base = curves.get(reference)
+    for index, (ax, name) in enumerate(zip(axes.flat, names)):
+        if base is not None and name != reference:
+            ax.plot(base["epoch"] + 1, base[column], lw=1.2, color="0.6")
+        metrics = curves[name]
+        ax.plot(metrics["epoch"] + 1, metrics[column], marker="o", ms=2.5, lw=1.5, color="#1f77b4")
+        ax.set_title(_two_lines(name), fontsize=STYLE["xtick.labelsize"], pad=3)
+        epoch_axis(ax)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=3))
+        ax.set_xlabel("epoch" if index + columns >= len(names) else "")  # the lowest panel of its column
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    fig.supylabel(ylabel, fontsize=STYLE["axes.labelsize"])
+    if base is not None:
+        fig.legend([plt.Line2D([], [], color="#1f77b4", lw=1.5), plt.Line2D([], [], color="0.6", lw=1.2)],
+                   ["the panel's run", reference], loc="outside lower center", ncols=2, frameon=False)
     return fig
 
 

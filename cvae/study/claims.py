@@ -101,18 +101,20 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 RULE = (
-    "Each claim has a test and a margin, fixed before the runs and listed in the table. A claim about what medical "
-    "images look like is not testable on this data when the build used the synthetic stand-in. A claim whose runs did "
-    "not learn, or whose test needs the original's 150-epoch schedule, is not testable at this scale. A run is "
-    "evidence only if its reconstructions beat the class-mean image, the 95% interval over classes of the SSIM gain "
-    "lying above 0, and if the evaluator finds the conditioned class in its samples at least "
+    "Each claim has a test, a margin and a number of seeds, all fixed before the runs; the table lists them. A claim "
+    "about what medical images look like is not testable on this data when the build used the synthetic stand-in. A "
+    "claim whose runs did not learn, or whose test needs the original's 150-epoch schedule, is not testable at this "
+    "scale. A run is evidence only if its reconstructions beat the class-mean image, the 95% interval over classes of "
+    "the SSIM gain lying above 0, and if the evaluator finds the conditioned class in its samples at least "
     f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
     "measurement is read against the margin. The claim is reproduced when the interval lies wholly on the claim's "
     "side, not reproduced when it lies wholly on the other side, and inconclusive when it straddles the margin or "
     "when there is no interval. Comparisons of runs are paired by seed and use the validation loss at the final KL "
     "weight of each run's kept checkpoint. Rates of samples and of test images are judged over classes, because "
-    "their outcomes cluster by class. The detectable effect is the smallest true difference the spread would have "
-    "found with 80% power."
+    "their outcomes cluster by class. A rate of 100% on every one of n classes or seeds gets the 95% bound "
+    "0.025^(1/n) to 100%, which assumes nothing about how the rate varies between them. The detectable effect is the "
+    "smallest true difference the spread would have found with 80% power. Where it is larger than the margin, the "
+    "seeds were too few to settle the claim unless the interval lies clear of the margin."
 )
 
 

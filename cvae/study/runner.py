@@ -229,13 +229,14 @@ def study_row(run: StudyRun, finished, measured: dict) -> dict:
 
 def seed_spread(table: pd.DataFrame, name: str, column: str) -> Spread | None:
     """The spread over seeds of one column for one variant (None when the variant is absent). A rate that came out
-    identical on every seed (all heads right, say) has no spread over seeds; at 0% or 100% it gets the exact bound over
-    the seeds themselves (`cvae.core.spread.rate_over_classes`), so zero spread never reads as certainty."""
+    identical on every seed (all heads right, say) has no spread over seeds; at 0% or 100% it gets the
+    distribution-free bound over the seeds themselves (`cvae.core.spread.rate_over_classes`), so zero spread never
+    reads as certainty."""
     rows = table.loc[table["name"] == name].sort_values("seed")
     values = rows[column].dropna()
     if not len(values):
         return None
-    if "accuracy" in column:  # a rate's interval stays inside [0, 1]; identical extremes get the exact bound
+    if "accuracy" in column:  # a rate's interval stays inside [0, 1]; identical extremes get the distribution-free bound
         return rate_over_classes(list(values), kind="seeds")
     return over_seeds(list(values))
 
