@@ -136,3 +136,20 @@ def test_the_datasets_are_typed_once_and_every_per_dataset_table_covers_exactly_
     retyped = [str(p.relative_to(PROJECT_ROOT)) for p in (PROJECT_ROOT / "cvae").rglob("*.py")
                if typed.search(p.read_text())]
     assert retyped == [], f"display names typed again (read cvae.core.labels.DATASET_NAMES): {retyped}"
+
+
+def test_the_run_folders_file_names_are_typed_once_in_core_paths():
+    import ast
+
+    from cvae.core import paths
+
+    names = {paths.CONFIG_FILE, paths.METRICS_FILE, paths.LAST_CHECKPOINT, paths.KEPT_CHECKPOINT, paths.SUMMARY_FILE,
+             paths.DIVERGED_FILE, paths.DIGESTS_FILE, paths.LOSS_BALANCE_FILE, paths.EVALUATION_FILE,
+             paths.VARIANT_METRICS_FILE}
+    typed = []
+    for path in sorted((PROJECT_ROOT / "cvae").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                typed.append((str(path.relative_to(PROJECT_ROOT)), node.value))
+    evaluator = ("cvae/evaluation/domain_evaluator.py", "summary.json")  # the evaluator's folder has its own summary
+    assert sorted(set(typed) - {evaluator}) == sorted(("cvae/core/paths.py", name) for name in names)

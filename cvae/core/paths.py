@@ -14,6 +14,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # cvae/core/paths.py -> the 
 DATA_DIR_ENV = "CVAE_DATA_DIR"  # overrides the data folder for every profile
 RUNS_DIR_ENV = "CVAE_RUNS_DIR"  # overrides where run folders are written
 
+# The files of a run folder: `cvae.training.runs` writes them, `cvae.evaluation.run_evaluation` caches its numbers
+# beside them, and the book and the archive read them by these names without importing either.
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.csv"
+LAST_CHECKPOINT = "checkpoint_last.pt"
+KEPT_CHECKPOINT = "checkpoint_best.pt"  # the kept epoch's weights (`Run.kept_epoch`); the name predates "kept"
+SUMMARY_FILE = "summary.json"  # written last: its presence means the run finished
+DIVERGED_FILE = "diverged.json"  # written instead of the summary when the loss or its gradient became non-finite
+DIGESTS_FILE = "digests.json"  # {file name: [SHA-256 of its newest content, of the content it replaces or null]}
+LOSS_BALANCE_FILE = "loss_balance.json"  # each weighted term's share of the loss and of the gradient
+EVALUATION_FILE = "evaluation.json"  # the main run's cached evaluation
+VARIANT_METRICS_FILE = "variant_metrics.json"  # a study run's cached measurement
+
 
 def runs_dir() -> Path:
     """Folder that holds one sub-folder per trained config (default: <project>/runs)."""

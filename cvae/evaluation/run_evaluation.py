@@ -26,7 +26,7 @@ import torch
 from cvae.core.config import Config, require_paper_datasets
 from cvae.core.labels import MODALITY_OF_CLASS
 from cvae.core.original import REFERENCE_RESNET18_28
-from cvae.core.paths import file_digest, json_digest, runs_dir, source_digest
+from cvae.core.paths import EVALUATION_FILE, VARIANT_METRICS_FILE, file_digest, json_digest, runs_dir, source_digest
 from cvae.data.loading import MedMNISTData, Split, load_data
 from cvae.evaluation import metric_math
 from cvae.evaluation.augmentation import augmentation_by_fraction, augmentation_metrics
@@ -40,8 +40,6 @@ from cvae.training.precision import select_device
 from cvae.training.runs import KEPT_CHECKPOINT, atomic_write_text, is_finished, load_run, run_dir_for
 from cvae.training.train import train
 
-EVALUATION_FILE = "evaluation.json"
-VARIANT_METRICS_FILE = "variant_metrics.json"
 # the modules whose code computes an evaluation: a change to any of them recomputes every cached evaluation
 EVALUATION_MODULES = ("evaluation.run_evaluation", "evaluation.run_metrics", "evaluation.metric_math",
                       "evaluation.domain_evaluator", "evaluation.inference", "evaluation.augmentation", "core.model",

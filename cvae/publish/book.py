@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from cvae.core.config import make_config
-from cvae.core.paths import PROJECT_ROOT, file_digest, runs_dir
+from cvae.core.paths import DIGESTS_FILE, EVALUATION_FILE, PROJECT_ROOT, VARIANT_METRICS_FILE, file_digest, runs_dir
 from cvae.publish.jupyter_book import (KERNEL_NAME, BookError, jupyter_book_command, kernel_env, notebook_sources,
                                        write_derived_config)
 from cvae.publish.manifest import data_digests
@@ -263,7 +263,7 @@ def runs_state(config, profile: str, parameters: dict) -> dict:
     folders = [run_dir_for(config)] + [run_dir_for(run.config) for run in study_runs(profile, extra,
                                                                                      parameters["seed"])]
     state = {f"{folder.name}/{name}": digest(folder / name) for folder in folders
-             for name in ("digests.json", "evaluation.json", "variant_metrics.json")}
+             for name in (DIGESTS_FILE, EVALUATION_FILE, VARIANT_METRICS_FILE)}
     state["weight_search"] = digest(search_record_path(profile, extra))
     return state
 

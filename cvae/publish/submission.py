@@ -16,9 +16,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-from cvae.core.paths import PROJECT_ROOT, runs_dir
+from cvae.core.paths import CONFIG_FILE, METRICS_FILE, PROJECT_ROOT, SUMMARY_FILE, runs_dir
 
-RUN_RECORD_FILES = ("config.json", "summary.json", "metrics.csv")
+RUN_RECORD_FILES = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 ENVIRONMENT_PACKAGES = ("torch", "torchvision", "numpy", "pandas", "scikit-learn", "matplotlib", "medmnist",
                         "jupyter-book", "sphinx", "myst-nb", "papermill", "jupytext", "cvae-medmnist-report")
 
@@ -42,7 +42,7 @@ def environment_record() -> dict:
             "key_packages": key_versions, "all_packages": dict(sorted(versions.items(), key=lambda i: i[0].lower()))}
 
 
-def data_record(built) -> dict:
+def data_files_record(built) -> dict:
     """MD5 of each data file the build read, beside the official MedMNIST MD5."""
     import medmnist
 
@@ -76,14 +76,14 @@ def run_folders(built, folder: Path | None = None) -> list[Path]:
     folder = Path(folder or runs_dir())
     built_per_class = built_config(built).synthetic_per_class
     selected = []
-    for config_path in sorted(folder.glob("*/config.json")):
+    for config_path in sorted(folder.glob(f"*/{CONFIG_FILE}")):
         try:
             config = json.loads(config_path.read_text())
         except ValueError:
             continue
         same_data = config.get("data_source") == built.data_source and (
             not built.synthetic or config.get("synthetic_per_class") == built_per_class)
-        if same_data and (config_path.parent / "summary.json").exists():
+        if same_data and (config_path.parent / SUMMARY_FILE).exists():
             selected.append(config_path.parent)
     return selected
 
@@ -190,7 +190,7 @@ def write_submission(allow_synthetic: bool = False, include_checkpoints: bool = 
     front = load_front_matter(root / "_config.yml")
     runs = run_folders(built)
     environment = environment_record()
-    data = data_record(built)
+    data = data_files_record(built)
     commit = _git_commit(root)
     created = _datetime.datetime.now(_datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     name = archive_name(built)
@@ -242,4 +242,4 @@ def _write_archive(temporary: Path, name: str, built, front, data: dict, environ
     return html_files
 
 
-__all__ = ["write_submission", "archive_name", "environment_record", "data_record", "run_folders", "grader_readme"]
+__all__ = ["write_submission", "archive_name", "environment_record", "data_files_record", "run_folders", "grader_readme"]

@@ -29,16 +29,9 @@ import torch
 
 from cvae.core.config import Config, ConfigError
 from cvae.core.model import CVAE
-from cvae.core.paths import file_digest, runs_dir
+from cvae.core.paths import (CONFIG_FILE, DIGESTS_FILE, DIVERGED_FILE, KEPT_CHECKPOINT, LAST_CHECKPOINT,
+                             LOSS_BALANCE_FILE, METRICS_FILE, SUMMARY_FILE, file_digest, runs_dir)
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.csv"
-LAST_CHECKPOINT = "checkpoint_last.pt"
-KEPT_CHECKPOINT = "checkpoint_best.pt"
-SUMMARY_FILE = "summary.json"  # written last: its presence means the run finished
-DIVERGED_FILE = "diverged.json"  # written instead of the summary when the loss or its gradient became non-finite
-DIGESTS_FILE = "digests.json"  # {file name: [SHA-256 of its newest content, of the content it replaces or null]}
-LOSS_BALANCE_FILE = "loss_balance.json"  # each weighted term's share of the loss and of the gradient (cvae.training.loss_balance)
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, LOSS_BALANCE_FILE, LAST_CHECKPOINT, KEPT_CHECKPOINT, SUMMARY_FILE,
              DIVERGED_FILE)
 LAST_KEYS = ("model", "optimizer", "scheduler", "shuffle_rng", "torch_rng", "config", "epoch", "metrics", "best_val")
