@@ -176,3 +176,16 @@ def test_model_input_and_to_uint8_are_inverse_on_every_grey_level():
     assert scaled.min() == 0 and scaled.max() == 1 and scaled[0, 0, 0, 1] == 1 / 255
     assert torch.equal(to_uint8(scaled[:, 0]), images) and torch.equal(images, before)
     assert to_uint8(torch.tensor([-0.2, 0.5, 1.3])).tolist() == [0, 128, 255]
+
+
+def test_every_stratified_subset_reads_one_seeded_order_per_class():
+    from cvae.data.loading import shuffled_by_class
+
+    labels = torch.tensor([2, 0, 2, 1, 2, 0, 2, 1, 1, 2])
+    groups = shuffled_by_class(labels, seed=5)
+    assert list(groups) == [0, 1, 2]
+    assert {k: sorted(v.tolist()) for k, v in groups.items()} == {0: [1, 5], 1: [3, 7, 8], 2: [0, 2, 4, 6, 9]}
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(5)).tolist()
+    assert groups[2].tolist() == [i for i in order if labels[i] == 2]  # the permutation's order, per class
+    assert stratified_indices(labels, 2, seed=5).tolist() == sorted([*groups[0][:2].tolist(), *groups[1][:2].tolist(),
+                                                                     *groups[2][:2].tolist()])

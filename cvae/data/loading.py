@@ -204,14 +204,16 @@ def _read_npz(path: Path, flag: str) -> dict[str, np.ndarray]:
     return arrays
 
 
-def stratified_indices(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
-    """Sorted indices of at most `per_class` items of every label, drawn with a seeded permutation; (M,) int64."""
+def shuffled_by_class(labels: torch.Tensor, seed: int) -> dict[int, torch.Tensor]:
+    """{label: the indices of its items in one seeded random order}: the draw behind every stratified subset."""
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(labels), generator=generator)
-    chosen = []
-    for label in torch.unique(labels):
-        members = order[labels[order] == label]
-        chosen.append(members[:per_class])
+    return {int(label): order[labels[order] == label] for label in torch.unique(labels)}
+
+
+def stratified_indices(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """Sorted indices of at most `per_class` items of every label, drawn with a seeded permutation; (M,) int64."""
+    chosen = [members[:per_class] for members in shuffled_by_class(labels, seed).values()]
     return torch.sort(torch.cat(chosen)).values if chosen else torch.zeros(0, dtype=torch.long)
 
 

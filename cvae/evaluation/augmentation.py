@@ -10,7 +10,7 @@ import torch
 
 from cvae.core.labels import DATASETS
 from cvae.core.spread import over_seeds, paired_difference
-from cvae.data.loading import MedMNISTData, Split, stratified_indices, to_uint8
+from cvae.data.loading import MedMNISTData, Split, shuffled_by_class, stratified_indices, to_uint8
 from cvae.evaluation import metric_math
 from cvae.evaluation.domain_evaluator import predict, train_classifier
 from cvae.evaluation.run_metrics import EvaluationSettings, per_modality
@@ -56,12 +56,8 @@ FRACTIONS = (0.01, 0.1, 1.0)  # shares of the training split the real-only class
 def fraction_indices(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
     """A seeded, stratified `fraction` of a split: ceil(fraction x n_c) indices of every class c (at least 1);
     sorted (M,) int64."""
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(labels), generator=generator)
-    chosen = []
-    for label in torch.unique(labels):
-        members = order[labels[order] == label]
-        chosen.append(members[: max(1, math.ceil(fraction * len(members) - 1e-9))])
+    chosen = [members[: max(1, math.ceil(fraction * len(members) - 1e-9))]
+              for members in shuffled_by_class(labels, seed).values()]
     return torch.sort(torch.cat(chosen)).values
 
 

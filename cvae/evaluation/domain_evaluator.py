@@ -31,7 +31,7 @@ from cvae.core.config import Config, require_paper_datasets
 from cvae.core.labels import DATASETS, NUM_CLASSES
 from cvae.core.original import REFERENCE_RESNET18_28
 from cvae.core.paths import runs_dir, source_digest
-from cvae.data.loading import MedMNISTData, Split, load_data, model_input
+from cvae.data.loading import MedMNISTData, Split, load_data, model_input, shuffled_by_class
 from cvae.training.runs import atomic_torch_save, atomic_write_text
 
 FEATURE_DIM = 128
@@ -202,11 +202,8 @@ def split_reference(labels: torch.Tensor, settings: EvaluatorSettings) -> tuple[
     """Disjoint (evaluator-training indices, held-out reference indices) of a training split, stratified and seeded:
     per class, a seeded permutation gives the first `reference_per_class` to the reference, then up to
     `train_per_class` (0 = all the rest) to training."""
-    generator = torch.Generator().manual_seed(settings.seed + 101)
-    order = torch.randperm(len(labels), generator=generator)
     train_parts, reference_parts = [], []
-    for label in torch.unique(labels):
-        members = order[labels[order] == label]
+    for members in shuffled_by_class(labels, settings.seed + 101).values():
         reference_parts.append(members[: settings.reference_per_class])
         rest = members[settings.reference_per_class:]
         train_parts.append(rest[: settings.train_per_class] if settings.train_per_class else rest)

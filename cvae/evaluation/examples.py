@@ -6,22 +6,14 @@ import numpy as np
 import torch
 
 from cvae.core.labels import MODALITY_NAMES, MODALITY_OF_CLASS, NUM_CLASSES
-from cvae.data.loading import MedMNISTData, Split, iterate_batches
-
-
-def balanced_indices(split: Split, per_class: int, seed: int = 0) -> torch.Tensor:
-    """At most `per_class` indices of every global class, seeded; sorted (M,) int64."""
-    generator = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(split), generator=generator)
-    chosen = [order[split.labels[order] == label][:per_class] for label in range(NUM_CLASSES)]
-    return torch.sort(torch.cat(chosen)).values
+from cvae.data.loading import MedMNISTData, Split, iterate_batches, stratified_indices
 
 
 @torch.no_grad()
 def latent_means(model, split: Split, per_class: int = 150, seed: int = 0):
     """mu for a class-balanced sample of a split: (mu (M, latent) float32, labels (M,), modalities (M,)) NumPy."""
     model.eval()
-    subset = split.subset(balanced_indices(split, per_class, seed))
+    subset = split.subset(stratified_indices(split.labels, per_class, seed))
     device = next(model.parameters()).device
     mus = []
     for images, labels, modalities in iterate_batches(subset, 1024, device):
@@ -108,6 +100,6 @@ def variant_strips(runs: dict, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 __all__ = [
-    "balanced_indices", "latent_means", "embed_2d", "reconstruction_examples", "generated_by_class",
+    "latent_means", "embed_2d", "reconstruction_examples", "generated_by_class",
     "real_by_class", "pathmnist_rgb_examples", "variant_strips",
 ]

@@ -11,7 +11,7 @@ from cvae.core.config import Config
 from cvae.core.labels import CLASS_NAMES, DATASETS, MODALITY_OF_CLASS, NUM_CLASSES, NUM_MODALITIES
 from cvae.core.loss import RECONSTRUCTION_TERMS, term_weights
 from cvae.core.model import CVAE
-from cvae.data.loading import MedMNISTData, Split
+from cvae.data.loading import MedMNISTData, Split, stratified_indices
 from cvae.evaluation import metric_math
 from cvae.evaluation.domain_evaluator import Evaluator, evaluator_settings_for, extract_features, predict
 from cvae.evaluation.inference import aux_head_accuracy, aux_head_readings, encode_split, reconstruct
@@ -157,14 +157,13 @@ def latent_metrics(model: CVAE, data: MedMNISTData, config: Config, settings: Ev
     `light` skips the silhouettes (used for the diagnosis variants)."""
     train_codes = encode_split(model, data.train, device)
     test_codes = encode_split(model, data.test, device)
-    from cvae.evaluation.examples import balanced_indices
 
     # every reading of the heads on the same class-balanced part of each split (the full split where it is smaller)
-    test = data.test.subset(balanced_indices(data.test, settings.readings_per_class, settings.seed))
+    test = data.test.subset(stratified_indices(data.test.labels, settings.readings_per_class, settings.seed))
     readings = aux_head_readings(model, test, device, config.batch_size, settings.seed,
                                  class_means=class_mean_images(data.train))
     readings["eval_val_split"] = aux_head_accuracy(
-        model, data.val.subset(balanced_indices(data.val, settings.readings_per_class, settings.seed)), device)
+        model, data.val.subset(stratified_indices(data.val.labels, settings.readings_per_class, settings.seed)), device)
     eval_mode, train_mode = readings["eval"], readings["train_mixed"]
     predicted = {
         target: metric_math.linear_probe_predictions(train_codes["mu"], train_codes[key], test_codes["mu"],
