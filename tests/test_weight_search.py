@@ -90,7 +90,7 @@ def test_the_decision_is_worded_as_our_choice():
         "The defaults (a_l1 = 0.1, a_perc = 0.5, beta_max = 0.1, gamma = 1) are our choice. This build did not run")
     record = {"decision": {}, "date": "2026-12-06T18:00:00+00:00", "machine": {"processor": "x86_64"}, "seeds": 3}
     text = decision_sentence(record, base, "the synthetic stand-in")
-    assert "A search over 3 seeds on the synthetic stand-in, recorded on 2026-12-06 on a x86_64 machine found" in text
+    assert "A search over 3 seeds on the synthetic stand-in, recorded on 2026-12-06 on a machine with x86_64 found" in text
     assert "the rule keeps them" in text
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -28,6 +27,7 @@ import pandas as pd
 from cvae.core.config import Config, ConfigError, make_config, parse_overrides
 from cvae.core.labels import NUM_CLASSES
 from cvae.core.loss import TERMS
+from cvae.core.machine import machine_record
 from cvae.core.paths import PROJECT_ROOT, runs_dir
 from cvae.core.spread import Spread, over_seeds, paired_relative_difference, rate_over_classes
 from cvae.data.loading import load_data
@@ -302,7 +302,7 @@ def run_search(profile: str, extra: dict | Iterable[str] = (), seed: int = 0, da
         "profile": profile, "overrides": extra if isinstance(extra, dict) else list(extra),
         "data_source": base.data_source, "base_config_hash": base.config_hash(), "seeds": SEARCH_SEEDS,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"processor": platform.processor() or platform.machine(), "system": platform.system()},
+        "machine": machine_record(),
         "rule": SEARCH_RULE, "table": search.astype(object).where(search.notna(), None).to_dict(orient="records"),
         "decision": decide(search),
         "defaults": {weight: float(getattr(base, weight)) for weight in search["weight"].unique()},

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import platform
 import resource
 import statistics
 import time
@@ -37,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cvae.core.config import PERFORMANCE_FIELDS, Config, make_config
 from cvae.core.labels import CLASS_OFFSETS, DATASETS
+from cvae.core.machine import device_name, machine_record
 from cvae.core.paths import runs_dir
 from cvae.data.loading import Split, load_data
 from cvae.training.runs import atomic_write_text
@@ -151,20 +150,6 @@ def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA max_memory_allocated"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS (ru_maxrss)"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    processor = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                processor = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{processor}, {os.cpu_count()} logical cores"
 
 
 def run_benchmark(profile: str = "smoke", repeats: int = 5, steps: int = 12, warmup: int = 3,
@@ -288,8 +273,7 @@ def _benchmark_record(config: Config, profile: str, overrides: dict | None, data
         "full_profile_hours_estimate": 150 * 352_939 / median["project_samples_per_s"] / 3600,
         "samples": {key: values for key, values in records.items()},
         "settings": _throughput_settings(config),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **machine_record(device),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -366,4 +350,4 @@ def format_table(result: dict) -> str:
 
 
 __all__ = ["run_benchmark", "load_or_run_benchmark", "format_table", "conventional_loader", "matmul_gflops",
-           "training_flops", "benchmark_path", "save_benchmark", "project_batches", "timed_steps", "device_name"]
+           "training_flops", "benchmark_path", "save_benchmark", "project_batches", "timed_steps"]

@@ -8,28 +8,19 @@ compare under one KL weight)."""
 from __future__ import annotations
 
 import datetime as dt
-import platform
 import time
 
 import pandas as pd
 import torch
 
 from cvae.core.config import Config
+from cvae.core.machine import machine_record
 from cvae.core.model import count_parameters
 from cvae.data.loading import MedMNISTData
 
 # the metrics.csv column that each PLATEAU_METRICS name means: what the scheduler watches (`plateau_metric`) and
 # what picks the kept checkpoint (`checkpoint_metric`)
 WATCHED_COLUMNS = {"total": "val_total", "total_at_beta_max": "val_total_at_beta_max"}
-
-
-def environment(device: torch.device) -> dict:
-    """torch and Python versions, the machine, CPU threads and the GPU's name (on CUDA) that trained a run."""
-    env = {"torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-           "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
 
 
 def run_summary(config: Config, model: torch.nn.Module, rows: list[dict], data: MedMNISTData, device: torch.device,
@@ -57,6 +48,6 @@ def run_summary(config: Config, model: torch.nn.Module, rows: list[dict], data: 
         "execution": execution,
         "peak_device_memory_mb": (torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda"
                                   else None),
-        "environment": environment(device),
+        "environment": machine_record(device),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from cvae.core.config import make_config
+from cvae.core.machine import device_name, machine_record
 from cvae.core.paths import runs_dir
 from cvae.data.loading import Split, load_data
-from cvae.training.bench import BATCH_SIZE, device_name, matmul_gflops, project_batches, save_benchmark, timed_steps
+from cvae.training.bench import BATCH_SIZE, matmul_gflops, project_batches, save_benchmark, timed_steps
 
 # Every switch is measured on top of this baseline (the naive eager loop: fp32, NCHW, default Adam, all cores)
 SWITCH_BASELINE = {"channels_last": False, "autocast": "none", "fused_adam": False}
@@ -106,7 +107,8 @@ def load_or_run_switches(profile: str = "smoke", repeats: int = 3, steps: int = 
     started = time.perf_counter()
     rows = compare_switches(profile, repeats=repeats, steps=steps, data_dir=data_dir)
     result = {"profile": profile, "rows": rows, "baseline": SWITCH_BASELINE, "repeats": repeats, "steps": steps,
-              "batch_size": BATCH_SIZE, "device_name": device_name(torch.device("cpu")), "torch": torch.__version__,
+              "batch_size": BATCH_SIZE, "device_name": device_name(torch.device("cpu")),
+              **machine_record(torch.device("cpu")),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "seconds": time.perf_counter() - started}
     save_benchmark(result, path)
