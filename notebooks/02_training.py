@@ -9,6 +9,7 @@ data_dir = ""
 overrides = []
 
 # %% tags=["remove-input"]
+from cvae.core import formatting
 from cvae.core.config import LOSS_WEIGHTS
 from cvae.core.loss import TERMS
 from cvae.core.model import CVAE
@@ -80,7 +81,7 @@ chapter.glue("best_val_total", run.summary["best_val_total"])
 chapter.glue("best_val_class_acc", float(best_row["val_class_acc"]))
 chapter.glue("best_val_modality_acc", float(best_row["val_modality_acc"]))
 chapter.glue("train_seconds", run.summary["train_seconds"])
-chapter.glue("train_minutes", run.summary["train_seconds"] / 60)
+chapter.glue("train_time", formatting.duration(run.summary["train_seconds"]))
 chapter.glue("samples_per_second", run.summary["median_train_samples_per_s"])
 chapter.glue("device", run.summary["device"])
 ablation_tables.write_csv(model_tables.metrics_for_download(metrics), chapter.report_dir() / "02_metrics.csv")
@@ -92,7 +93,7 @@ chapter.table(model_tables.epoch_table(metrics, best, kept_epoch=kept), "The fir
 # {glue:text}`best_epoch:d` of {glue:text}`epochs_trained:d` (the original: epoch 79 of 150). At that epoch the
 # auxiliary heads classified {glue:text}`best_val_class_acc:.1%` of the validation images by class and
 # {glue:text}`best_val_modality_acc:.1%` by modality (the original: about 34% and 39%). Training took
-# {glue:text}`train_minutes:.1f` minutes on {glue:text}`device:s`, at {glue:text}`samples_per_second:,.0f`
+# {glue:text}`train_time:s` on {glue:text}`device:s`, at {glue:text}`samples_per_second:,.0f`
 # training images per second. {glue:text}`kept_sentence:s` The table shows the first, the best, the kept and the
 # last epochs; every column of every epoch is a download: {download}`02_metrics.csv <02_metrics.csv>`.
 #

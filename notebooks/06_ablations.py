@@ -16,6 +16,7 @@ explore_seeds = 0
 # %% tags=["remove-input"]
 import pandas as pd
 
+from cvae.core import formatting
 from cvae.core.paths import runs_dir
 from cvae.evaluation import examples
 from cvae.report import ablation_tables, chapter, explore, plots, study_plots
@@ -30,8 +31,8 @@ chapter.glue("ablation_scale", ablations.scale_text(profile))
 chapter.glue("factorial_scale", ablations.scale_text(profile, "single_batches"))
 chapter.glue("study_runs", int(study["run"].nunique()))  # a factorial cell may be the paper run itself
 chapter.glue("claim_seeds", variant_seeds(profile, "paper"))
-chapter.glue("study_train_minutes", float(study["train_seconds"].sum()) / 60)
-chapter.glue("study_eval_minutes", float(study["eval_seconds"].sum()) / 60)
+chapter.glue("study_train_time", formatting.duration(float(study["train_seconds"].sum())))
+chapter.glue("study_eval_time", formatting.duration(float(study["eval_seconds"].sum())))
 csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
 
 # %% [markdown]
@@ -49,8 +50,8 @@ csv = ablation_tables.write_csv(study, chapter.report_dir() / "06_study.csv")
 
 # %% [markdown]
 # The study trains {glue:text}`study_runs:d` runs at this profile's ablation scale, {glue:text}`ablation_scale:s`,
-# smaller than the main run to fit the time budget: {glue:text}`study_train_minutes:.1f` minutes of training and
-# {glue:text}`study_eval_minutes:.1f` minutes of measurement. The one-dataset runs of the aux-head factorial train at
+# smaller than the main run to fit the time budget: {glue:text}`study_train_time:s` of training and
+# {glue:text}`study_eval_time:s` of measurement. The one-dataset runs of the aux-head factorial train at
 # {glue:text}`factorial_scale:s` and are shown in {doc}`05_latent`, not here. Every run is judged by the main run's evaluator. The
 # full table, one row per run with every measured column, is a download: {download}`06_study.csv <06_study.csv>`.
 #

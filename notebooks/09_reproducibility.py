@@ -27,7 +27,7 @@ chapter.glue("config_hash", config.config_hash())
 # 4. wall time per stage of the build, normalised by this machine's matrix-multiply rate.
 #
 # How fast the training step runs, what each performance switch gives and what the GPU measurement showed are in
-# the appendix, {doc}`10_performance`.
+# {doc}`10_performance`.
 
 # %% [markdown]
 # ## The command

@@ -24,3 +24,10 @@ def test_result_tables_print_what_a_reader_can_use():
     tstr = tstr_table(result)
     assert tstr.loc["PathMNIST", "train on synthetic, TSTR (%)"] == "41.1"
     assert tstr.loc["overall"].tolist() == ["41.1", "50.0"]
+
+
+def test_durations_read_in_the_largest_unit_that_keeps_them_at_one_or_more():
+    from cvae.core.formatting import duration
+
+    assert [duration(s) for s in (4.26, 12.0, 59.4, 60.0, 210.0, 3599.0, 7560.0)] == [
+        "4 s", "12 s", "59 s", "1.0 minutes", "3.5 minutes", "60 minutes", "2.1 hours"]

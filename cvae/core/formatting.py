@@ -51,6 +51,16 @@ def significant(value, digits: int = 3) -> str:
     return f"{value:,.{max(0, digits - 1 - magnitude)}f}"
 
 
+def duration(seconds: float) -> str:
+    """A wall time as a reader says it, in the largest unit that keeps it at 1 or more: '42 s', '3.5 minutes',
+    '2.1 hours' (three significant digits at most)."""
+    if seconds < 60:
+        return f"{significant(seconds, 2 if seconds >= 10 else 1)} s"
+    if seconds < 3600:
+        return f"{significant(seconds / 60, 2)} minutes"
+    return f"{significant(seconds / 3600, 2)} hours"
+
+
 __all__ = [
-    "plain", "percent", "number", "significant", "lookup",
+    "plain", "percent", "number", "significant", "lookup", "duration",
 ]

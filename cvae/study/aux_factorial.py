@@ -265,9 +265,9 @@ def claims_row(study: pd.DataFrame) -> dict:
         ours = (f"{'deciding' if decided.get('cell') else 'closest'}: {describe(cell)}, modality head {modality.text(1, percent=True)}, probe "
                 f"{probe.mean:.1%}; a guess scores {guess:.1%}")
         detectable = (f"about {100 * (modality.high - modality.low) / 2:.0f} points, the closest cell's interval "
-                      f"half-width" if modality.low is not None else "none: no spread")
+                      f"half-width" if modality.low is not None else "not defined without a spread")
     else:
-        ours, detectable = "not trained", "none: not trained"
+        ours, detectable = "not trained", "not defined, not trained"
     reason = decided["sentence"].split(": ", 1)[-1].rstrip(".")
     return {"claim": OPEN_QUESTION[0], "original": OPEN_QUESTION[1], "ours": ours, "margin": MARGIN_TEXT,
             "verdict": decided["verdict"], "reason": reason, "detectable": detectable}

@@ -101,7 +101,8 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 RULE = (
-    "Each claim has a test, a margin and a number of seeds, all fixed before the runs; the table lists them. A claim "
+    "Each claim has a test, a margin and a number of seeds, set in the code before this build's runs; the table lists "
+    "them, and the latent chapter names the two later changes to the aux-head factorial's rule. A claim "
     "about what medical images look like is not testable on this data when the build used the synthetic stand-in. A "
     "claim whose runs did not learn, or whose test needs the original's 150-epoch schedule, is not testable at this "
     "scale. A run is evidence only if its reconstructions beat the class-mean image, the 95% interval over classes of "
@@ -202,7 +203,7 @@ def _detectable(spread: Spread, unit: str = "relative") -> str:
     points' of a rate, 'about 0.02' of SSIM; 'none: no interval' without a spread."""
     effect = spread.detectable()
     if effect is None:
-        return "none: no interval" if not spread.exact_bound else "none: no spread"
+        return "not defined without an interval" if not spread.exact_bound else "not defined without a spread"
     if unit == "points":
         return f"about {100 * effect:.0f} points" if effect >= 0.005 else "under 1 point"
     return f"about {effect:.0%}" if unit == "relative" else f"about {effect:.2f}"
@@ -213,9 +214,9 @@ def _best_epoch(e: dict) -> Finding:
     if e["epochs"] != ORIGINAL_SCHEDULE_EPOCHS:
         return Finding(ours, "not testable at this scale",
                        f"needs the original's {ORIGINAL_SCHEDULE_EPOCHS}-epoch schedule, which only the full profile "
-                       f"trains; this build trained {e['epochs']} epochs", "none: one run")
+                       f"trains; this build trained {e['epochs']} epochs", "not defined for one run")
     return Finding(ours, "inconclusive", "one run of the full profile; the rule needs an interval over seeds",
-                   "none: one run")
+                   "not defined for one run")
 
 
 def _relative(key: str, claimed_above: bool, subject: str, baseline: str) -> Callable[[dict], Finding]:
@@ -329,6 +330,7 @@ def assess(claim: Claim, evidence: dict) -> tuple[Finding, Learned]:
     if not learned.ok:
         did_not = (f"{learned.failed_runs} of {learned.runs} runs" if learned.failed_runs > 1
                    else learned.failing.split(":")[0])
+        did_not = f"the {did_not}" if did_not.startswith("main run") else did_not
         return Finding(finding.ours, "not testable at this scale", f"{did_not} did not learn", finding.detectable), \
             learned
     if evidence["synthetic"] and finding.verdict in ("reproduced", "not reproduced", "inconclusive"):
