@@ -12,6 +12,7 @@ overrides = []
 from cvae.core import formatting
 from cvae.core.config import LOSS_WEIGHTS
 from cvae.core.loss import TERMS
+from cvae.core.original import ORIGINAL
 from cvae.core.model import CVAE
 from cvae.report import ablation_tables, chapter, model_tables, plots
 from cvae.training import loss_balance
@@ -74,6 +75,7 @@ kept = run.kept_epoch
 best_row = metrics.loc[metrics["epoch"] == best].iloc[0]
 chapter.glue("fig_loss", plots.loss_curves(metrics, best, kept))
 chapter.glue("best_epoch", best + 1)  # 1-based, as the original counts ("after 79 epochs")
+chapter.glue("original_best_epoch", ORIGINAL["best_epoch"])
 chapter.glue("kept_epoch", kept + 1)
 chapter.glue("kept_sentence", model_tables.kept_checkpoint_sentence(run.summary, metrics))
 chapter.glue("epochs_trained", len(metrics))
@@ -90,8 +92,9 @@ chapter.table(model_tables.epoch_table(metrics, best, kept_epoch=kept), "The fir
 
 # %% [markdown]
 # The best validation loss ({glue:text}`best_val_total:.1f` per image) was reached in epoch
-# {glue:text}`best_epoch:d` of {glue:text}`epochs_trained:d` (the original: epoch 79 of 150). At that epoch the
-# auxiliary heads classified {glue:text}`best_val_class_acc:.1%` of the validation images by class and
+# {glue:text}`best_epoch:d` of {glue:text}`epochs_trained:d` (the original: epoch
+# {glue:text}`original_best_epoch:d` of 150). At that epoch the auxiliary heads classified
+# {glue:text}`best_val_class_acc:.1%` of the validation images by class and
 # {glue:text}`best_val_modality_acc:.1%` by modality (the original: about 34% and 39%). Training took
 # {glue:text}`train_time:s` on {glue:text}`device:s`, at {glue:text}`samples_per_second:,.0f`
 # training images per second. {glue:text}`kept_sentence:s` The table shows the first, the best, the kept and the

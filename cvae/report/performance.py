@@ -8,6 +8,7 @@ import json
 import pandas as pd
 
 from cvae.core.formatting import plain
+from cvae.core.original import ORIGINAL
 from cvae.core.paths import PROJECT_ROOT
 
 GPU_STUDY_FILE = PROJECT_ROOT / "results" / "gpu_study.json"  # measured by scripts/gpu_study.py, committed
@@ -161,7 +162,8 @@ def gpu_sentence(study: dict | None) -> str:
     speedup = best["median_train_samples_per_s_after_first"] / conventional
     return (f"Measured once on one {study['device']} on {study['measured_at'][:10]} with torch {study['torch']}, by "
             f"`scripts/gpu_study.py` on the stand-in at official sizes, not by this build. The "
-            f"fastest mode trains an epoch of all 352,939 images in {best['median_epoch_seconds_after_first']:.2f} s: "
+            f"fastest mode trains an epoch of all {ORIGINAL['train_total']:,} images in "
+            f"{best['median_epoch_seconds_after_first']:.2f} s: "
             f"150 epochs in {minutes:.1f} minutes, against a goal of 5, and "
             f"{speedup:.1f}x the conventional pipeline's {conventional:,.0f} samples/s, against a goal of 20x. "
             f"The graph captures the whole training step, so an epoch costs one launch per step instead of a few "

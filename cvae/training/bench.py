@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cvae.core.config import PERFORMANCE_FIELDS, Config, make_config
 from cvae.core.labels import CLASS_OFFSETS, DATASETS
 from cvae.core.machine import device_name, machine_record
+from cvae.core.original import ORIGINAL
 from cvae.core.paths import runs_dir
 from cvae.data.loading import Split, load_data
 from cvae.training.runs import atomic_write_text
@@ -269,8 +270,9 @@ def _benchmark_record(config: Config, profile: str, overrides: dict | None, data
         "data_fraction": median["data_fraction"],
         "peak_memory_mb": peak_mb,
         "peak_memory_kind": peak_kind,
-        "full_profile_epoch_minutes_estimate": 352_939 / median["project_samples_per_s"] / 60,
-        "full_profile_hours_estimate": 150 * 352_939 / median["project_samples_per_s"] / 3600,
+        "full_profile_epoch_minutes_estimate": ORIGINAL["train_total"] / median["project_samples_per_s"] / 60,
+        "full_profile_hours_estimate":
+            Config().epochs * ORIGINAL["train_total"] / median["project_samples_per_s"] / 3600,
         "samples": {key: values for key, values in records.items()},
         "settings": _throughput_settings(config),
         **machine_record(device),
