@@ -55,14 +55,15 @@ chapter.glue("fig_samples", plots.class_grid(samples, per_cell=4))
 # The kept model can be conditioned on any class and sampled at any prior temperature, $z \sim \mathcal{N}(0, T^2
 # I)$; a temperature below 1 keeps $z$ near the prior's centre and should give more typical, less varied images. How
 # often the samples show the requested class varies by class: the conditional accuracy below says how often, per
-# class. {numref}`fig-on-demand` shows twelve samples of one class. `python -m cvae sample --class drusen --n 64 --out grid.png` does the same from the command
-# line, and `--npz DIR` writes the samples as MedMNIST-format files for a classifier.
+# class. {numref}`fig-on-demand` shows twelve samples of one class. To pick another class and temperature with a
+# menu and a slider, run `make lab`, open `notebooks/04_sampling.py` and run the figure's cell.
+# `python -m cvae sample --class drusen --n 64 --out grid.png` does the same from the command line, and `--npz DIR`
+# writes the samples as MedMNIST-format files for a classifier.
 #
 # ```{glue:figure} fig_on_demand
 # :name: fig-on-demand
 #
-# Twelve samples of {glue:text}`on_demand_what:s`. To pick another class and
-# temperature with a menu and a slider, run `make lab`, open `notebooks/04_sampling.py` and run this cell.
+# Twelve samples of {glue:text}`on_demand_what:s`.
 # Data: {glue:text}`data_caption:s`.
 # ```
 

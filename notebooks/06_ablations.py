@@ -171,16 +171,16 @@ chapter.glue("fig_ablation_samples", study_plots.variant_samples(examples.varian
 #
 # Any variant can be set beside the paper's model over any number of seeds. {numref}`fig-explore` shows the
 # validation loss at the final β per epoch of each chosen variant and seed. Below it, each variant's paired change
-# against the paper's model, with the number of its runs that passed the learning gate:
+# against the paper's model, with the number of its runs that passed the learning gate. To choose the variants and
+# the number of seeds with checkboxes, run `make lab`, open `notebooks/06_ablations.py` and run the figure's cell;
+# runs not yet trained are trained when asked for and cached.
 #
 # {glue:text}`explore_sentences:s`
 #
 # ```{glue:figure} fig_explore
 # :name: fig-explore
 #
-# Validation loss at the final β per epoch, one line per variant and seed. To choose the variants and the number of
-# seeds with checkboxes, run `make lab`, open `notebooks/06_ablations.py` and run this cell; runs not yet trained
-# are trained when asked for and cached.
+# Validation loss at the final β per epoch, one line per variant and seed.
 # Data: {glue:text}`data_caption:s`.
 # ```
 
