@@ -42,6 +42,8 @@ def test_synth_writes_the_stand_in(tmp_path, capsys):
     (["info", "--set", "latentdim=3"], "unknown config key 'latentdim'"),
     (["train", "--profile", "smoke", "--set", "epochs=many"], "epochs must be an integer"),
     (["ablate", "nonexistent"], "unknown ablation 'nonexistent'"),
+    (["train", "--profile", "smoke", "--set", "datasets=pathmnist,organmnist3d"],
+     "datasets must be distinct 2D MedMNIST flags"),
 ])
 def test_user_errors_exit_nonzero_with_one_clear_line(args, message):
     result = run_cli(*args)

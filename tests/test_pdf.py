@@ -372,4 +372,5 @@ def test_pdf_has_the_abstract_and_the_claims_table():
     # the claims table: every claim of the original, with the rule that gives its verdict
     for claim in CLAIMS:
         assert " ".join(claim.claim.split()[:6]) in flat, claim.key
-    assert "about what medical images look like is not testable on this data" in flat  # the rule, wherever a page breaks it
+    # the rule's sentence, wherever a page breaks it
+    assert "about what medical images look like is not testable on this data" in flat

@@ -9,7 +9,7 @@ import math
 import typing
 from dataclasses import dataclass, fields
 
-from cvae.core.labels import DATASETS, unknown_flags
+from cvae.core.labels import DATASETS, registry
 
 DATA_SOURCES = ("medmnist", "synthetic")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -28,7 +28,8 @@ HASHED_WHEN_CHANGED = ("batch_composition", "datasets")
 # not among them: bf16 changes the numbers a run computes (slightly), so the precision asked for names the run and
 # an fp32 run can sit beside a bf16 one (the `fp32` ablation).
 PERFORMANCE_FIELDS = ("channels_last", "compile", "fused_adam", "threads", "cuda_graphs")
-LOSS_WEIGHTS = ("a_mse", "a_l1", "a_perc", "beta_max", "gamma")  # the weight fields of cvae.core.loss.LOSS_TERMS (tested)
+# the weight fields of cvae.core.loss.LOSS_TERMS (a test keeps the two equal; config validates without importing torch)
+LOSS_WEIGHTS = ("a_mse", "a_l1", "a_perc", "beta_max", "gamma")
 MAX_LOSS_WEIGHT = 1e6  # upper bound of every loss weight
 
 
@@ -196,10 +197,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"autocast must be one of {', '.join(AUTOCAST_MODES)}, got {cfg.autocast!r}")
     if cfg.compile not in COMPILE_MODES:
         raise ConfigError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {cfg.compile!r}")
-    if not cfg.datasets or not all(isinstance(flag, str) for flag in cfg.datasets) or unknown_flags(cfg.datasets) \
-            or len(set(cfg.datasets)) != len(cfg.datasets):
+    try:
+        registry(tuple(cfg.datasets))  # the registry's own check: distinct 2D MedMNIST flags, at least one
+    except (ValueError, TypeError):
         raise ConfigError(f"datasets must be distinct 2D MedMNIST flags (such as {','.join(DATASETS)}), "
-                          f"got {cfg.datasets!r}")
+                          f"got {cfg.datasets!r}") from None
     if not cfg.encoder_channels or any((not isinstance(c, int)) or c <= 0 for c in cfg.encoder_channels):
         raise ConfigError(f"encoder_channels must be positive integers, got {cfg.encoder_channels!r}")
     if len(cfg.encoder_channels) != 3:
@@ -312,4 +314,5 @@ def config_diff(a: Config, b: Config) -> dict:
     return {k: (da[k], db[k]) for k in da if da[k] != db[k]}
 
 
-__all__ = ["Config", "ConfigError", "require_paper_datasets", "PROFILES", "ABLATION_SCALE", "FACTORIAL_SCALE", "make_config", "parse_overrides", "config_diff"]
+__all__ = ["Config", "ConfigError", "require_paper_datasets", "PROFILES", "ABLATION_SCALE", "FACTORIAL_SCALE",
+           "make_config", "parse_overrides", "config_diff"]

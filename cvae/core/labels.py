@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-
-import numpy as np
+from itertools import accumulate
 
 from cvae.core.medmnist_info import INFO
 
@@ -47,8 +46,8 @@ class DatasetRegistry:
     @cached_property
     def class_offsets(self) -> dict[str, int]:
         """{flag: first global label}: 0, 9, 17 for the paper's sets."""
-        starts = np.cumsum([0, *self.classes_per_dataset.values()])[:-1]
-        return {flag: int(start) for flag, start in zip(self.flags, starts)}
+        starts = accumulate(self.classes_per_dataset.values(), initial=0)
+        return dict(zip(self.flags, starts))
 
     @property
     def num_classes(self) -> int:
