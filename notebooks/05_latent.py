@@ -132,11 +132,12 @@ ours = aux_factorial.study_baselines(ablation, evaluation)
 chapter.glue("factorial_design", aux_factorial.DESIGN)
 chapter.glue("factorial_rule", aux_factorial.RULE)
 chapter.glue("factorial_baselines", aux_factorial.baseline_sentence(aux_factorial.official_baselines(), ours))
-decided = aux_factorial.verdict(factorial, aux_factorial.split_guess(study), aux_factorial.learned(study))
+factorial_gate = aux_factorial.learned(study)
+decided = aux_factorial.verdict(factorial, aux_factorial.split_guess(study), factorial_gate)
 chapter.glue("factorial_verdict", decided["sentence"])
 chapter.glue("factorial_checks", chapter.md(aux_factorial.checks_markdown(factorial, decided)))
-chapter.glue("factorial_reconstructions", aux_factorial.reconstruction_sentence(factorial,
-                                                                                aux_factorial.split_guess(study)))
+chapter.glue("factorial_reconstructions", aux_factorial.reconstruction_sentence(
+    factorial, aux_factorial.split_guess(study), factorial_gate.ok))
 chapter.glue("fig_factorial", study_plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))

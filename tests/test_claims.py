@@ -136,6 +136,44 @@ def test_a_clustered_sample_set_gets_a_wide_interval_over_classes():
     assert table.loc["samples", "verdict"] == "inconclusive"  # 90.5% but the interval reaches below 90%
 
 
+def test_samples_right_on_every_class_are_bounded_over_the_samples_so_a_perfect_result_is_never_worse():
+    from cvae.core.spread import rate_over_classes
+    from cvae.study.findings import _equal_samples
+
+    perfect = rate_over_classes([1.0] * 21, samples_per_class=100)  # all 2,100 samples right
+    assert perfect.low == pytest.approx(0.025 ** (1 / 2100)) == pytest.approx(0.998245, abs=1e-6)
+    assert perfect.low ** 2100 == pytest.approx(0.025) and perfect.draws == 2100 and perfect.high == 1.0
+    near = over_classes([1.0] * 20 + [0.98])  # one class lost 2 of 100: the t-interval over classes
+    assert near.low < perfect.low  # monotone: the perfect outcome is bounded at least as tightly
+    table = claims_table(evidence(conditional_modality=perfect))
+    assert table.loc["samples", "verdict"] == "reproduced"
+    assert table.loc["samples", "reason"] == ("the modality rate read 100% on all 2,100 samples; for these 21 classes "
+                                              "that bounds it at 99.8%, clear of the 90% margin")
+    assert "100.0% on all 2,100 samples of the 21 classes; 95% bound 99.8% to 100.0%" in perfect.text(1, percent=True)
+    none = rate_over_classes([0.0] * 21, samples_per_class=100)  # 0% mirrors 100%
+    assert none.low == 0.0 and none.high == pytest.approx(1 - 0.025 ** (1 / 2100))
+    # without independent samples per class (neighbour rates in an embedding) only the 21 classes bound the rate
+    clusters = rate_over_classes([1.0] * 21)
+    assert clusters.low == pytest.approx(0.025 ** (1 / 21)) == pytest.approx(0.8389, abs=1e-4)
+    table = claims_table(evidence(separation={"modality": {"PCA": _classes(0.97, 0.02), "t-SNE": clusters},
+                                              "class": {"PCA": _classes(0.3, 0.05), "t-SNE": _classes(0.3, 0.05)}}))
+    assert table.loc["modality_clusters", "verdict"] == "inconclusive"
+    assert table.loc["modality_clusters", "reason"].endswith(
+        "t-SNE read 100% on every class, but 21 classes alone bound it only at 83.9%, short of the 90% margin")
+    assert _equal_samples([{"samples": 100}] * 21) == 100
+    assert _equal_samples([{"samples": 100}, {"samples": 99}]) is None and _equal_samples([{}]) is None
+
+
+def test_the_margins_are_the_ones_the_rule_says_were_fixed_on_6_december():
+    # changing a margin must also change MARGINS_FIXED, which the rule prints beside the table
+    from cvae.study.claims import MARGINS_FIXED
+
+    assert {key: test.margin for key, test in TESTS.items()} == {
+        "best_epoch": 0.9, "latent": 0.02, "deep": 0.05, "aux_heads": 0.05, "modality_clusters": 0.90,
+        "class_overlap": 0.50, "reconstructions": 0.05, "samples": 0.90}
+    assert MARGINS_FIXED in RULE and "15fd6c2" in MARGINS_FIXED and "89f5704" in MARGINS_FIXED
+
+
 def test_zero_spread_is_not_called_certain():
     same = over_seeds([0.05, 0.05, 0.05])
     assert same.no_spread and same.low is None and same.detectable() is None

@@ -201,6 +201,11 @@ def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():
     study.loc[study["name"] == "paper", "conditional_class_accuracy"] = 1 / 21  # samples at chance
     assert diagnosis.summary(study) == (
         "The diagnosis runs did not learn (3 of 12), so their contrasts say nothing about the heads.")
+    found = diagnosis.findings(EVALUATION, study)  # the numbers stay, read in points; no clause interprets them
+    assert not any("symptom" in f or "holds" in f or "differ" in f or "resolve" in f for f in found)
+    labels_out = next(f for f in found if f.startswith("Labels kept out of the encoder"))
+    assert labels_out.startswith("Labels kept out of the encoder: the class probe on mu changes by +10.0 points, 95% CI")
+    assert labels_out.endswith(" over 3 seeds against the control.")
 
 
 def test_a_cached_result_is_served_only_while_its_content_key_and_checkpoint_are_unchanged(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ from cvae.core.labels import DATASETS
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import Spread, over_seeds, paired_difference
 from cvae.evaluation.inference import READINGS
-from cvae.study.claims import Learned, learning_gate
+from cvae.study.claims import Learned, detectable_text, learning_gate
 
 # (batches, encoder) -> the study variant that trains that cell
 CELLS: dict[tuple[str, str], str] = {
@@ -223,9 +223,10 @@ def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
                         f"{guess:.1%}."}
 
 
-def reconstruction_sentence(rows: pd.DataFrame, guess: float) -> str:
+def reconstruction_sentence(rows: pd.DataFrame, guess: float, learned: bool = True) -> str:
     """How the cells whose mean modality head lies within BAND of `guess` reconstruct when read the same way: one
-    sentence, counts and the mean SSIM gains over the class-mean image; empty where no gain was measured."""
+    sentence, counts and the mean SSIM gains over the class-mean image; empty where no gain was measured. Only runs
+    that `learned` get the closing reading of what the counts mean."""
     if rows.empty or rows["recon_ssim_gain"].isna().all():
         return ""
     means = rows.groupby(["batches", "encoder", "read"], sort=False)[["modality_acc", "recon_ssim_gain"]].mean()
@@ -238,7 +239,7 @@ def reconstruction_sentence(rows: pd.DataFrame, guess: float) -> str:
                 f"the guess, "
                 f"{guess:.1%}. Read the same way, the reconstructions of {len(broken)} of them are worse than the "
                 f"class-mean image, with mean SSIM gains of {gains}.")
-    if len(broken) == len(near):
+    if learned and len(broken) == len(near):
         sentence += " On this build, every reading that brings the modality head that low also breaks the decoder."
     return sentence
 
@@ -262,10 +263,10 @@ def claims_row(study: pd.DataFrame) -> dict:
         cell = tuple(decided["cell"]) if decided.get("cell") else min(
             spreads, key=lambda key: abs(spreads[key]["modality"].mean - guess))  # the deciding cell, else closest
         modality, probe = spreads[cell]["modality"], spreads[cell]["probe"]
-        ours = (f"{'deciding' if decided.get('cell') else 'closest'}: {describe(cell)}, modality head {modality.text(1, percent=True)}, probe "
+        which = "deciding" if decided.get("cell") else "closest"
+        ours = (f"{which}: {describe(cell)}, modality head {modality.text(1, percent=True)}, probe "
                 f"{probe.mean:.1%}; a guess scores {guess:.1%}")
-        detectable = (f"about {100 * (modality.high - modality.low) / 2:.0f} points, the closest cell's interval "
-                      f"half-width" if modality.low is not None else "not defined without a spread")
+        detectable = f"{detectable_text(modality, 'points')}, in the {which} cell"
     else:
         ours, detectable = "not trained", "not defined, not trained"
     reason = decided["sentence"].split(": ", 1)[-1].rstrip(".")
@@ -346,7 +347,7 @@ def report(study: pd.DataFrame) -> dict:
     return {"cells": rows.to_dict(orient="records"),
             "baselines": {"official_validation": official_baselines(), "this_split_modality_guess": guess},
             "verdict": decided["verdict"], "deciding_cell": decided["cell"], "sentence": decided["sentence"],
-            "checks": checks(rows), "reconstructions": reconstruction_sentence(rows, guess),
+            "checks": checks(rows), "reconstructions": reconstruction_sentence(rows, guess, gate.ok),
             "runs_learned": gate.to_dict(), "rule": RULE, "design": DESIGN}
 
 

@@ -80,9 +80,27 @@ def _sign(spread: Spread | None) -> int:
     return 1 if spread.low > 0 else -1 if spread.high < 0 else 0
 
 
+def _points(spread: Spread) -> str:
+    """A difference of rates in percentage points: '-55.4 points, 95% CI -56.9 to -53.8 over 2 seeds'."""
+    text = f"{100 * spread.mean:+.1f} points"
+    if spread.low is None:
+        return f"{text}, {spread.n} seeds, no interval"
+    return f"{text}, 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f} over {spread.n} seeds"
+
+
+def _study_gate(study: pd.DataFrame):
+    """The learning gate over the control and every contrast run of the study (`cvae.study.claims.combine`)."""
+    from cvae.study.claims import combine
+    from cvae.study.runner import variant_gate
+
+    return combine([variant_gate(study, name) for name in (CONTROL, *CONTRASTS) if (study["name"] == name).any()])
+
+
 def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
-    """The diagnosis as sentences, each stating what its interval shows."""
+    """The diagnosis as sentences, each stating what its interval shows; when the study's runs did not learn, the
+    numbers alone, since an interval from runs that did not learn shows nothing about the heads."""
     out = []
+    learned = _study_gate(study).ok
     baselines = evaluation["baselines"]
     majority = max(baselines["modality_majority"], baselines["modality_chance"])
     probe_modality = over_classes(evaluation["probe_modality_accuracy_by_class"])
@@ -95,8 +113,9 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
     control_gap = paired_train_eval_gap(study)
     out.append(
         f"Train mode minus eval mode (BatchNorm batch statistics, dropout): {gap[0]:+.1%} (modality) and "
-        f"{gap[1]:+.1%} (class) on the main run; on the control runs {control_gap.text(3)} (modality)"
-        + (": the two readings differ." if _sign(control_gap) else ": no difference the seeds can resolve."))
+        f"{gap[1]:+.1%} (class) on the main run; on the control runs {_points(control_gap)} (modality)"
+        + ("." if not learned else ": the two readings differ." if _sign(control_gap)
+           else ": no difference the seeds can resolve."))
     active = evaluation["active_units"]
     strong = metric_math.active_units(evaluation["kl_per_dimension"], STRONG_UNIT_NATS)
     out.append(f"Posterior: {active} of {len(evaluation['kl_per_dimension'])} latent dimensions carry more than "
@@ -109,19 +128,19 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
         out.append(
             f"Heads without gradient (gamma = 0) read the modality at {heads.text(1, percent=True)}. A probe on the "
             f"same mu reads {probe.text(1, percent=True)}"
-            + (": heads below the majority baseline on a latent a probe reads, the original's symptom." if symptom
-               else ": not the original's symptom at this spread."))
+            + ("." if not learned else ": heads below the majority baseline on a latent a probe reads, the "
+               "original's symptom." if symptom else ": not the original's symptom at this spread."))
     if (study["name"] == "encoder_unconditioned").any():
         probe_gain = contrast(study, "encoder_unconditioned", "probe_class_accuracy")
         out.append(
-            f"Labels kept out of the encoder: the class probe on mu changes by {probe_gain.text(3)} against the "
-            f"control" + {1: ": with the labels at the encoder, mu holds less of the class.",
-                          -1: ": mu holds more of the class when the encoder sees the labels.",
-                          0: ": no change the seeds can resolve."}[_sign(probe_gain)])
+            f"Labels kept out of the encoder: the class probe on mu changes by {_points(probe_gain)} against the "
+            f"control" + ("." if not learned else {1: ": with the labels at the encoder, mu holds less of the class.",
+                                                   -1: ": mu holds more of the class when the encoder sees the labels.",
+                                                   0: ": no change the seeds can resolve."}[_sign(probe_gain)]))
     if (study["name"] == "gamma_10").any():
         class_gain = contrast(study, "gamma_10", "aux_class_accuracy")
         mse_change = contrast(study, "gamma_10", "recon_mse")
-        out.append(f"Aux weight x10 (gamma = 10): the aux class head changes by {class_gain.text(3)} and the "
+        out.append(f"Aux weight x10 (gamma = 10): the aux class head changes by {_points(class_gain)} and the "
                    f"reconstruction MSE by {mse_change.text(4)} against the control.")
     return out
 
@@ -172,10 +191,7 @@ def lowering(study: pd.DataFrame) -> list[str]:
 def summary(study: pd.DataFrame) -> str:
     """The diagnosis paragraph: the fix the intervals show, or, when no change raises the heads, which changes lower
     them (what could produce the original's low readings); the claim's verdict is the discussion's."""
-    from cvae.study.claims import combine
-    from cvae.study.runner import variant_gate
-
-    gate = combine([variant_gate(study, name) for name in (CONTROL, *CONTRASTS) if (study["name"] == name).any()])
+    gate = _study_gate(study)
     if not gate.ok:
         return (f"The diagnosis runs did not learn ({gate.failed_runs} of {gate.runs}), so their contrasts say "
                 "nothing about the heads.")
