@@ -38,8 +38,11 @@ chapter.glue("data_label", findings.data_label(synthetic))
 chapter.glue("abstract", chapter.html(findings.abstract(table, evaluation, run.summary, config.epochs, profile,
                                                         run.summary["sizes"]["train"],
                                                         int((study["name"] == "paper").sum()))))
-for key in table.index:
+for key in ("best_epoch", "aux_heads"):
     chapter.glue(f"claim_{key}", findings.verdict_sentence(table, key, synthetic))
+chapter.glue("claims_size", chapter.md(findings.group_markdown(table, ["latent", "deep"], synthetic)))
+chapter.glue("claims_images", chapter.md(findings.group_markdown(
+    table, ["modality_clusters", "class_overlap", "reconstructions", "samples"], synthetic)))
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
 
@@ -101,8 +104,9 @@ chapter.glue("diagnosis_summary", findings.verdict_sentence(table, "aux_heads", 
 #
 # ## Latent size and depth
 #
-# - {glue:text}`claim_latent:s`
-# - {glue:text}`claim_deep:s`
+# ```{glue:md} claims_size
+# :format: myst
+# ```
 #
 # Both comparisons use the runs of {doc}`06_ablations` at the ablation scale, fewer images and epochs than the main
 # run, paired by seed. They compare the validation loss with the KL term at its final weight, at each run's kept
@@ -110,10 +114,9 @@ chapter.glue("diagnosis_summary", findings.verdict_sentence(table, "aux_heads", 
 #
 # ## What the images show
 #
-# - {glue:text}`claim_modality_clusters:s`
-# - {glue:text}`claim_class_overlap:s`
-# - {glue:text}`claim_reconstructions:s`
-# - {glue:text}`claim_samples:s`
+# ```{glue:md} claims_images
+# :format: myst
+# ```
 #
 # ## Limits of this reproduction
 #

@@ -107,7 +107,12 @@ def significant_digits(sentence: Sentence) -> str | None:
     return f"too many digits: {', '.join(long)}" if long else None
 
 
-RULES = (too_long, nested_parentheses, capitals, plural_s, significant_digits)
+def backticks(sentence: Sentence) -> str | None:
+    """A backtick in prose is Markdown that was never rendered (a command belongs in a code element)."""
+    return "literal backtick" if "`" in sentence.text else None
+
+
+RULES = (too_long, nested_parentheses, capitals, plural_s, significant_digits, backticks)
 
 
 def duplicates(sentences: list[Sentence]) -> list[str]:

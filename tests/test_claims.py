@@ -174,6 +174,34 @@ def test_the_margins_are_the_ones_the_rule_says_were_fixed_on_6_december():
     assert MARGINS_FIXED in RULE and "15fd6c2" in MARGINS_FIXED and "89f5704" in MARGINS_FIXED
 
 
+def test_the_discussion_says_a_shared_verdict_once_for_the_claims_that_share_it():
+    from cvae.study.findings import group_markdown
+
+    images = ["modality_clusters", "class_overlap", "reconstructions", "samples"]
+    said = group_markdown(claims_table(evidence(synthetic=True)), images, synthetic=True)
+    assert said.count("\n") == 0 and said.count("medical images") == 1
+    assert said == ("- The original claims that the modalities form separate clusters in the latent space, that the "
+                    "classes overlap in the latent space, that PathMNIST reconstructions work well and that samples "
+                    "of different modalities are distinguishable. These 4 claims are not testable on this data, "
+                    "because each claim is about medical images and this build used the synthetic stand-in. The "
+                    "claims table gives what this build measured for each.")
+    table = claims_table(evidence(deep=_seeds(-0.10, 0.02)))  # different verdicts: one item each, with the numbers
+    said = group_markdown(table, ["latent", "deep"], synthetic=False).split("\n")
+    assert len(said) == 2 and said[0].startswith("- A 128-dimensional latent gives a clearly lower loss")
+    assert said[1].startswith("- A deeper model of about 4.8 million parameters is no better: not reproduced on "
+                              "MedMNIST") and "Measured: " in said[1]
+
+
+def test_the_claims_table_names_every_column_it_prints():
+    import re
+
+    from cvae.study.findings import display_table
+
+    headers = re.findall(r"<th>([^<]*)</th>", display_table(claims_table(evidence())).to_html().split("</thead>")[0])
+    assert headers == ["claim: the original's words", "ours, and the margin",
+                       "verdict, and the effect the seeds could detect"]
+
+
 def test_zero_spread_is_not_called_certain():
     same = over_seeds([0.05, 0.05, 0.05])
     assert same.no_spread and same.low is None and same.detectable() is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cvae.core.formatting import significant
-from cvae.report.result_tables import distance_table, reconstruction_table, tstr_table
+from cvae.report.result_tables import distance_table, latent_table, reconstruction_table, tstr_table
 
 
 def test_three_significant_digits_without_exponents():
@@ -24,6 +24,12 @@ def test_result_tables_print_what_a_reader_can_use():
     tstr = tstr_table(result)
     assert tstr.loc["PathMNIST", "train on synthetic, TSTR (%)"] == "41.1"
     assert tstr.loc["overall"].tolist() == ["41.1", "50.0"]
+    heads = {"aux_class_accuracy": 0.3412, "aux_modality_accuracy": 1.0, "probe_class_accuracy": 0.875,
+             "probe_modality_accuracy": 0.99, "baselines": {"class_chance": 1 / 21, "class_majority": 1 / 21,
+                                                            "modality_chance": 1 / 3, "modality_majority": 3 / 7}}
+    latent = latent_table(heads)  # accuracies in % like every other table, the original's quoted beside them
+    assert latent.loc["class"].tolist() == ["34.1", "87.5", "4.8", "4.8", "about 34%"]
+    assert latent.loc["modality"].tolist() == ["100.0", "99.0", "33.3", "42.9", "about 39%"]
 
 
 def test_durations_read_in_the_largest_unit_that_keeps_them_at_one_or_more():

@@ -6,8 +6,8 @@ import re
 
 import pytest
 from book_build import LOG, smoke_book, toc_pages
-from prose_check import (MAX_WORDS, Sentence, book_sentences, capitals, duplicates, nested_parentheses, page_sentences,
-                         plural_s, problems, significant_digits, split_sentences, too_long)
+from prose_check import (MAX_WORDS, Sentence, backticks, book_sentences, capitals, duplicates, nested_parentheses,
+                         page_sentences, plural_s, problems, significant_digits, split_sentences, too_long)
 
 
 def test_each_rule_catches_its_fault_and_passes_the_careful_version():
@@ -19,6 +19,8 @@ def test_each_rule_catches_its_fault_and_passes_the_careful_version():
     assert capitals(Sentence("p", "The claim is NOT TESTABLE here.")) == "capitals: NOT, TESTABLE"
     assert capitals(Sentence("p", "SSIM and FID on OCTMNIST, on an NVIDIA H200, with make book PROFILE=quick.")) is None
     assert plural_s(Sentence("p", "2 seed(s) were trained.")) == '"(s)" plural'
+    assert backticks(Sentence("p", "Then `make bench` measures it.")) == "literal backtick"
+    assert backticks(Sentence("p", "Then make bench measures it.")) is None
     assert significant_digits(Sentence("p", "FID 194.0309 and PSNR 25.5235 dB.")) == \
         "too many digits: 194.0309, 25.5235"
     assert significant_digits(Sentence("p", "FID 194.0, PSNR 25.52 dB, 1,155,993 parameters, torch 2.11.0.")) is None

@@ -47,7 +47,7 @@ def test_the_performance_chapter_states_how_the_study_trains_and_what_it_gains(m
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     measured = {"side_by_side_workers": 2, "side_by_side_speedup": 1.249, "stacked_models": 4, "stacked_speedup": 0.54}
     assert performance.study_workers_sentence("quick", measured) == (
-        "The study trains its runs 2 at a time, one process per core with one thread each. In `python -m cvae bench` "
+        "The study trains its runs 2 at a time, one process per core with one thread each. In the benchmark "
         "on this machine, 2 such processes trained 1.25x the samples per second of one run on every core. Stacking 4 "
         "models in one process with vmap gave 0.54x.")
     assert performance.study_workers_sentence("smoke", {}).startswith("The study trains its runs one after another.")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cvae.core.config import LOSS_WEIGHTS
+from cvae.core.formatting import significant
 from cvae.study.ablations import FACTORIAL, STANDARD
 from cvae.study.runner import COMPARED, SEEDED, paired_spread, run_gate, seed_spread
 from cvae.study.weight_search import CRITERIA, CRITERION_NAMES
@@ -72,7 +73,7 @@ def other_variants(study: pd.DataFrame, seed: int) -> pd.DataFrame:
         row = row.iloc[0]
         rows[name] = {"val loss at final β (per image)": f"{row[COMPARED]:,.1f}",
                       "PSNR (dB)": f"{row['recon_psnr']:.2f}", "SSIM": f"{row['recon_ssim']:.3f}",
-                      "domain FID": f"{row['domain_fid']:,.1f}",
+                      "domain FID": significant(row["domain_fid"]),
                       "cond. class acc (%)": f"{100 * row['conditional_class_accuracy']:.1f}",
                       "train time (s)": f"{row['train_seconds']:,.0f}"}
     return pd.DataFrame(rows).T.rename_axis("variant (seed %d)" % seed)

@@ -72,8 +72,9 @@ def study_workers_sentence(profile: str, result: dict) -> str:
     else:
         how = f"The study trains its runs {workers} at a time, one process per core with one thread each."
     if "side_by_side_speedup" not in result:
-        return how + " `python -m cvae bench` measures what that gains, and what stacking the models in one process gains."
-    return (f"{how} In `python -m cvae bench` on this machine, {result['side_by_side_workers']} such processes trained "
+        return how + (" The benchmark, python -m cvae bench, measures what that gains and what stacking the models "
+                      "gains.")
+    return (f"{how} In the benchmark on this machine, {result['side_by_side_workers']} such processes trained "
             f"{result['side_by_side_speedup']:.2f}x the samples per second of one run on every core. Stacking "
             f"{result['stacked_models']} models in one process with vmap gave {result['stacked_speedup']:.2f}x.")
 
@@ -96,8 +97,7 @@ def cached_switches() -> dict | None:
 def switch_table(result: dict | None) -> pd.DataFrame:
     """Samples/s, ratio to the fp32 NCHW baseline and utilization of each switch; a one-row note without a study."""
     if result is None:
-        return pd.DataFrame({"status": ["no switch study on this machine yet: run `make bench` "
-                                        "(python -m cvae bench --switches), then rebuild"]})
+        return pd.DataFrame({"status": ["no switch study on this machine yet: run make bench, then rebuild"]})
     return pd.DataFrame([{"switch": row["switch"], "samples/s": f"{row['samples_per_s']:,.0f}",
                           "x baseline": f"{row['relative_to_baseline']:.2f}",
                           "utilization (fp32)": f"{row['utilization']:.2f}"} for row in result["rows"]]
@@ -107,10 +107,10 @@ def switch_table(result: dict | None) -> pd.DataFrame:
 def switches_sentence(result: dict | None) -> str:
     """Where the switch study comes from (machine and date), or how to produce it."""
     if result is None:
-        return ("The switch study is not part of the build (it takes minutes); `make bench` measures every switch "
-                "on this machine and the next build shows it here.")
+        return ("The switch study is not part of the build, since it takes minutes. Run make bench to measure every "
+                "switch on this machine; the next build shows it here.")
     return (f"Each switch alone on top of a naive fp32 loop with the default memory layout, measured round-robin in "
-            f"one run (`python -m cvae bench --switches`, batch 256, medians of {result['repeats']} rounds of "
+            f"one run of python -m cvae bench --switches (batch 256, medians of {result['repeats']} rounds of "
             f"{result['steps']} steps) on {result['device_name']}, {result['date'][:10]}: the last study cached on "
             f"this machine, not remeasured by this build.")
 
@@ -161,7 +161,7 @@ def gpu_sentence(study: dict | None) -> str:
     conventional = study["bench"]["conventional_samples_per_s"]
     speedup = best["median_train_samples_per_s_after_first"] / conventional
     return (f"Measured once on one {study['device']} on {study['measured_at'][:10]} with torch {study['torch']}, by "
-            f"`scripts/gpu_study.py` on the stand-in at official sizes, not by this build. The "
+            f"scripts/gpu_study.py on the stand-in at official sizes, not by this build. The "
             f"fastest mode trains an epoch of all {ORIGINAL['train_total']:,} images in "
             f"{best['median_epoch_seconds_after_first']:.2f} s: "
             f"150 epochs in {minutes:.1f} minutes, against a goal of 5, and "

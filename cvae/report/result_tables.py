@@ -64,17 +64,16 @@ def per_class_table(conditional: pd.DataFrame) -> pd.DataFrame:
 
 
 def latent_table(result: dict | None, run=None) -> pd.DataFrame:
-    """Class and modality accuracy read from mu: aux heads, linear probe, chance and majority baselines."""
+    """Class and modality accuracy read from mu, in %: aux heads, linear probe, chance and majority baselines, and
+    the original's aux heads as quoted."""
     rows = []
     for what in ("class", "modality"):
-        rows.append({
-            "target": what,
-            "aux head (eval mode, test)": lookup(result, f"aux_{what}_accuracy"),
-            "linear probe on mu (test)": lookup(result, f"probe_{what}_accuracy"),
-            "chance": lookup(result, "baselines", f"{what}_chance"),
-            "majority class": lookup(result, "baselines", f"{what}_majority"),
-            "original report (aux head)": report_original(what),
-        })
+        shown = {label: _percent_number(lookup(result, *keys)) for label, keys in (
+            ("aux head, eval mode (%)", (f"aux_{what}_accuracy",)),
+            ("linear probe on mu (%)", (f"probe_{what}_accuracy",)),
+            ("chance (%)", ("baselines", f"{what}_chance")),
+            ("majority class (%)", ("baselines", f"{what}_majority")))}
+        rows.append({"target": what, **shown, "original report, aux head": report_original(what)})
     table = pd.DataFrame(rows).set_index("target")
     return table
 

@@ -31,10 +31,10 @@ HEADS = ("aux_class_accuracy", "aux_modality_accuracy")
 FAMILY_ALPHA = 0.05
 PROBE_READS = 0.90  # "a probe reads the modality": its interval lies above 90%
 STRONG_UNIT_NATS = 0.1  # a second, stricter count of used dimensions beside the active-unit threshold
-TABLE_METRICS = {"aux_class_accuracy": "aux class (eval)", "aux_modality_accuracy": "aux modality (eval)",
-                 "aux_class_accuracy_train_mode": "aux class (train mode)",
-                 "aux_modality_accuracy_train_mode": "aux modality (train mode)",
-                 "probe_class_accuracy": "probe class", "probe_modality_accuracy": "probe modality",
+TABLE_METRICS = {"aux_class_accuracy": "aux class, eval (%)", "aux_modality_accuracy": "aux modality, eval (%)",
+                 "aux_class_accuracy_train_mode": "aux class, train mode (%)",
+                 "aux_modality_accuracy_train_mode": "aux modality, train mode (%)",
+                 "probe_class_accuracy": "probe class (%)", "probe_modality_accuracy": "probe modality (%)",
                  "recon_mse": "reconstruction MSE"}
 
 
@@ -57,17 +57,24 @@ def contrast(study: pd.DataFrame, name: str, column: str) -> Spread | None:
     return paired_difference(list(a[seeds]), list(b[seeds])) if len(seeds) else None
 
 
+def _percent_cell(spread: Spread) -> str:
+    """A rate's mean and 95% interval in %: '41.2 (38.0 to 44.4)'."""
+    mean = f"{100 * spread.mean:.1f}"
+    return mean if spread.low is None else f"{mean} ({100 * spread.low:.1f} to {100 * spread.high:.1f})"
+
+
 def spread_table(study: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% t-interval over seeds ('0.412 (0.380 to 0.444)') of the diagnosis metrics, one row per variant
-    (control first), with the number of seeds."""
+    """Mean and 95% t-interval over seeds of the diagnosis metrics, rates in % ('41.2 (38.0 to 44.4)') and the MSE
+    as it is ('0.0108 (0.0097 to 0.0118)'), one column per variant (control first), with the number of seeds."""
     rows = {}
     for name in (CONTROL, *CONTRASTS):
         if not (study["name"] == name).any():
             continue
         row = {}
         for column, label in TABLE_METRICS.items():
-            spread = over_seeds(list(_values(study, name, column)), (0.0, 1.0) if "accuracy" in column else None)
-            row[label] = spread.cell(3)
+            rate = "accuracy" in column
+            spread = over_seeds(list(_values(study, name, column)), (0.0, 1.0) if rate else None)
+            row[label] = _percent_cell(spread) if rate else spread.cell(4)
         row["seeds"] = int((study["name"] == name).sum())
         rows[name] = row
     return pd.DataFrame(rows).T
@@ -108,12 +115,12 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
         f"Main run, test split, eval mode: the aux modality head reads {evaluation['aux_modality_accuracy']:.1%} "
         f"against a majority share of {majority:.1%}; a linear probe on the same mu reads "
         f"{probe_modality.text(1, percent=True)}; the aux class head {evaluation['aux_class_accuracy']:.1%}.")
-    gap = (evaluation["aux_modality_accuracy_train_mode"] - evaluation["aux_modality_accuracy"],
-           evaluation["aux_class_accuracy_train_mode"] - evaluation["aux_class_accuracy"])
+    gap = [round(100 * (evaluation[f"aux_{head}_accuracy_train_mode"] - evaluation[f"aux_{head}_accuracy"]), 1) + 0.0
+           for head in ("modality", "class")]  # + 0.0: a gap that rounds to zero prints without a sign's minus
     control_gap = paired_train_eval_gap(study)
     out.append(
-        f"Train mode minus eval mode (BatchNorm batch statistics, dropout): {gap[0]:+.1%} (modality) and "
-        f"{gap[1]:+.1%} (class) on the main run; on the control runs {_points(control_gap)} (modality)"
+        f"Train mode minus eval mode (BatchNorm batch statistics, dropout): {gap[0]:+.1f} points (modality) and "
+        f"{gap[1]:+.1f} points (class) on the main run; on the control runs {_points(control_gap)} (modality)"
         + ("." if not learned else ": the two readings differ." if _sign(control_gap)
            else ": no difference the seeds can resolve."))
     active = evaluation["active_units"]

@@ -79,6 +79,27 @@ def verdict_sentence(claims: pd.DataFrame, key: str, synthetic: bool) -> str:
     return sentence(claims, key, data_label(synthetic))
 
 
+def group_markdown(claims: pd.DataFrame, keys: list[str], synthetic: bool) -> str:
+    """The discussion's words on a group of claims, as a Markdown list: one item per claim (`verdict_sentence`),
+    except that claims with the same verdict for the same reason share one item, which names them and leaves what
+    was measured to the claims table."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for key in keys:
+        groups.setdefault((claims.loc[key, "verdict"], claims.loc[key, "reason"]), []).append(key)
+    items = []
+    for (verdict, reason), members in groups.items():
+        if len(members) == 1:
+            items.append(verdict_sentence(claims, members[0], synthetic))
+            continue
+        named = _join([f"that {claims.loc[key, 'claim']}" for key in members])
+        where = "" if verdict == "not testable on this data" else f" on {data_label(synthetic)}"
+        why = (reason.replace("the claim is", "each claim is", 1) if reason.startswith("the claim is")
+               else f"for each, {reason}")
+        items.append(f"The original claims {named}. These {len(members)} claims are {verdict}{where}, because "
+                     f"{why}. The claims table gives what this build measured for each.")
+    return "\n".join(f"- {item}" for item in items)
+
+
 def verdict_line(claims: pd.DataFrame, synthetic: bool = False) -> str:
     """'8 claims of the original: 0 reproduced, 1 not reproduced, 2 inconclusive, 5 not testable on this data.'
     (zeros left out beyond the first two verdicts); on the stand-in it says that these verdicts judge the pipeline."""
@@ -109,7 +130,7 @@ def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd
         "ours, and the margin": [f"{row['ours']}. Margin: {row['margin']}." for _, row in rows],
         "verdict, and the effect the seeds could detect": [
             f"{row['verdict']}: {row['reason']}. Detectable effect: {row['detectable']}." for _, row in rows],
-    }).set_index("claim: the original's words").rename_axis(None)
+    }).set_index("claim: the original's words").rename_axis(index=None, columns="claim: the original's words")
 
 
 def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,
@@ -218,5 +239,6 @@ def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-__all__ = ["data_label", "evidence", "table", "verdict_sentence", "verdict_line", "abstract", "main_run_gate",
-           "reconstruction_summary", "sampling_summary", "separation_sentence", "schedule_sentence", "margins_markdown", "display_table"]
+__all__ = ["data_label", "evidence", "table", "verdict_sentence", "group_markdown", "verdict_line", "abstract",
+           "main_run_gate", "reconstruction_summary", "sampling_summary", "separation_sentence", "schedule_sentence",
+           "margins_markdown", "display_table"]

@@ -175,7 +175,7 @@ def decision_sentence(record: dict | None, base: Config, data_label: str) -> str
     defaults = ", ".join(f"{w} = {getattr(base, w):g}" for w in GRID)
     if record is None:
         return (f"The defaults ({defaults}) are our choice. This build did not run the search around them; "
-                f"`make search PROFILE=...` trains it over three seeds, and this section then shows its result.")
+                "make search PROFILE=... trains it over three seeds, and this section then shows its result.")
     decision = record["decision"]
     machine = record.get("machine_text") or f"a machine with {record['machine']['processor']}"
     when = f"A search over {record['seeds']} seeds on {data_label}, recorded on {record['date'][:10]} on {machine}"
