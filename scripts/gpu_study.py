@@ -22,6 +22,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere: the repository's cvae
+from cvae.core.paths import METRICS_FILE, SUMMARY_FILE  # noqa: E402
+
 FULL_TRAIN_IMAGES = 352_939
 PAPER_EPOCHS = 150
 # execution modes of the training run: name -> config overrides (performance switches; autocast changes the hash)
@@ -57,8 +60,8 @@ def training_numbers(run_dir: Path) -> dict:
     """Per-epoch timings of a (possibly unfinished) run folder, and its summary when it finished."""
     import pandas as pd
 
-    metrics = pd.read_csv(run_dir / "metrics.csv")
-    summary_path = run_dir / "summary.json"
+    metrics = pd.read_csv(run_dir / METRICS_FILE)
+    summary_path = run_dir / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     steady = metrics.iloc[1:] if len(metrics) > 1 else metrics  # epoch 1 includes cuDNN autotuning and capture
     epoch_seconds = statistics.median(steady["seconds"])
@@ -125,7 +128,7 @@ def main() -> int:
         stage = run_stage(f"train {mode}", python + common + extra, 240, dict(env, CVAE_RUNS_DIR=str(runs)), log)
         result["stages"].append(stage)
         folders = sorted(runs.glob("run-*"))
-        if folders and (folders[0] / "metrics.csv").exists():
+        if folders and (folders[0] / METRICS_FILE).exists():
             result["training"][mode] = training_numbers(folders[0])
     conventional = (result.get("bench") or {}).get("conventional_samples_per_s")
     for mode, numbers in result["training"].items():

@@ -58,6 +58,26 @@ def test_conditional_samples_are_seeded_and_labelled():
     assert modalities.tolist() == [MODALITY_OF_CLASS[c] for c in labels.tolist()]
 
 
+def test_the_figures_examples_are_the_inference_codes_own_outputs():
+    from types import SimpleNamespace
+
+    from cvae.data.loading import stratified_indices
+    from cvae.evaluation import examples
+
+    model, split = _tiny_model(), _tiny_split()
+    mu, labels, _ = examples.latent_means(model, split, per_class=2, seed=1)
+    assert mu.shape == (2 * NUM_CLASSES, 128) and np.bincount(labels, minlength=NUM_CLASSES).tolist() == [2] * 21
+    chosen = stratified_indices(split.labels, 2, 1).numpy()  # the stratified draw, encoded as the whole split is
+    assert np.allclose(mu, inference.latent_codes(model, split)[0][chosen], atol=1e-5)
+    originals, recons = examples.reconstruction_examples(model, split, per_modality=3)
+    assert sorted(originals) == [0, 1, 2] and all(recons[m].shape == (3, 28, 28) for m in recons)
+    samples = examples.generated_by_class(model, per_class=2, seed=5)
+    images, _, _ = inference.generate_conditional_samples(model, 2, seed=5)
+    assert np.array_equal(samples[20], images[-2:, 0].numpy())  # the last class's two samples, same draw
+    strips = examples.variant_strips({"paper": SimpleNamespace(model=lambda which: model)}, seed=5)
+    assert strips["paper"].shape == (NUM_CLASSES, 28, 28)
+
+
 def test_reconstruct_and_aux_heads_leave_the_model_unchanged():
     model, split = _tiny_model(), _tiny_split()
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -147,7 +147,7 @@ def test_the_run_folders_file_names_are_typed_once_in_core_paths():
              paths.DIVERGED_FILE, paths.DIGESTS_FILE, paths.LOSS_BALANCE_FILE, paths.EVALUATION_FILE,
              paths.VARIANT_METRICS_FILE}
     typed = []
-    for path in sorted((PROJECT_ROOT / "cvae").rglob("*.py")):
+    for path in sorted([*(PROJECT_ROOT / "cvae").rglob("*.py"), *(PROJECT_ROOT / "scripts").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in names:
                 typed.append((str(path.relative_to(PROJECT_ROOT)), node.value))

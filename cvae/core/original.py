@@ -25,6 +25,11 @@ def report_original(what: str) -> str:
     return f"about {percent(ORIGINAL[f'aux_{what}_accuracy'], 0)}"
 
 
+def report_original_heads() -> str:
+    """The original's class and modality heads as quoted, in one phrase: 'about 34% and 39%'."""
+    return f"{report_original('class')} and {percent(ORIGINAL['aux_modality_accuracy'], 0)}"
+
+
 __all__ = [
-    "ORIGINAL", "REFERENCE_RESNET18_28", "report_original",
+    "ORIGINAL", "REFERENCE_RESNET18_28", "report_original", "report_original_heads",
 ]

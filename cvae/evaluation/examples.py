@@ -1,25 +1,22 @@
-"""Images and latent points the figures show: balanced samples, latent means, 2-D embeddings, example images."""
+"""Images and latent points the figures show: balanced samples, latent means, 2-D embeddings, example images.
+
+Each picks what a figure shows and leaves the model's work to `cvae.evaluation.inference` (encode, reconstruct,
+generate), so a figure and the metrics beside it use the same code."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from cvae.core.labels import MODALITY_NAMES, MODALITY_OF_CLASS, NUM_CLASSES
-from cvae.data.loading import MedMNISTData, Split, iterate_batches, stratified_indices
+from cvae.core.labels import MODALITY_NAMES, NUM_CLASSES
+from cvae.data.loading import MedMNISTData, Split, stratified_indices
+from cvae.evaluation.inference import generate_conditional_samples, latent_codes, reconstruct
 
 
-@torch.no_grad()
 def latent_means(model, split: Split, per_class: int = 150, seed: int = 0):
     """mu for a class-balanced sample of a split: (mu (M, latent) float32, labels (M,), modalities (M,)) NumPy."""
-    model.eval()
     subset = split.subset(stratified_indices(split.labels, per_class, seed))
-    device = next(model.parameters()).device
-    mus = []
-    for images, labels, modalities in iterate_batches(subset, 1024, device):
-        mu, _ = model.encode(images, labels, modalities)
-        mus.append(mu.float().cpu())
-    return torch.cat(mus).numpy(), subset.labels.numpy(), subset.modalities.numpy()
+    return latent_codes(model, subset, next(model.parameters()).device)
 
 
 def embed_2d(mu: np.ndarray, method: str = "PCA", seed: int = 0) -> tuple[np.ndarray, dict]:
@@ -39,30 +36,22 @@ def embed_2d(mu: np.ndarray, method: str = "PCA", seed: int = 0) -> tuple[np.nda
     raise ValueError(f"method must be 'PCA' or 't-SNE', got {method!r}")
 
 
-@torch.no_grad()
 def reconstruction_examples(model, split: Split, per_modality: int = 10, seed: int = 0):
     """Originals and reconstructions (from mu, no sampling) per modality: two dicts {m: (n,28,28) float [0,1]}."""
-    model.eval()
     generator = torch.Generator().manual_seed(seed)
     originals, recons = {}, {}
     for m in range(len(MODALITY_NAMES)):
         members = torch.nonzero(split.modalities == m).flatten()
         chosen = members[torch.randperm(len(members), generator=generator)[:per_modality]]
-        subset = split.subset(chosen)
-        images, labels, modalities = next(iterate_batches(subset, len(subset)))
-        mu, _ = model.encode(images, labels, modalities)
-        originals[m] = images[:, 0].numpy()
-        recons[m] = model.decode(mu, labels, modalities)[:, 0].numpy()
+        images, reconstructions = reconstruct(model, split.subset(chosen))
+        originals[m], recons[m] = images[:, 0].numpy(), reconstructions[:, 0].numpy()
     return originals, recons
 
 
-@torch.no_grad()
 def generated_by_class(model, per_class: int = 4, seed: int = 0) -> dict[int, np.ndarray]:
     """per_class samples from the prior for every global class: {label: (n,28,28) float [0,1]}."""
-    model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    return {label: model.sample(label, MODALITY_OF_CLASS[label], per_class, generator=generator)[:, 0].numpy()
-            for label in range(NUM_CLASSES)}
+    images, labels, _ = generate_conditional_samples(model, per_class, seed)
+    return {label: images[labels == label, 0].numpy() for label in range(NUM_CLASSES)}
 
 
 def real_by_class(split: Split, per_class: int = 4, seed: int = 0) -> dict[int, np.ndarray]:
@@ -85,18 +74,10 @@ def pathmnist_rgb_examples(data: MedMNISTData, n: int = 8) -> np.ndarray:
     return images[picks]
 
 
-@torch.no_grad()
 def variant_strips(runs: dict, seed: int = 0) -> dict[str, np.ndarray]:
-    """One prior sample per global class from each run's best model: {name: (21,28,28)}."""
-    strips = {}
-    for name, run in runs.items():
-        model = run.model("kept")
-        generator = torch.Generator().manual_seed(seed)
-        z = torch.randn(NUM_CLASSES, model.latent_dim, generator=generator)
-        labels = torch.arange(NUM_CLASSES)
-        modalities = torch.tensor(MODALITY_OF_CLASS)
-        strips[name] = model.decode(z, labels, modalities)[:, 0].numpy()
-    return strips
+    """One prior sample per global class from each run's kept model: {name: (21,28,28)}."""
+    return {name: generate_conditional_samples(run.model("kept"), 1, seed)[0][:, 0].numpy()
+            for name, run in runs.items()}
 
 
 __all__ = [
