@@ -46,7 +46,7 @@ chapter.glue("claims_images", chapter.md(findings.group_markdown(
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
 
-# %% tags=["remove-input", "print-small"]
+# %% tags=["remove-input", "print-page"]
 chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
               f"The original's claims in its own words; what this build measured on {findings.data_label(synthetic)}, "
               "with the margin each claim was judged against; the verdict of the rule below, with the smallest effect "

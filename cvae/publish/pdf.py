@@ -128,6 +128,10 @@ PREAMBLE = r"""
 \@namedef{endsphinxclasstag_print-small}{}
 \@namedef{sphinxclassprint-small}{\let\small\scriptsize\scriptsize}
 \@namedef{endsphinxclassprint-small}{}
+% a cell tagged "print-page" (the claims table) prints small on a page of its own, a float: the text before and
+% after it fills the page it would have left half empty
+\@namedef{sphinxclasstag_print-page}{\begin{table}[p]\let\small\scriptsize\scriptsize}
+\@namedef{endsphinxclasstag_print-page}{\end{table}}
 \makeatother
 % the datasets' names are never hyphenated ("PathM-NIST")
 \hyphenation{PathMNIST TissueMNIST OCTMNIST MedMNIST}
