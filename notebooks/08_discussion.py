@@ -25,6 +25,7 @@ config, run = context.config, context.run
 #
 # This chapter puts the original report's claims beside what this build measured and judges each by one rule. The
 # claims table and its rule come first, then one section per group of claims, then the limits of this reproduction.
+# The sections give each verdict and its reason; the table holds what was measured for every claim.
 
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)

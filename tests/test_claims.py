@@ -183,8 +183,7 @@ def test_the_discussion_says_a_shared_verdict_once_for_the_claims_that_share_it(
     assert said == ("- The original claims that the modalities form separate clusters in the latent space, that the "
                     "classes overlap in the latent space, that PathMNIST reconstructions work well and that samples "
                     "of different modalities are distinguishable. These 4 claims are not testable on this data, "
-                    "because each claim is about medical images and this build used the synthetic stand-in. The "
-                    "claims table gives what this build measured for each.")
+                    "because each claim is about medical images and this build used the synthetic stand-in.")
     table = claims_table(evidence(deep=_seeds(-0.10, 0.02)))  # different verdicts: one item each, with the numbers
     said = group_markdown(table, ["latent", "deep"], synthetic=False).split("\n")
     assert len(said) == 2 and said[0].startswith("- A 128-dimensional latent gives a clearly lower loss")

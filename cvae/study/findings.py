@@ -82,7 +82,7 @@ def verdict_sentence(claims: pd.DataFrame, key: str, synthetic: bool) -> str:
 def group_markdown(claims: pd.DataFrame, keys: list[str], synthetic: bool) -> str:
     """The discussion's words on a group of claims, as a Markdown list: one item per claim (`verdict_sentence`),
     except that claims with the same verdict for the same reason share one item, which names them and leaves what
-    was measured to the claims table."""
+    was measured to the claims table (the chapter says once that the table holds it)."""
     groups: dict[tuple[str, str], list[str]] = {}
     for key in keys:
         groups.setdefault((claims.loc[key, "verdict"], claims.loc[key, "reason"]), []).append(key)
@@ -96,7 +96,7 @@ def group_markdown(claims: pd.DataFrame, keys: list[str], synthetic: bool) -> st
         why = (reason.replace("the claim is", "each claim is", 1) if reason.startswith("the claim is")
                else f"for each, {reason}")
         items.append(f"The original claims {named}. These {len(members)} claims are {verdict}{where}, because "
-                     f"{why}. The claims table gives what this build measured for each.")
+                     f"{why}.")
     return "\n".join(f"- {item}" for item in items)
 
 
