@@ -33,7 +33,8 @@ def evidence(**changes) -> dict:
         "separation": {"modality": {"PCA": _classes(0.97, 0.02), "t-SNE": _classes(0.99, 0.01)},
                        "class": {"PCA": _classes(0.30, 0.05), "t-SNE": _classes(0.35, 0.05)}},
         "probe_modality": _classes(0.995, 0.004), "probe_class": _classes(0.6, 0.1),
-        "conditional_modality": _classes(0.97, 0.02), "conditional_class": _classes(0.3, 0.1),
+        "conditional_modality": _classes(0.99, 0.01), "conditional_class": _classes(0.3, 0.1),
+        "modality_counts": [(100, 100)] * 20 + [(99, 100)],
         "class_chance": 1 / 21, "recon_ssim_path": 0.61, "recon_ssim_gain_path": _classes(0.10, 0.02, 9),
         "learned": dict(LEARNED),
     }
@@ -100,8 +101,8 @@ def test_quotes_are_the_originals_words():
                                                                 "t-SNE": _classes(0.9, 0.05)}}}, "not reproduced"),
     ("reconstructions", {"recon_ssim_gain_path": _classes(0.02, 0.01, 9)}, "not reproduced"),
     ("reconstructions", {"recon_ssim_gain_path": _classes(0.06, 0.03, 9)}, "inconclusive"),
-    ("samples", {"conditional_modality": _classes(0.5, 0.1)}, "not reproduced"),
-    ("samples", {"conditional_modality": _classes(0.9, 0.05)}, "inconclusive"),
+    ("samples", {"modality_counts": [(100, 100)] * 20 + [(80, 100)]}, "not reproduced"),
+    ("samples", {"modality_counts": [(100, 100)] * 20 + [(93, 100)]}, "inconclusive"),
 ])
 def test_each_rule_gives_each_verdict(key, changes, verdict):
     assert claims_table(evidence(**changes)).loc[key, "verdict"] == verdict
@@ -132,27 +133,36 @@ def test_a_clustered_sample_set_gets_a_wide_interval_over_classes():
     assert spread.mean == pytest.approx(6 / 21) and spread.kind == "classes"
     # sd 0.4629, t(0.975, 20) = 2.0860: 28.6% +- 21.1 points, where Wilson over 2,100 samples would give +-1.9
     assert spread.low == pytest.approx(0.0750, abs=1e-3) and spread.high == pytest.approx(0.4965, abs=1e-3)
-    table = claims_table(evidence(conditional_modality=over_classes([1.0] * 19 + [0.0] * 2)))
-    assert table.loc["samples", "verdict"] == "inconclusive"  # 90.5% but the interval reaches below 90%
+    # the samples claim is judged class by class: two classes whose samples all fail are two failing classes
+    table = claims_table(evidence(modality_counts=[(100, 100)] * 19 + [(0, 100)] * 2))
+    assert table.loc["samples", "verdict"] == "not reproduced"  # 90.5% of all samples, but two classes at 0%
+    assert table.loc["samples", "reason"] == "2 of 21 classes lie wholly below 90%"
 
 
-def test_samples_right_on_every_class_are_bounded_over_the_samples_so_a_perfect_result_is_never_worse():
+def test_the_samples_claim_is_judged_class_by_class_so_a_better_class_never_hurts():
+    from cvae.core.spread import clopper_pearson, rate_over_classes
+
+    # exact intervals over a class's own samples: 100 of 100 right bounds the rate at 0.025^(1/100) = 96.4%
+    assert clopper_pearson(100, 100)[0] == pytest.approx(0.025 ** (1 / 100)) == pytest.approx(0.96378, abs=1e-5)
+    assert clopper_pearson(96, 100)[0] == pytest.approx(0.90074, abs=1e-5)  # the fewest right that clear 90%
+    assert clopper_pearson(0, 10) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10)))
+    perfect = claims_table(evidence(conditional_modality=rate_over_classes([1.0] * 21),
+                                    modality_counts=[(100, 100)] * 21))
+    assert perfect.loc["samples", "verdict"] == "reproduced"
+    assert perfect.loc["samples", "reason"] == "every class's interval lies above 90%, the lowest from 96.4%"
+    # monotone: lowering one class from 100 to 97 right moves its lower bound down, never the verdict up
+    for right in range(100, 89, -1):
+        verdict = claims_table(evidence(modality_counts=[(100, 100)] * 20 + [(right, 100)])).loc["samples", "verdict"]
+        assert verdict == ("reproduced" if right >= 96 else "inconclusive" if right >= 85 else "not reproduced")
+    # with 100 samples a class needs 96 right to clear 90%; all 21 clear it together with 80% power from 98.7% up
+    assert perfect.loc["samples", "detectable"] == "every class at 98.7% or more"
+    few = claims_table(evidence(modality_counts=[(30, 30)] * 21)).loc["samples"]  # 0.025^(1/30) = 88.4%
+    assert few["verdict"] == "inconclusive" and few["detectable"] == "none: 30 samples per class cannot clear 90%"
+
+
+def test_neighbour_rates_keep_the_bound_over_classes_and_say_when_it_falls_short():
     from cvae.core.spread import rate_over_classes
-    from cvae.study.findings import _equal_samples
 
-    perfect = rate_over_classes([1.0] * 21, samples_per_class=100)  # all 2,100 samples right
-    assert perfect.low == pytest.approx(0.025 ** (1 / 2100)) == pytest.approx(0.998245, abs=1e-6)
-    assert perfect.low ** 2100 == pytest.approx(0.025) and perfect.draws == 2100 and perfect.high == 1.0
-    near = over_classes([1.0] * 20 + [0.98])  # one class lost 2 of 100: the t-interval over classes
-    assert near.low < perfect.low  # monotone: the perfect outcome is bounded at least as tightly
-    table = claims_table(evidence(conditional_modality=perfect))
-    assert table.loc["samples", "verdict"] == "reproduced"
-    assert table.loc["samples", "reason"] == ("the modality rate read 100% on all 2,100 samples; for these 21 classes "
-                                              "that bounds it at 99.8%, clear of the 90% margin")
-    assert "100.0% on all 2,100 samples of the 21 classes; 95% bound 99.8% to 100.0%" in perfect.text(1, percent=True)
-    none = rate_over_classes([0.0] * 21, samples_per_class=100)  # 0% mirrors 100%
-    assert none.low == 0.0 and none.high == pytest.approx(1 - 0.025 ** (1 / 2100))
-    # without independent samples per class (neighbour rates in an embedding) only the 21 classes bound the rate
     clusters = rate_over_classes([1.0] * 21)
     assert clusters.low == pytest.approx(0.025 ** (1 / 21)) == pytest.approx(0.8389, abs=1e-4)
     table = claims_table(evidence(separation={"modality": {"PCA": _classes(0.97, 0.02), "t-SNE": clusters},
@@ -160,8 +170,6 @@ def test_samples_right_on_every_class_are_bounded_over_the_samples_so_a_perfect_
     assert table.loc["modality_clusters", "verdict"] == "inconclusive"
     assert table.loc["modality_clusters", "reason"].endswith(
         "t-SNE read 100% on every class, but 21 classes alone bound it only at 83.9%, short of the 90% margin")
-    assert _equal_samples([{"samples": 100}] * 21) == 100
-    assert _equal_samples([{"samples": 100}, {"samples": 99}]) is None and _equal_samples([{}]) is None
 
 
 def test_the_margins_are_the_ones_the_rule_says_were_fixed_on_6_december():

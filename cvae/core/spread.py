@@ -26,7 +26,6 @@ class Spread:
     low: float | None
     high: float | None
     kind: str  # "seeds" or "classes": a t-interval over runs or over per-class values
-    draws: int | None = None  # for the bound of identical extreme rates: the independent samples it rests on
 
     @property
     def no_spread(self) -> bool:
@@ -77,9 +76,6 @@ class Spread:
         fmt = f",.{digits}f"
         mean = f"{self.mean * scale:{fmt}}{suffix}"
         what = {"seeds": "seeds", "classes": "classes"}[self.kind]
-        if self.exact_bound and self.draws:
-            return (f"{mean} on all {self.draws:,} samples of the {self.n} {what}; 95% bound {self.low * scale:{fmt}}"
-                    f"{suffix} to {self.high * scale:{fmt}}{suffix}")
         if self.exact_bound:
             return (f"{mean} on every one of {self.n} {what}; 95% bound {self.low * scale:{fmt}}{suffix} to "
                     f"{self.high * scale:{fmt}}{suffix}")
@@ -124,27 +120,29 @@ def over_classes(values_by_class: Sequence[float], bounds: tuple[float, float] |
     return over_seeds(values_by_class, bounds, kind="classes")
 
 
-def rate_over_classes(values_by_class: Sequence[float], kind: str = "classes",
-                      samples_per_class: int | None = None) -> Spread:
+def rate_over_classes(values_by_class: Sequence[float], kind: str = "classes") -> Spread:
     """`over_classes` for a rate. When every class (or seed) gave the same rate there is no spread to form a
-    t-interval from, and at 0% or 100% a distribution-free bound is used instead (`_extreme_bound`)."""
+    t-interval from; at 0% or 100% a bound over the clusters themselves is used: a rate X in [0, 1] with mean mu
+    reads 100% with probability at most mu (X >= [X = 1]), so n independent clusters all read 100% with probability
+    at most mu^n, and mu < 0.025^(1/n) is rejected at 2.5% (the 95% interval (0.025^(1/n), 1); 0% mirrors it). The
+    bound needs no distribution of X and never counts a class's images as independent; any other identical value
+    keeps no interval."""
     spread = over_seeds(values_by_class, (0.0, 1.0), kind=kind)
     if spread.no_spread and spread.mean in (0.0, 1.0):
-        return _extreme_bound(spread, samples_per_class)
+        bound = (0.5 - CONFIDENCE / 2) ** (1 / spread.n)
+        low, high = (bound, 1.0) if spread.mean == 1.0 else (0.0, 1.0 - bound)
+        return Spread(spread.mean, 0.0, spread.n, low, high, kind)
     return spread
 
 
-def _extreme_bound(spread: Spread, samples_per_class: int | None) -> Spread:
-    """The 95% bound of a rate that read 100% (or 0%) on all n clusters. A rate X in [0, 1] with mean mu reads 100%
-    with probability at most mu (X >= [X = 1]), so n independent clusters all read 100% with probability at most
-    mu^n and mu < 0.025^(1/n) is rejected at 2.5%: a bound that needs no distribution of X between the clusters.
-    When each class's rate comes from `samples_per_class` independent samples, as a model's generated samples are,
-    the classes are the fixed population: all N = n * k samples right has probability prod(p_c^k) <= mean(p)^N
-    (the AM-GM inequality), so the bound for these classes is 0.025^(1/N). 0% mirrors 100%."""
-    draws = spread.n * samples_per_class if samples_per_class else None
-    bound = (0.5 - CONFIDENCE / 2) ** (1 / (draws or spread.n))
-    low, high = (bound, 1.0) if spread.mean == 1.0 else (0.0, 1.0 - bound)
-    return Spread(spread.mean, 0.0, spread.n, low, high, spread.kind, draws)
+def clopper_pearson(successes: int, trials: int) -> tuple[float, float]:
+    """The exact 95% interval (low, high) of a rate from `successes` of `trials` independent draws."""
+    from scipy import stats
+
+    alpha = 1 - CONFIDENCE
+    low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    return low, high
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:
@@ -172,5 +170,5 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> Spr
     return over_seeds([v - b for v, b in zip(values, baseline)])
 
 
-__all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "holm",
+__all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "clopper_pearson", "holm",
            "paired_relative_difference", "paired_difference", "CONFIDENCE"]

@@ -45,21 +45,14 @@ def evidence(evaluation: dict, summary: dict, epochs: int, study: pd.DataFrame) 
                        for target, by_method in separation.items()},
         "probe_modality": rate_over_classes(evaluation["probe_modality_accuracy_by_class"]),
         "probe_class": rate_over_classes(evaluation["probe_class_accuracy_by_class"]),
-        "conditional_modality": rate_over_classes([row["modality_accuracy"] for row in per_class],
-                                                  samples_per_class=_equal_samples(per_class)),
-        "conditional_class": rate_over_classes([row["class_accuracy"] for row in per_class],
-                                               samples_per_class=_equal_samples(per_class)),
+        "conditional_modality": rate_over_classes([row["modality_accuracy"] for row in per_class]),
+        "conditional_class": rate_over_classes([row["class_accuracy"] for row in per_class]),
+        "modality_counts": [(round(row["modality_accuracy"] * row["samples"]), int(row["samples"]))
+                            for row in per_class],
         "class_chance": 1 / NUM_CLASSES,
         "recon_ssim_path": evaluation["recon_ssim"]["pathmnist"],
         "recon_ssim_gain_path": Spread.from_dict(gain) if gain else None,
     }
-
-
-def _equal_samples(per_class: list[dict]) -> int | None:
-    """The samples generated for each class when every class got the same number (the bound of a rate that read
-    100% on every class rests on them, `cvae.core.spread.rate_over_classes`); None otherwise."""
-    counts = {row.get("samples") for row in per_class}
-    return counts.pop() if len(counts) == 1 and None not in counts else None
 
 
 def _study_guess(study: pd.DataFrame, evaluation: dict) -> float:
