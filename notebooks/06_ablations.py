@@ -103,6 +103,8 @@ search = pd.DataFrame(record["table"]) if record else None
 chapter.glue("fig_sensitivity", study_plots.weight_sensitivity(search, weight_search.CRITERIA,
                                                          weight_search.CRITERION_NAMES) if record is not None else
              plots.placeholder_figure("no search recorded for this configuration: make search"))
+chapter.glue("sensitivity_caption", study_plots.SENSITIVITY_CAPTION if record is not None else
+             "No weight search is recorded for this configuration, so there is nothing to plot yet.")
 (chapter.table(ablation_tables.search_display(search), "The recorded weight search: each candidate's criteria as "
                "means over seeds, and its paired change against the default with the 95% interval.")
  if record is not None else None)
@@ -113,9 +115,7 @@ chapter.glue("fig_sensitivity", study_plots.weight_sensitivity(search, weight_se
 # ```{glue:figure} fig_sensitivity
 # :name: fig-sensitivity
 #
-# Each criterion's paired change against the default, in percent of the default's mean and signed so that up is
-# better, with its 95% interval over seeds, one weight at a time. The shaded candidate is the rule's winner for
-# that weight.
+# {glue:text}`sensitivity_caption:s`
 # Data: {glue:text}`data_caption:s`.
 # ```
 #

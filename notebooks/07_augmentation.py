@@ -76,5 +76,4 @@ chapter.table(fraction_table(by_fraction), "Test accuracy with a share of the re
 # ## Summary
 #
 # Generated images are useful training data only to the extent that they carry their class; the conditional
-# accuracy of the sampling chapter and the TSTR accuracy above measure the same thing from two sides. The section on
-# scarce data above says whether adding them helped a classifier here.
+# accuracy of the sampling chapter and the TSTR accuracy above measure the same thing from two sides.

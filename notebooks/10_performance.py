@@ -41,8 +41,9 @@ chapter.table(performance.benchmark_table(benchmark), "The training step's throu
 # %% tags=["hide-input"]
 switches = performance.cached_switches()
 chapter.glue("switches_sentence", performance.switches_sentence(switches))
-chapter.table(performance.switch_table(switches), "Samples per second of the training loop under each performance "
-              "switch, and the ratio to the fp32 NCHW baseline, from `python -m cvae bench --switches`.")
+(chapter.table(performance.switch_table(switches), "Samples per second of the training loop under each performance "
+               "switch, and the ratio to the fp32 NCHW baseline, from `python -m cvae bench --switches`.")
+ if switches else None)
 
 # %% [markdown]
 # {glue:text}`switches_sentence:s`

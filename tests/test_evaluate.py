@@ -209,8 +209,17 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
     summary = fraction_summary({"rows": rows})
     gain = summary[summary["arm"] == "gain"].iloc[0]
     assert gain["mean"] == pytest.approx(0.05)  # paired: (0.05 + 0.04 + 0.06) / 3
-    assert fraction_sentence(summary).startswith(
-        "At 1% of the real images, adding the samples changes the test accuracy by +5.0 percentage points (95% CI")
+    # sd 0.01 over 3 seeds: half-width 4.303 * 0.01 / sqrt(3) = 2.5 points
+    assert fraction_sentence(summary) == (
+        "Adding the samples changed the test accuracy by +5.0 points at 1% of the real images (95% CI +2.5 to +7.5), "
+        "each over 3 seeds. The samples helped at 1% of the real images, where the interval excludes zero.")
+    wild = rows + [{"fraction": 0.1, "seed": seed, "arm": arm, "overall": value}  # gains +0.9, -0.8, +0.9
+                   for seed, (real, both) in enumerate([(0.05, 0.95), (0.9, 0.1), (0.05, 0.95)])
+                   for arm, value in (("real_only", real), ("real_plus_synthetic", both))]
+    said = fraction_sentence(fraction_summary({"rows": wild}))
+    assert "+33.3 at 10% of the real images (95% CI -100.0 to +100.0)" in said  # a change of accuracy stays in +-100
+    assert said.endswith("each over 3 seeds. The samples helped at 1% of the real images, where the interval "
+                         "excludes zero.")
     table = fraction_table(summary)
     assert list(table.index.get_level_values("classifier")) == ["real only", "real + generated", "gain"]
     assert table.loc[("1%", "gain"), "unit"] == "points" and table.loc[("1%", "gain"), "mean"] == "+5.0"

@@ -105,7 +105,8 @@ def fraction_summary(result: dict, column: str = "overall") -> pd.DataFrame:
             out.append({"fraction": fraction, "arm": arm, "mean": spread.mean, "low": spread.low,
                         "high": spread.high, "seeds": spread.n})
         gain = paired_difference(by_arm["real_plus_synthetic"], by_arm["real_only"])
-        out.append({"fraction": fraction, "arm": "gain", "mean": gain.mean, "low": gain.low, "high": gain.high,
+        low, high = (None, None) if gain.low is None else (max(gain.low, -1.0), min(gain.high, 1.0))  # a change of
+        out.append({"fraction": fraction, "arm": "gain", "mean": gain.mean, "low": low, "high": high,  # an accuracy
                     "seeds": gain.n})
     return pd.DataFrame(out)
 
@@ -114,13 +115,32 @@ ARM_NAMES = {"real_only": "real only", "real_plus_synthetic": "real + generated"
 
 
 def fraction_sentence(summary: pd.DataFrame) -> str:
-    """'At 1% of the real images, adding the samples changes the test accuracy by +5.2 percentage points (95% CI ...,
-    3 seeds).' for every fraction of `fraction_summary`'s gain rows."""
+    """What adding the samples did at each share of the real images, in one sentence, and what the intervals allow
+    one to say: 'Adding the samples changed the test accuracy by +5.2 points at 1% of the real images (95% CI ...),
+    ... each over 3 seeds. No interval excludes zero: ...'."""
     gains = summary[summary["arm"] == "gain"].set_index("fraction")
-    return " ".join(
-        f"At {fraction:.0%} of the real images, adding the samples changes the test accuracy by "
-        f"{100 * row['mean']:+.1f} percentage points (95% CI {100 * row['low']:+.1f} to {100 * row['high']:+.1f}, "
-        f"{int(row['seeds'])} seeds)." for fraction, row in gains.iterrows())
+    if gains.empty:
+        return ""
+    parts = []
+    for position, (fraction, row) in enumerate(gains.iterrows()):
+        unit = " points" if position == 0 else ""
+        interval = (f"95% CI {100 * row['low']:+.1f} to {100 * row['high']:+.1f}" if pd.notna(row["low"])
+                    else "no interval")
+        parts.append(f"{100 * row['mean']:+.1f}{unit} at {fraction:.0%} of the real images ({interval})")
+    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    seeds = int(gains["seeds"].min())
+    return (f"Adding the samples changed the test accuracy by {listed}, each over {seeds} seeds. "
+            + _fraction_reading(gains))
+
+
+def _fraction_reading(gains: pd.DataFrame) -> str:
+    """Which shares of the real images the samples helped or hurt at, judged by whether the interval excludes 0."""
+    helped = [f"{f:.0%}" for f, row in gains.iterrows() if pd.notna(row["low"]) and row["low"] > 0]
+    hurt = [f"{f:.0%}" for f, row in gains.iterrows() if pd.notna(row["high"]) and row["high"] < 0]
+    if not helped and not hurt:
+        return "No interval excludes zero, so on this build the samples neither helped nor hurt detectably."
+    said = ([f"helped at {', '.join(helped)}"] if helped else []) + ([f"hurt at {', '.join(hurt)}"] if hurt else [])
+    return f"The samples {' and '.join(said)} of the real images, where the interval excludes zero."
 
 
 def fraction_table(summary: pd.DataFrame) -> pd.DataFrame:

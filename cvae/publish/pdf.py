@@ -113,9 +113,14 @@ PREAMBLE = r"""
       (\linewidth-\spx@arrayrulewidth)*#1/#2-\tw@\tabcolsep-\spx@arrayrulewidth\relax}}
 \makeatother
 % cvae.publish.pdf: a chapter starts on the page where the previous one ends, under a compact heading (no part pages, no
-% fncychap banner: about 15 pages fewer)
+% fncychap banner: about 15 pages fewer), unless less than a third of that page is left
+\usepackage{needspace}
 \makeatletter
-\renewcommand\chapter{\par\addvspace{2\baselineskip}\global\@topnum\z@\@afterindentfalse\secdef\@chapter\@schapter}
+\renewcommand\chapter{\par\needspace{0.33\textheight}\addvspace{2\baselineskip}\global\@topnum\z@\@afterindentfalse
+  \secdef\@chapter\@schapter}
+% a figure is at most 0.78 of the text height, so that it fits one page with its section's heading and its caption
+% (a full-height figure after a heading left the page before it empty)
+\AtBeginDocument{\spx@image@maxheight=0.78\textheight}
 \renewcommand\@makechapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily
   \thechapter\quad #1\par\nobreak\vskip 1.2em}}
 \renewcommand\@makeschapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily

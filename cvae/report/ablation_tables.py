@@ -82,7 +82,7 @@ def other_variants(study: pd.DataFrame, seed: int) -> pd.DataFrame:
 PRECISION_METRICS = {  # study column -> label in the precision comparison
     COMPARED: "validation loss at the final β (per image)", "final_val_mse": "validation MSE (per image)",
     "recon_psnr": "reconstruction PSNR (dB)", "recon_ssim": "reconstruction SSIM", "domain_fid": "domain FID",
-    "conditional_class_accuracy": "conditional class accuracy", "train_seconds": "training time (s)",
+    "conditional_class_accuracy": "conditional class accuracy (%)", "train_seconds": "training time (s)",
 }
 
 
@@ -97,9 +97,11 @@ def precision_table(study: pd.DataFrame, seed: int) -> pd.DataFrame:
     for column, label in PRECISION_METRICS.items():
         if column not in rows.columns:
             continue
-        default, full = float(rows.loc["paper", column]), float(rows.loc["fp32", column])
+        scale = 100.0 if "accuracy" in column else 1.0
+        default, full = scale * float(rows.loc["paper", column]), scale * float(rows.loc["fp32", column])
+        change = round(100 * (default - full) / abs(full), 1) + 0.0 if full else None  # + 0.0: no "-0.0%"
         out.append({"metric": label, "default precision": f"{default:,.4g}", "fp32": f"{full:,.4g}",
-                    "difference": f"{(default - full) / abs(full):+.1%}" if full else "n/a"})
+                    "difference": f"{change:+.1f}%" if change is not None else "n/a"})
     return pd.DataFrame(out).set_index("metric")
 
 

@@ -65,6 +65,12 @@ def variant_samples(samples: Mapping[str, np.ndarray], per_row: int = 21) -> Fig
     return fig
 
 
+# the caption of `weight_sensitivity`'s figure
+SENSITIVITY_CAPTION = ("Each criterion's paired change against the default, in percent of the default's mean and "
+                       "signed so that up is better, with its 95% interval over seeds, one weight at a time. The "
+                       "shaded candidate is the rule's winner for that weight.")
+
+
 @styled
 def weight_sensitivity(search: pd.DataFrame, criteria: Mapping[str, int], names: Mapping[str, str]) -> Figure:
     """One panel per searched weight (three to a row): each criterion's paired change against the default (in % of
@@ -180,4 +186,5 @@ def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapp
     return fig
 
 
-__all__ = ["overlaid_curves", "variant_samples", "weight_sensitivity", "seeded_dots", "fraction_curves", "aux_factorial"]
+__all__ = ["overlaid_curves", "variant_samples", "weight_sensitivity", "seeded_dots", "fraction_curves", "aux_factorial",
+           "SENSITIVITY_CAPTION"]
