@@ -116,12 +116,18 @@ def test_a_run_that_did_not_learn_makes_its_claim_not_testable_at_this_scale():
     assert learning_gate("main run", 0.02, 0.0981, 1 / 21).ok
     table = claims_table(evidence(learned={**LEARNED, "latent64": gate}))
     assert table.loc["latent", "verdict"] == "not testable at this scale"
-    assert table.loc["latent", "reason"] == "latent64 seed 1 did not learn"
+    assert table.loc["latent", "reason"] == ("latent64 seed 1 failed the learning gate: sample class accuracy 4.8%, "
+                                             "needs 9.8%")
     assert table.loc["latent", "failing"] == gate.failing
     assert not table.loc["latent", "runs_learned"] and table.loc["deep", "verdict"] == "reproduced"
     # the main run gates the claims it alone measures; a claim about images on the stand-in says so first
-    table = claims_table(evidence(learned={**LEARNED, "main": Learned(False, "main run: x")}))
+    table = claims_table(evidence(learned={**LEARNED, "main": Learned(False, "main run: x", ("x",), 1)}))
     assert table.loc["samples", "verdict"] == "not testable at this scale"
+    assert table.loc["samples", "reason"] == "the main run failed the learning gate: x"
+    several = Learned(False, "", ("reconstructions not clearly better than the class-mean image",), 4, 4)
+    table = claims_table(evidence(learned={**LEARNED, "paper": several}))  # study runs are called study runs
+    assert table.loc["latent", "reason"] == ("4 of 5 study runs failed the learning gate: reconstructions not "
+                                             "clearly better than the class-mean image")
     table = claims_table(evidence(synthetic=True, learned={**LEARNED, "main": Learned(False, "main run: x")}))
     assert table.loc["samples", "verdict"] == "not testable on this data"
 

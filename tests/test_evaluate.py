@@ -143,7 +143,7 @@ def test_diagnosis_says_no_when_the_seeds_cannot_resolve_a_change():
     assert list(table.index) == ["paper", "no_aux", "encoder_unconditioned", "gamma_10"]
     # 0.795, 0.800, 0.805: sd 0.005, half-width t(0.975, 2) * 0.005 / sqrt(3) = 4.303 * 0.002887 = 0.0124
     assert (table["seeds"] == 3).all() and table.loc["paper", "aux class, eval (%)"] == "80.0 (78.8 to 81.2)"
-    assert table.loc["paper", "reconstruction MSE"] == "0.0100 (0.0088 to 0.0112)"  # 0.0095, 0.0100, 0.0105
+    assert table.loc["paper", "reconstruction MSE (per pixel)"] == "0.0100 (0.0088 to 0.0112)"  # 0.0095, 0.0100, 0.0105
 
 
 def test_plain_converts_numpy_and_non_finite():

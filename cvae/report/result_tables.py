@@ -33,7 +33,7 @@ def _percent_number(value) -> str:
 
 def reconstruction_table(result: dict | None) -> pd.DataFrame:
     """MSE / PSNR / SSIM of test reconstructions per modality."""
-    table = _per_modality(result, {"recon_mse": "MSE", "recon_psnr": "PSNR (dB)", "recon_ssim": "SSIM"})
+    table = _per_modality(result, {"recon_mse": "MSE (per pixel)", "recon_psnr": "PSNR (dB)", "recon_ssim": "SSIM"})
     return table if len(table) else _unavailable("reconstruction metrics")
 
 

@@ -112,8 +112,8 @@ RULE = (
     f"them. The margins were fixed {MARGINS_FIXED}. The latent chapter names the two later changes to the aux-head "
     "factorial's rule. A claim "
     "about what medical images look like is not testable on this data when the build used the synthetic stand-in. A "
-    "claim whose runs did not learn, or whose test needs the original's 150-epoch schedule, is not testable at this "
-    "scale. A run is evidence only if its reconstructions beat the class-mean image, the 95% interval over classes of "
+    "claim whose runs failed the learning gate, or whose test needs the original's 150-epoch schedule, is not "
+    "testable at this scale. The gate: a run is evidence only if its reconstructions beat the class-mean image, the 95% interval over classes of "
     "the SSIM gain lying above 0, and if the evaluator finds the conditioned class in its samples at least "
     f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
     "measurement is read against the margin. The claim is reproduced when the interval lies wholly on the claim's "
@@ -375,6 +375,17 @@ def _gate(claim: Claim, evidence: dict) -> Learned:
     return combine([gates[name] for name in claim.runs if name in gates])
 
 
+def _gate_reason(claim: Claim, learned: Learned) -> str:
+    """Which runs failed the learning gate and on what: 'the main run failed the learning gate: ...', '4 of 4 study
+    runs failed the learning gate: ...'."""
+    if learned.failed_runs > 1:
+        runs = "runs" if "main" in claim.runs else "study runs"
+        return (f"{learned.failed_runs} of {learned.runs} {runs} failed the learning gate: "
+                f"{' and '.join(learned.missed)}")
+    name, _, details = learned.failing.partition(": ")
+    return f"{'the ' if name.startswith('main run') else ''}{name} failed the learning gate: {details}"
+
+
 def assess(claim: Claim, evidence: dict) -> tuple[Finding, Learned]:
     """The finding for one claim from the build's evidence (see `claims_table` for the keys), and its gate."""
     learned = _gate(claim, evidence)
@@ -387,12 +398,8 @@ def assess(claim: Claim, evidence: dict) -> tuple[Finding, Learned]:
                        "the claim is about medical images and this build used the synthetic stand-in",
                        finding.detectable), learned
     if not learned.ok:
-        runs = "runs" if "main" in claim.runs else "study runs"
-        did_not = (f"{learned.failed_runs} of {learned.runs} {runs}" if learned.failed_runs > 1
-                   else learned.failing.split(":")[0])
-        did_not = f"the {did_not}" if did_not.startswith("main run") else did_not
-        return Finding(finding.ours, "not testable at this scale", f"{did_not} did not learn", finding.detectable), \
-            learned
+        return Finding(finding.ours, "not testable at this scale", _gate_reason(claim, learned),
+                       finding.detectable), learned
     if evidence["synthetic"] and finding.verdict in ("reproduced", "not reproduced", "inconclusive"):
         finding = Finding(finding.ours, finding.verdict, f"{finding.reason}; on the stand-in this judges the pipeline",
                           finding.detectable)

@@ -35,7 +35,7 @@ TABLE_METRICS = {"aux_class_accuracy": "aux class, eval (%)", "aux_modality_accu
                  "aux_class_accuracy_train_mode": "aux class, train mode (%)",
                  "aux_modality_accuracy_train_mode": "aux modality, train mode (%)",
                  "probe_class_accuracy": "probe class (%)", "probe_modality_accuracy": "probe modality (%)",
-                 "recon_mse": "reconstruction MSE"}
+                 "recon_mse": "reconstruction MSE (per pixel)"}
 
 
 def _values(study: pd.DataFrame, name: str, column: str) -> pd.Series:
@@ -92,7 +92,8 @@ def _points(spread: Spread) -> str:
     text = f"{100 * spread.mean:+.1f} points"
     if spread.low is None:
         return f"{text}, {spread.n} seeds, no interval"
-    return f"{text}, 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f} over {spread.n} seeds"
+    low, high = max(spread.low, -1.0), min(spread.high, 1.0)  # a change of a rate stays within +-100 points
+    return f"{text}, 95% CI {100 * low:+.1f} to {100 * high:+.1f} over {spread.n} seeds"
 
 
 def _study_gate(study: pd.DataFrame):

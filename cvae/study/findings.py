@@ -146,7 +146,7 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"**{verdict_line(claims, synthetic)}**",
         f"We retrained the original's conditional VAE on {data}, {train_images:,} training images for {epochs} "
         f"epochs with profile `{profile}`, and compared variants over {seeds} seeds. Each claim was judged against a "
-        f"margin fixed before the runs.",
+        f"margin fixed in the code before this build's runs.",
         f"Reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
                                                      baseline is not None else "") + f"{gain_text}. "
         f"The evaluator, {evaluator:.1%} accurate on held-out test images, assigns {samples.mean:.1%} of the samples "
