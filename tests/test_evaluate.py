@@ -217,7 +217,7 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
                    for seed, (real, both) in enumerate([(0.05, 0.95), (0.9, 0.1), (0.05, 0.95)])
                    for arm, value in (("real_only", real), ("real_plus_synthetic", both))]
     said = fraction_sentence(fraction_summary({"rows": wild}))
-    assert "+33.3 at 10% of the real images (95% CI -100.0 to +100.0)" in said  # a change of accuracy stays in +-100
+    assert "(95% CI +2.5 to +7.5) and +33.3 at 10% (-100.0 to +100.0), each" in said  # a change stays in +-100
     assert said.endswith("each over 3 seeds. The samples helped at 1% of the real images, where the interval "
                          "excludes zero.")
     table = fraction_table(summary)

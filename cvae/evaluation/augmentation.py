@@ -122,11 +122,12 @@ def fraction_sentence(summary: pd.DataFrame) -> str:
     if gains.empty:
         return ""
     parts = []
-    for position, (fraction, row) in enumerate(gains.iterrows()):
-        unit = " points" if position == 0 else ""
-        interval = (f"95% CI {100 * row['low']:+.1f} to {100 * row['high']:+.1f}" if pd.notna(row["low"])
-                    else "no interval")
-        parts.append(f"{100 * row['mean']:+.1f}{unit} at {fraction:.0%} of the real images ({interval})")
+    for position, (fraction, row) in enumerate(gains.iterrows()):  # the first says the units, the rest only numbers
+        first = position == 0
+        interval = (f"{'95% CI ' if first else ''}{100 * row['low']:+.1f} to {100 * row['high']:+.1f}"
+                    if pd.notna(row["low"]) else "no interval")
+        parts.append(f"{100 * row['mean']:+.1f}{' points' if first else ''} at {fraction:.0%}"
+                     f"{' of the real images' if first else ''} ({interval})")
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     seeds = int(gains["seeds"].min())
     return (f"Adding the samples changed the test accuracy by {listed}, each over {seeds} seeds. "
