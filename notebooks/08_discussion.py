@@ -33,7 +33,7 @@ study = context.study()
 chapter.glue("diagnosis_seeds", diagnosis.contrast_seeds(study))
 synthetic = bool(run.summary["synthetic_data"])
 table = chapter.claims(config, run, study)
-chapter.glue("claims_rule", claim_rules.RULE)
+chapter.glue("claims_rule", chapter.md(claim_rules.rule_markdown()))
 chapter.glue("margins", chapter.md(findings.margins_markdown()))
 chapter.glue("data_label", findings.data_label(synthetic))
 chapter.glue("abstract", chapter.html(findings.abstract(table, evaluation, run.summary, config.epochs, profile,
@@ -56,7 +56,11 @@ chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
 # %% [markdown]
 # The factorial behind the last row is in the {doc}`latent chapter <05_latent>`.
 #
-# **The rule.** {glue:text}`claims_rule:s`
+# **The rule** that gives each verdict:
+#
+# ```{glue:md} claims_rule
+# :format: myst
+# ```
 #
 # The margins, and why each was chosen before the runs:
 #

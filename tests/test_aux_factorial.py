@@ -15,7 +15,7 @@ from cvae.evaluation.inference import READINGS, aux_head_readings
 from cvae.study.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines,
                                       learned, official_baselines, reconstruction_sentence, report, run_learned,
                                       verdict)
-from cvae.study.claims import Learned
+from cvae.study.evidence_gate import Learned
 from cvae.training.epochs import single_dataset_batches
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from cvae.core.paths import PROJECT_ROOT
 from cvae.core.spread import Spread, over_classes, over_seeds, paired_relative_difference
-from cvae.study.claims import (CLAIMS, RULE, TESTS, VERDICTS, Learned, claims_report, claims_table, learning_gate,
-                               sentence, verdict_counts)
+from cvae.study.claims import CLAIMS, RULE, TESTS, VERDICTS, claims_report, claims_table, sentence, verdict_counts
+from cvae.study.evidence_gate import Learned, learning_gate
 
 
 def _seeds(mean: float, half: float, n: int = 3) -> Spread:
@@ -350,7 +350,7 @@ def test_an_accuracy_interval_over_seeds_stays_inside_zero_and_one():
 
 
 def test_the_gate_counts_every_run_behind_a_claim():
-    from cvae.study.claims import combine
+    from cvae.study.evidence_gate import combine
 
     failing = learning_gate("x seed 0", -0.1, 0.0, 1 / 21)
     paper = combine([failing, learning_gate("x seed 1", -0.1, 0.0, 1 / 21)])

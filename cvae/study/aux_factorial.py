@@ -20,7 +20,8 @@ from cvae.core.labels import DATASETS
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import Spread, over_seeds, paired_difference
 from cvae.evaluation.inference import READINGS
-from cvae.study.claims import Learned, detectable_text, learning_gate
+from cvae.study.claims import detectable_text
+from cvae.study.evidence_gate import Learned, learning_gate
 
 # (batches, encoder) -> the study variant that trains that cell
 CELLS: dict[tuple[str, str], str] = {
@@ -182,7 +183,7 @@ def describe(cell: tuple[str, str, str]) -> str:
 def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
     """The rule's verdict against `guess` (what a modality head guessing in the label proportions scores on the split
     read): {'verdict': 'explained' | 'partly explained' | 'inconclusive' | 'not explained' | 'not testable at this
-    scale' | 'not measured', 'cell': the deciding cell or None, 'sentence': one plain sentence}. `learned` (`cvae.study.claims.Learned`
+    scale' | 'not measured', 'cell': the deciding cell or None, 'sentence': one plain sentence}. `learned` (`cvae.study.evidence_gate.Learned`
     of the factorial's runs) gates it like every claim."""
     spreads = cell_spreads(rows)
     if not spreads:
@@ -320,7 +321,7 @@ def split_guess(study: pd.DataFrame) -> float:
 def run_learned(row) -> Learned:
     """The factorial's learning gate of one run (a study row): the SSIM gain of its reconstructions over the
     class-mean image, read the way it was trained (`TRAINED_READING`), its 95% interval over classes above 0: the
-    claims' gate (`cvae.study.claims.learning_gate`) on reconstructions alone, as the factorial was specified."""
+    claims' gate (`cvae.study.evidence_gate.learning_gate`) on reconstructions alone, as the factorial was specified."""
     from cvae.study.ablations import STANDARD
 
     batches = STANDARD[row["name"]].get("batch_composition", "mixed")
@@ -332,7 +333,7 @@ def run_learned(row) -> Learned:
 
 def learned(study: pd.DataFrame):
     """The learning gate of every run of the factorial (`run_learned`, all cells together)."""
-    from cvae.study.claims import combine
+    from cvae.study.evidence_gate import combine
 
     return combine([run_learned(row) for _, row in cell_runs(study).iterrows()])
 

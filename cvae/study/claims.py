@@ -5,8 +5,8 @@ so a page can never say more than the table does. Each claim has a test and a ma
 (`TESTS`, shown as a column of the table and explained in the discussion). The rule (`RULE`):
 
 - **not testable on this data**: the claim is about what medical images look like and the build used the stand-in;
-- **not testable at this scale**: a run behind the claim did not learn (`learning_gate`), or the claim needs the
-  original's 150-epoch schedule and the build trained a shorter one;
+- **not testable at this scale**: a run behind the claim failed the learning gate (`cvae.study.evidence_gate`), or
+  the claim needs the original's 150-epoch schedule and the build trained a shorter one;
 - otherwise the 95% interval of our measurement is read against the margin: **reproduced** when it lies wholly on
   the claim's side, **not reproduced** when it lies wholly on the other side, **inconclusive** when it straddles the
   margin or when there is no interval (one seed, or identical values on every seed).
@@ -26,14 +26,11 @@ import pandas as pd
 
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import Spread, clopper_pearson
+from cvae.study.evidence_gate import GATE_CLASS_ABOVE_CHANCE, Learned, combine
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable at this scale",
             "not testable on this data")
 ORIGINAL_SCHEDULE_EPOCHS = 150
-# the learning gate: a run is evidence only if its reconstructions keep more of each image than the image's class
-# mean does, and the evaluator finds the conditioned class in its samples clearly more often than chance
-GATE_SSIM_GAIN = 0.0
-GATE_CLASS_ABOVE_CHANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -107,80 +104,38 @@ MARGINS_FIXED = ("on 6 December 2026 in commit 15fd6c2, after test builds on the
                  "MedMNIST. The modality head's test took its present form the same day, in commit 89f5704, and the "
                  "samples' test on 7 December, when it became class by class with the same 90% margin")
 
-RULE = (
+RULE_STEPS = (  # the rule as the discussion lists it, one step an item
     "Each claim has a test, a margin and a number of seeds, set in the code before this build's runs; the table lists "
     f"them. The margins were fixed {MARGINS_FIXED}. The latent chapter names the two later changes to the aux-head "
-    "factorial's rule. A claim "
-    "about what medical images look like is not testable on this data when the build used the synthetic stand-in. A "
-    "claim whose runs failed the learning gate, or whose test needs the original's 150-epoch schedule, is not "
+    "factorial's rule.",
+    "A claim about what medical images look like is not testable on this data when the build used the synthetic "
+    "stand-in.",
+    "A claim whose runs failed the learning gate, or whose test needs the original's 150-epoch schedule, is not "
     "testable at this scale. The gate: a run is evidence only if its reconstructions beat the class-mean image, the "
-    "95% interval over classes of the SSIM gain lying above 0, and if the evaluator finds the conditioned class in its samples at least "
-    f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance. Otherwise the 95% interval of our "
-    "measurement is read against the margin. The claim is reproduced when the interval lies wholly on the claim's "
-    "side, not reproduced when it lies wholly on the other side, and inconclusive when it straddles the margin or "
-    "when there is no interval. Comparisons of runs are paired by seed and use the validation loss at the final KL "
-    "weight of each run's kept checkpoint. Rates of samples and of test images are judged over classes, because "
-    "their outcomes cluster by class. A rate of 100% on every one of n classes or seeds gets the 95% bound "
-    "0.025^(1/n) to 100%, which assumes nothing about how the rate varies between them. That bound is wider than the "
-    "t-interval of nearly identical values, so a score of 100% on 21 classes can read as less certain than one of "
-    "99%. The samples claim avoids this: it is judged class by class, each class's samples being independent "
-    "draws, and holds only if every class's exact interval lies above the margin. Intervals over classes come from "
-    "the main run alone and leave out the variation between training seeds. The detectable effect is the "
-    "smallest true difference the spread would have found with 80% power. Where it is larger than the margin, the "
-    "seeds were too few to settle the claim unless the interval lies clear of the margin."
+    "95% interval over classes of the SSIM gain lying above 0, and if the evaluator finds the conditioned class in "
+    f"its samples at least {100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance.",
+    "Otherwise the 95% interval of our measurement is read against the margin. The claim is reproduced when the "
+    "interval lies wholly on the claim's side, not reproduced when it lies wholly on the other side, and "
+    "inconclusive when it straddles the margin or when there is no interval.",
+    "Comparisons of runs are paired by seed and use the validation loss at the final KL weight of each run's kept "
+    "checkpoint.",
+    "Rates of samples and of test images are judged over classes, because their outcomes cluster by class. A rate of "
+    "100% on every one of n classes or seeds gets the 95% bound from the n-th root of 0.025 to 100%, which assumes "
+    "nothing about how the rate varies between them. That bound is wider than the t-interval of nearly identical "
+    "values, so a score of 100% on 21 classes can read as less certain than one of 99%. The samples claim avoids "
+    "this: it is judged class by class, each class's samples being independent draws, and holds only if every "
+    "class's exact interval lies above the margin. Intervals over classes come from the main run alone and leave out "
+    "the variation between training seeds.",
+    "The detectable effect is the smallest true difference the spread would have found with 80% power. Where it is "
+    "larger than the margin, the seeds were too few to settle the claim unless the interval lies clear of the "
+    "margin.",
 )
+RULE = " ".join(RULE_STEPS)
 
 
-@dataclass(frozen=True)
-class Learned:
-    """Whether the runs behind a claim passed the learning gate; when not, what failed (`failing`: one line) and the
-    short names of the criteria missed (`missed`)."""
-
-    ok: bool
-    failing: str = ""
-    missed: tuple[str, ...] = ()
-    failed_runs: int = 0
-    runs: int = 1
-
-    def to_dict(self) -> dict:
-        """{'value': bool, 'failing': str} for the JSON report."""
-        return {"value": self.ok, "failing": self.failing}
-
-
-def learning_gate(name: str, ssim_gain_low: float | None, class_accuracy: float | None = None,
-                  chance: float | None = None, reading: str = "") -> Learned:
-    """The gate for one run: the lower end of the 95% interval over classes of its SSIM gain over the class-mean
-    image above GATE_SSIM_GAIN, and, when `class_accuracy` is given, sample class accuracy at least
-    GATE_CLASS_ABOVE_CHANCE above `chance`. `reading` names how the reconstructions were read when it is not the
-    usual eval mode (the aux-head factorial reads each run the way it was trained). `failing` names the run and the
-    criteria it missed."""
-    details, missed = [], []
-    if ssim_gain_low is None or not ssim_gain_low > GATE_SSIM_GAIN:
-        missed.append("reconstructions, read the way the run was trained, not clearly better than the class-mean "
-                      "image" if reading else "reconstructions not clearly better than the class-mean image")
-        where = f" in {reading}" if reading else ""
-        bound = "no interval" if ssim_gain_low is None else f"lower 95% bound {ssim_gain_low:+.3f}"
-        details.append(f"SSIM gain over the class-mean image{where} not clearly above 0 ({bound})"
-                       if reading or ssim_gain_low is not None else missed[-1])
-    needed = None if class_accuracy is None else chance + GATE_CLASS_ABOVE_CHANCE
-    if needed is not None and not class_accuracy >= needed:
-        missed.append(f"sample class accuracy below {needed:.1%}")
-        details.append(f"sample class accuracy {class_accuracy:.1%}, needs {needed:.1%}")
-    return Learned(not missed, f"{name}: {' and '.join(details)}" if missed else "", tuple(missed), int(bool(missed)))
-
-
-def combine(gates: list[Learned]) -> Learned:
-    """All runs must pass. One failing run is named with its numbers; several are counted, with the criteria they
-    missed."""
-    failed = [gate for gate in gates if not gate.ok]
-    runs = sum(gate.runs for gate in gates)
-    if not failed:
-        return Learned(True, runs=runs)
-    missed = tuple(dict.fromkeys(criterion for gate in failed for criterion in gate.missed))
-    failed_runs = sum(gate.failed_runs for gate in failed)
-    if failed_runs == 1:
-        return Learned(False, failed[0].failing, missed, 1, runs)
-    return Learned(False, f"{failed_runs} of {runs} runs: {' and '.join(missed)}", missed, failed_runs, runs)
+def rule_markdown() -> str:
+    """The rule as a numbered Markdown list (`RULE_STEPS`), as the discussion shows it."""
+    return "\n".join(f"{number}. {step}" for number, step in enumerate(RULE_STEPS, 1))
 
 
 @dataclass(frozen=True)
@@ -452,5 +407,5 @@ def sentence(table: pd.DataFrame, key: str, data_label: str) -> str:
     return f"{claim}: {verdict}, because {row['reason']}. Measured: {row['ours']}."
 
 
-__all__ = ["CLAIMS", "Claim", "Finding", "Learned", "RULE", "TESTS", "Test", "VERDICTS", "assess", "claims_report",
-           "claims_table", "combine", "learning_gate", "read_against", "sentence", "verdict_counts"]
+__all__ = ["CLAIMS", "Claim", "Finding", "RULE", "RULE_STEPS", "rule_markdown", "TESTS", "Test", "VERDICTS",
+           "assess", "claims_report", "claims_table", "detectable_text", "read_against", "sentence", "verdict_counts"]

@@ -97,8 +97,8 @@ def _points(spread: Spread) -> str:
 
 
 def _study_gate(study: pd.DataFrame):
-    """The learning gate over the control and every contrast run of the study (`cvae.study.claims.combine`)."""
-    from cvae.study.claims import combine
+    """The learning gate over the control and every contrast run of the study (`cvae.study.evidence_gate.combine`)."""
+    from cvae.study.evidence_gate import combine
     from cvae.study.runner import variant_gate
 
     return combine([variant_gate(study, name) for name in (CONTROL, *CONTRASTS) if (study["name"] == name).any()])

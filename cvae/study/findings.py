@@ -11,7 +11,8 @@ import pandas as pd
 
 from cvae.core.labels import DATASET_NAMES, NUM_CLASSES
 from cvae.core.spread import Spread, over_classes, rate_over_classes
-from cvae.study.claims import CLAIMS, TESTS, claims_table, learning_gate, sentence, verdict_counts
+from cvae.study.claims import CLAIMS, TESTS, claims_table, sentence, verdict_counts
+from cvae.study.evidence_gate import learning_gate
 from cvae.study.runner import claim_evidence
 
 
@@ -21,7 +22,7 @@ def data_label(synthetic: bool) -> str:
 
 
 def main_run_gate(evaluation: dict):
-    """The learning gate of the main run (`cvae.study.claims.learning_gate`) from its evaluation."""
+    """The learning gate of the main run (`cvae.study.evidence_gate.learning_gate`) from its evaluation."""
     gain = (evaluation.get("recon_ssim_gain_over_class_mean") or {}).get("overall")
     return learning_gate("main run", gain["low"] if gain else None, evaluation["conditional_class_accuracy"],
                          1 / NUM_CLASSES)

@@ -34,7 +34,7 @@ from cvae.data.loading import load_data
 from cvae.evaluation.domain_evaluator import load_or_train_evaluator
 from cvae.evaluation.run_evaluation import cached_variant_metrics, variant_metrics
 from cvae.study.ablations import FACTORIAL, STANDARD, ablation_config
-from cvae.study.claims import Learned, combine, learning_gate
+from cvae.study.evidence_gate import Learned, combine, learning_gate
 from cvae.study.weight_search import RULE as SEARCH_RULE
 from cvae.study.weight_search import candidates, decide, search_table
 from cvae.training.precision import autocast_dtype, select_device
@@ -251,7 +251,7 @@ def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper", colum
 
 
 def run_gate(row: dict | pd.Series) -> Learned:
-    """The learning gate (`cvae.study.claims.learning_gate`) of one study run from its measured row."""
+    """The learning gate (`cvae.study.evidence_gate.learning_gate`) of one study run from its measured row."""
     return learning_gate(f"{row['name']} seed {int(row['seed'])}", row.get("recon_ssim_gain_low"),
                          float(row["conditional_class_accuracy"]), 1 / NUM_CLASSES)
 
