@@ -230,7 +230,7 @@ def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():
     study = _study(no_aux_heads=0.38, unconditioned_probe=0.95, gamma10_gain=0.06)
     study.loc[study["name"] == "paper", "conditional_class_accuracy"] = 1 / 21  # samples at chance
     assert diagnosis.summary(study) == (
-        "The diagnosis runs did not learn (3 of 12), so their contrasts say nothing about the heads.")
+        "3 of the 12 diagnosis runs failed the learning gate, so their contrasts say nothing about the heads.")
     found = diagnosis.findings(EVALUATION, study)  # the numbers stay, read in points; no clause interprets them
     assert not any("symptom" in f or "holds" in f or "differ" in f or "resolve" in f for f in found)
     labels_out = next(f for f in found if f.startswith("Labels kept out of the encoder"))

@@ -191,7 +191,7 @@ def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
     if learned is not None and not learned.ok:
         return {"verdict": "not testable at this scale", "cell": None,
                 "sentence": f"Not testable at this scale: {learned.failed_runs} of {learned.runs} runs of the "
-                            f"factorial did not learn, so it says nothing yet about the original's heads."}
+                            f"factorial failed the learning gate, so it says nothing yet about the original's heads."}
     partial = None
     for cell, heads in spreads.items():
         if not (_probe_reads(heads["probe"]) and _inside(heads["modality"], guess)):

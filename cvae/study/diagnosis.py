@@ -201,8 +201,8 @@ def summary(study: pd.DataFrame) -> str:
     them (what could produce the original's low readings); the claim's verdict is the discussion's."""
     gate = _study_gate(study)
     if not gate.ok:
-        return (f"The diagnosis runs did not learn ({gate.failed_runs} of {gate.runs}), so their contrasts say "
-                "nothing about the heads.")
+        return (f"{gate.failed_runs} of the {gate.runs} diagnosis runs failed the learning gate, so their "
+                "contrasts say nothing about the heads.")
     fix = best_fix(study)
     if fix is None:
         lowered = lowering(study)
