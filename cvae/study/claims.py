@@ -218,7 +218,8 @@ def _aux_heads(e: dict) -> Finding:
     cls: Spread | None = e.get("aux_class")
     guess = e["aux_guess"]
     main = e.get("aux_main") or {}
-    ours = (f"main run: modality {main['modality']:.1%}, class {main['class']:.1%}; " if main else "") + (
+    ours = (f"main run, shown but not judged: modality {main['modality']:.1%}, class {main['class']:.1%}; "
+            if main else "") + (
         f"study: modality {modality.text(1, percent=True)}" + (f"; class {cls.mean:.1%}" if cls else "")
         if modality else "study: not trained") + f"; a guess in the label proportions scores {guess:.1%}"
     if modality is None:
@@ -352,7 +353,7 @@ def assess(claim: Claim, evidence: dict) -> tuple[Finding, Learned]:
         return Finding(finding.ours, "not testable on this data",
                        "the claim is about medical images and this build used the synthetic stand-in",
                        finding.detectable), learned
-    if not learned.ok:
+    if not learned.ok and finding.verdict != "not testable at this scale":  # a reason of its own comes first
         return Finding(finding.ours, "not testable at this scale", _gate_reason(claim, learned),
                        finding.detectable), learned
     if evidence["synthetic"] and finding.verdict in ("reproduced", "not reproduced", "inconclusive"):

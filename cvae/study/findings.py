@@ -147,17 +147,18 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"**{verdict_line(claims, synthetic)}**",
         f"We retrained the original's conditional VAE on {data}, {train_images:,} training images for {epochs} "
         f"epochs with profile `{profile}`, and compared variants over {seeds} seeds. Each claim was judged against a "
-        f"margin fixed in the code before this build's runs.",
+        f"margin fixed before this build's runs.",
         f"Reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
                                                      baseline is not None else "") + f"{gain_text}. "
         f"The evaluator, {evaluator:.1%} accurate on held-out test images, assigns {samples.mean:.1%} of the samples "
         f"to their class{samples_interval}, against chance at {1 / NUM_CLASSES:.1%}.",
     ]
     gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
-    unlearned = ([] if gate.ok else ["the main run"]) + (["the study's smaller runs"] if gated else [])
-    if unlearned:
-        parts.append(f"{' and '.join(unlearned)[0].upper() + ' and '.join(unlearned)[1:]} did not learn enough to be "
-                     f"evidence.")
+    if not gate.ok:
+        parts.append(f"The main run failed the learning gate: {' and '.join(gate.missed)}"
+                     + (", and so did the study's smaller runs." if gated else "."))
+    elif gated:
+        parts.append("The study's smaller runs failed the learning gate, so the claims they decide were not tested.")
     return "\n\n".join(parts)
 
 
@@ -191,14 +192,15 @@ def sampling_summary(evaluation: dict) -> str:
     95% intervals over the 21 classes (samples of one class share their fate) and chance levels."""
     per_class = evaluation["conditional_per_class"]
 
-    def rate(column: str, chance: float) -> str:
+    def rate(column: str, what: str, chance: float) -> str:
         spread = over_classes([row[column] for row in per_class])
         interval = f", 95% CI {spread.low:.1%} to {spread.high:.1%} over classes" if spread.low is not None else ""
-        return f"{spread.mean:.1%}{interval}, against chance {chance:.1%}"
+        return f"{spread.mean:.1%} to {what}{interval}, where chance is {chance:.1%}"
 
     samples = int((evaluation.get("generation_sizes") or {}).get("samples") or 0)
-    return (f"Of {samples:,} samples, the evaluator assigns {rate('modality_accuracy', 1 / 3)} to the modality they "
-            f"were conditioned on, and {rate('class_accuracy', 1 / NUM_CLASSES)} to their class.")
+    return (f"Of {samples:,} samples, the evaluator assigns "
+            f"{rate('modality_accuracy', 'the modality they were conditioned on', 1 / 3)}, and "
+            f"{rate('class_accuracy', 'their class', 1 / NUM_CLASSES)}.")
 
 
 def separation_sentence(evaluation: dict) -> str:
