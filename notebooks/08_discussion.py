@@ -39,8 +39,7 @@ chapter.glue("data_label", findings.data_label(synthetic))
 chapter.glue("abstract", chapter.html(findings.abstract(table, evaluation, run.summary, config.epochs, profile,
                                                         run.summary["sizes"]["train"],
                                                         int((study["name"] == "paper").sum()))))
-for key in ("best_epoch", "aux_heads"):
-    chapter.glue(f"claim_{key}", findings.verdict_sentence(table, key, synthetic))
+chapter.glue("claim_best_epoch", findings.verdict_sentence(table, "best_epoch", synthetic))
 chapter.glue("claims_size", chapter.md(findings.group_markdown(table, ["latent", "deep"], synthetic)))
 chapter.glue("claims_images", chapter.md(findings.group_markdown(
     table, ["modality_clusters", "class_overlap", "reconstructions", "samples"], synthetic)))

@@ -161,7 +161,7 @@ def test_the_samples_claim_is_judged_class_by_class_so_a_better_class_never_hurt
         verdict = claims_table(evidence(modality_counts=[(100, 100)] * 20 + [(right, 100)])).loc["samples", "verdict"]
         assert verdict == ("reproduced" if right >= 96 else "inconclusive" if right >= 85 else "not reproduced")
     # with 100 samples a class needs 96 right to clear 90%; all 21 clear it together with 80% power from 98.7% up
-    assert perfect.loc["samples", "detectable"] == "every class at 98.7% or more"
+    assert perfect.loc["samples", "detectable"] == "every class 8.7 points above the margin, at 98.7%"
     few = claims_table(evidence(modality_counts=[(30, 30)] * 21)).loc["samples"]  # 0.025^(1/30) = 88.4%
     assert few["verdict"] == "inconclusive" and few["detectable"] == "none: 30 samples per class cannot clear 90%"
 

@@ -292,8 +292,8 @@ def _samples(e: dict) -> Finding:
 
 
 def _every_class_detectable(counts: list[tuple[int, int]], margin: float, power: float = 0.8) -> str:
-    """The smallest rate that every class would need for the class-by-class test to pass with `power`, at the
-    fewest samples any class has: 'every class at 98.6% or more'."""
+    """How far above the margin every class would have to be for the class-by-class test to pass with `power`, at
+    the fewest samples any class has: 'every class 8.7 points above the margin, at 98.7%'."""
     from scipy import stats
 
     samples = min(n for _, n in counts)
@@ -302,7 +302,7 @@ def _every_class_detectable(counts: list[tuple[int, int]], margin: float, power:
         return f"none: {samples} samples per class cannot clear {margin:.0%}"
     per_class = power ** (1 / len(counts))  # all classes must pass
     rate = next(p / 1000 for p in range(1, 1001) if stats.binom.sf(needed - 1, samples, p / 1000) >= per_class)
-    return f"every class at {rate:.1%} or more"
+    return f"every class {100 * (rate - margin):.1f} points above the margin, at {rate:.1%}"
 
 
 def _bound_reason(spread: Spread, margin: float, what: str) -> str:
