@@ -215,6 +215,15 @@ def test_the_claims_table_names_every_column_it_prints():
                        "verdict, and the effect the seeds could detect"]
 
 
+def test_a_change_of_a_rate_keeps_its_interval_within_plus_minus_one_and_prints_in_percent():
+    from cvae.core.spread import RATE_CHANGE, paired_difference
+
+    wide = paired_difference([0.95, 0.1, 0.95], [0.05, 0.9, 0.05], RATE_CHANGE)  # +0.9, -0.8, +0.9: half-width 2.4
+    assert wide.mean == pytest.approx(1 / 3) and (wide.low, wide.high) == (-1.0, 1.0)
+    assert paired_difference([0.95, 0.1, 0.95], [0.05, 0.9, 0.05]).low < -1.0  # unbounded without RATE_CHANGE
+    assert over_seeds([0.795, 0.8, 0.805]).cell(1, percent=True) == "80.0 (78.8 to 81.2)"
+
+
 def test_zero_spread_is_not_called_certain():
     same = over_seeds([0.05, 0.05, 0.05])
     assert same.no_spread and same.low is None and same.detectable() is None

@@ -12,6 +12,13 @@ def test_three_significant_digits_without_exponents():
     assert significant(float("nan")) == significant(None) == "n/a"
 
 
+def test_a_signed_change_never_prints_a_minus_zero():
+    from cvae.core.formatting import signed
+
+    assert [signed(v) for v in (-0.04, 0.0, -0.0, 1.25, -3.26)] == ["+0.0", "+0.0", "+0.0", "+1.2", "-3.3"]
+    assert signed(-0.0004, 3) == "+0.000" and signed(0.0125, 3) == "+0.013"
+
+
 def test_result_tables_print_what_a_reader_can_use():
     per_modality = {"pathmnist": 373.6248, "tissuemnist": 48.6702, "octmnist": 1.2502, "overall": 223.4086}
     result = {"domain_fid": per_modality, "recon_psnr": {"overall": 21.6869}, "recon_mse": {"overall": 0.0123456},

@@ -51,6 +51,11 @@ def significant(value, digits: int = 3) -> str:
     return f"{value:,.{max(0, digits - 1 - magnitude)}f}"
 
 
+def signed(value: float, digits: int = 1) -> str:
+    """A change with its sign and `digits` decimals, never '-0.0': -0.04 -> '+0.0', 1.25 -> '+1.2'."""
+    return f"{round(float(value), digits) + 0.0:+.{digits}f}"
+
+
 def duration(seconds: float) -> str:
     """A wall time as a reader says it, in the largest unit that keeps it at 1 or more: '42 s', '3.5 minutes',
     '2.1 hours' (three significant digits at most)."""
@@ -62,5 +67,5 @@ def duration(seconds: float) -> str:
 
 
 __all__ = [
-    "plain", "percent", "number", "significant", "lookup", "duration",
+    "plain", "percent", "number", "significant", "lookup", "duration", "signed",
 ]

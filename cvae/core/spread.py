@@ -86,10 +86,14 @@ class Spread:
         return (f"{mean}, 95% CI {self.low * scale:{fmt}}{suffix} to {self.high * scale:{fmt}}{suffix} over "
                 f"{self.n:,} {what}")
 
-    def cell(self, digits: int = 3) -> str:
-        """'0.412 (0.380 to 0.444)': the mean and its 95% interval for a table cell whose header names n."""
-        mean = f"{self.mean:,.{digits}f}"
-        return mean if self.low is None else f"{mean} ({self.low:,.{digits}f} to {self.high:,.{digits}f})"
+    def cell(self, digits: int = 3, percent: bool = False) -> str:
+        """'0.412 (0.380 to 0.444)': the mean and its 95% interval for a table cell whose header names n and the
+        unit; percent=True writes a rate in % ('41.2 (38.0 to 44.4)' with digits=1)."""
+        scale = 100.0 if percent else 1.0
+        mean = f"{scale * self.mean:,.{digits}f}"
+        if self.low is None:
+            return mean
+        return f"{mean} ({scale * self.low:,.{digits}f} to {scale * self.high:,.{digits}f})"
 
 
 def over_seeds(values: Sequence[float], bounds: tuple[float, float] | None = None, kind: str = "seeds") -> Spread:
@@ -163,12 +167,17 @@ def paired_relative_difference(values: Sequence[float], baseline: Sequence[float
     return over_seeds([(v - b) / abs(b) for v, b in zip(values, baseline)])
 
 
-def paired_difference(values: Sequence[float], baseline: Sequence[float]) -> Spread:
-    """value - baseline per seed, over seeds."""
+RATE_CHANGE = (-1.0, 1.0)  # the values a difference of two rates can take: the `bounds` of `paired_difference`
+
+
+def paired_difference(values: Sequence[float], baseline: Sequence[float],
+                      bounds: tuple[float, float] | None = None) -> Spread:
+    """value - baseline per seed, over seeds; `bounds` (RATE_CHANGE for rates) clips the interval as in
+    `over_seeds`."""
     if len(values) != len(baseline):
         raise ValueError(f"paired values need the same seeds: {len(values)} against {len(baseline)}")
-    return over_seeds([v - b for v, b in zip(values, baseline)])
+    return over_seeds([v - b for v, b in zip(values, baseline)], bounds)
 
 
 __all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "clopper_pearson", "holm",
-           "paired_relative_difference", "paired_difference", "CONFIDENCE"]
+           "paired_relative_difference", "paired_difference", "RATE_CHANGE", "CONFIDENCE"]

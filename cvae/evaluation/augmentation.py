@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from cvae.core.labels import DATASETS
-from cvae.core.spread import over_seeds, paired_difference
+from cvae.core.spread import RATE_CHANGE, over_seeds, paired_difference
 from cvae.data.loading import MedMNISTData, Split, shuffled_by_class, stratified_indices, to_uint8
 from cvae.evaluation import metric_math
 from cvae.evaluation.domain_evaluator import predict, train_classifier
@@ -104,9 +104,8 @@ def fraction_summary(result: dict, column: str = "overall") -> pd.DataFrame:
             spread = over_seeds(values, (0.0, 1.0))  # test accuracies
             out.append({"fraction": fraction, "arm": arm, "mean": spread.mean, "low": spread.low,
                         "high": spread.high, "seeds": spread.n})
-        gain = paired_difference(by_arm["real_plus_synthetic"], by_arm["real_only"])
-        low, high = (None, None) if gain.low is None else (max(gain.low, -1.0), min(gain.high, 1.0))  # a change of
-        out.append({"fraction": fraction, "arm": "gain", "mean": gain.mean, "low": low, "high": high,  # an accuracy
+        gain = paired_difference(by_arm["real_plus_synthetic"], by_arm["real_only"], RATE_CHANGE)
+        out.append({"fraction": fraction, "arm": "gain", "mean": gain.mean, "low": gain.low, "high": gain.high,
                     "seeds": gain.n})
     return pd.DataFrame(out)
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from cvae.core.labels import MODALITY_NAMES, NUM_CLASSES
-from cvae.data.loading import MedMNISTData, Split, stratified_indices
+from cvae.data.loading import MedMNISTData, Split, shuffled_by_class, stratified_indices
 from cvae.evaluation.inference import generate_conditional_samples, latent_codes, reconstruct
 
 
@@ -56,13 +56,8 @@ def generated_by_class(model, per_class: int = 4, seed: int = 0) -> dict[int, np
 
 def real_by_class(split: Split, per_class: int = 4, seed: int = 0) -> dict[int, np.ndarray]:
     """per_class real images of every global class from a split: {label: (n,28,28) uint8}."""
-    generator = torch.Generator().manual_seed(seed)
-    result = {}
-    for label in range(NUM_CLASSES):
-        members = torch.nonzero(split.labels == label).flatten()
-        chosen = members[torch.randperm(len(members), generator=generator)[:per_class]]
-        result[label] = split.images[chosen].numpy()
-    return result
+    draw, none = shuffled_by_class(split.labels, seed), torch.empty(0, dtype=torch.long)
+    return {label: split.images[draw.get(label, none)[:per_class]].numpy() for label in range(NUM_CLASSES)}
 
 
 def pathmnist_rgb_examples(data: MedMNISTData, n: int = 8) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cvae.core.config import LOSS_WEIGHTS
-from cvae.core.formatting import significant
+from cvae.core.formatting import signed, significant
 from cvae.study.ablations import FACTORIAL, STANDARD
 from cvae.study.runner import COMPARED, SEEDED, paired_spread, run_gate, seed_spread
 from cvae.study.weight_search import CRITERIA, CRITERION_NAMES
@@ -99,9 +99,8 @@ def precision_table(study: pd.DataFrame, seed: int) -> pd.DataFrame:
             continue
         scale = 100.0 if "accuracy" in column else 1.0
         default, full = scale * float(rows.loc["paper", column]), scale * float(rows.loc["fp32", column])
-        change = round(100 * (default - full) / abs(full), 1) + 0.0 if full else None  # + 0.0: no "-0.0%"
         out.append({"metric": label, "default precision": f"{default:,.4g}", "fp32": f"{full:,.4g}",
-                    "difference": f"{change:+.1f}%" if change is not None else "n/a"})
+                    "difference": f"{signed(100 * (default - full) / abs(full))}%" if full else "n/a"})
     return pd.DataFrame(out).set_index("metric")
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from cvae.core.labels import DATASETS
 from cvae.core.original import ORIGINAL
-from cvae.core.spread import Spread, over_seeds, paired_difference
+from cvae.core.spread import RATE_CHANGE, Spread, over_seeds, paired_difference
 from cvae.evaluation.inference import READINGS
 from cvae.study.claims import detectable_text
 from cvae.study.evidence_gate import Learned, learning_gate
@@ -293,7 +293,7 @@ def checks(rows: pd.DataFrame) -> list[str]:
         seeds = a.index.intersection(b.index)
         if len(seeds) < 2:
             continue
-        spread = paired_difference(list(a[seeds]), list(b[seeds]))
+        spread = paired_difference(list(a[seeds]), list(b[seeds]), RATE_CHANGE)
         interval = (f", 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f}" if spread.low is not None
                     else ", no interval")
         out.append(f"{what} changes the modality head by {100 * spread.mean:+.1f} points{interval} over "

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.spread import Spread, holm, over_classes, over_seeds, paired_difference
+from cvae.core.formatting import signed
+from cvae.core.spread import RATE_CHANGE, Spread, holm, over_classes, over_seeds, paired_difference
 from cvae.evaluation import metric_math
 from cvae.study.runner import seed_spread
 
@@ -54,13 +55,8 @@ def contrast(study: pd.DataFrame, name: str, column: str) -> Spread | None:
     """`name` minus the control in one column, paired by seed (absolute difference); None without both."""
     a, b = _values(study, name, column), _values(study, CONTROL, column)
     seeds = a.index.intersection(b.index)
-    return paired_difference(list(a[seeds]), list(b[seeds])) if len(seeds) else None
-
-
-def _percent_cell(spread: Spread) -> str:
-    """A rate's mean and 95% interval in %: '41.2 (38.0 to 44.4)'."""
-    mean = f"{100 * spread.mean:.1f}"
-    return mean if spread.low is None else f"{mean} ({100 * spread.low:.1f} to {100 * spread.high:.1f})"
+    bounds = RATE_CHANGE if "accuracy" in column else None
+    return paired_difference(list(a[seeds]), list(b[seeds]), bounds) if len(seeds) else None
 
 
 def spread_table(study: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +70,7 @@ def spread_table(study: pd.DataFrame) -> pd.DataFrame:
         for column, label in TABLE_METRICS.items():
             rate = "accuracy" in column
             spread = over_seeds(list(_values(study, name, column)), (0.0, 1.0) if rate else None)
-            row[label] = _percent_cell(spread) if rate else spread.cell(4)
+            row[label] = spread.cell(1, percent=True) if rate else spread.cell(4)
         row["seeds"] = int((study["name"] == name).sum())
         rows[name] = row
     return pd.DataFrame(rows).T
@@ -92,8 +88,7 @@ def _points(spread: Spread) -> str:
     text = f"{100 * spread.mean:+.1f} points"
     if spread.low is None:
         return f"{text}, {spread.n} seeds, no interval"
-    low, high = max(spread.low, -1.0), min(spread.high, 1.0)  # a change of a rate stays within +-100 points
-    return f"{text}, 95% CI {100 * low:+.1f} to {100 * high:+.1f} over {spread.n} seeds"
+    return f"{text}, 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f} over {spread.n} seeds"
 
 
 def _study_gate(study: pd.DataFrame):
@@ -116,12 +111,12 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
         f"Main run, test split, eval mode: the aux modality head reads {evaluation['aux_modality_accuracy']:.1%} "
         f"against a majority share of {majority:.1%}; a linear probe on the same mu reads "
         f"{probe_modality.text(1, percent=True)}; the aux class head {evaluation['aux_class_accuracy']:.1%}.")
-    gap = [round(100 * (evaluation[f"aux_{head}_accuracy_train_mode"] - evaluation[f"aux_{head}_accuracy"]), 1) + 0.0
-           for head in ("modality", "class")]  # + 0.0: a gap that rounds to zero prints without a sign's minus
+    gap = [signed(100 * (evaluation[f"aux_{head}_accuracy_train_mode"] - evaluation[f"aux_{head}_accuracy"]))
+           for head in ("modality", "class")]
     control_gap = paired_train_eval_gap(study)
     out.append(
-        f"Train mode minus eval mode (BatchNorm batch statistics, dropout): {gap[0]:+.1f} points (modality) and "
-        f"{gap[1]:+.1f} points (class) on the main run; on the control runs {_points(control_gap)} (modality)"
+        f"Train mode minus eval mode (BatchNorm batch statistics, dropout): {gap[0]} points (modality) and "
+        f"{gap[1]} points (class) on the main run; on the control runs {_points(control_gap)} (modality)"
         + ("." if not learned else ": the two readings differ." if _sign(control_gap)
            else ": no difference the seeds can resolve."))
     active = evaluation["active_units"]
@@ -156,7 +151,8 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
 def paired_train_eval_gap(study: pd.DataFrame) -> Spread:
     """Train-mode minus eval-mode modality accuracy of the control runs, over seeds."""
     rows = study.loc[study["name"] == CONTROL].sort_values("seed")
-    return paired_difference(list(rows["aux_modality_accuracy_train_mode"]), list(rows["aux_modality_accuracy"]))
+    return paired_difference(list(rows["aux_modality_accuracy_train_mode"]), list(rows["aux_modality_accuracy"]),
+                             RATE_CHANGE)
 
 
 def family(study: pd.DataFrame) -> list[dict]:
