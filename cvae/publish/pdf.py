@@ -113,14 +113,15 @@ PREAMBLE = r"""
       (\linewidth-\spx@arrayrulewidth)*#1/#2-\tw@\tabcolsep-\spx@arrayrulewidth\relax}}
 \makeatother
 % cvae.publish.pdf: a chapter starts on the page where the previous one ends, under a compact heading (no part pages, no
-% fncychap banner: about 15 pages fewer), unless less than a third of that page is left
+% fncychap banner: about 15 pages fewer), unless less than 0.15 of that page is left (0.33 broke pages that were
+% nearly empty: the smoke PDF had 46 pages with 0.15, 48 with 0.33)
 \usepackage{needspace}
 \makeatletter
-\renewcommand\chapter{\par\needspace{0.33\textheight}\addvspace{2\baselineskip}\global\@topnum\z@\@afterindentfalse
+\renewcommand\chapter{\par\needspace{0.15\textheight}\addvspace{2\baselineskip}\global\@topnum\z@\@afterindentfalse
   \secdef\@chapter\@schapter}
-% a figure is at most 0.78 of the text height, so that it fits one page with its section's heading and its caption
-% (a full-height figure after a heading left the page before it empty)
-\AtBeginDocument{\spx@image@maxheight=0.78\textheight}
+% a figure is at most 0.38 of the text height: two fit a page with their captions, and a figure that stays in its
+% section (figure_align H) leaves at most that much of the page before it empty (0.78 gave 54 pages, 0.38 gives 41)
+\AtBeginDocument{\spx@image@maxheight=0.38\textheight}
 \renewcommand\@makechapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily
   \thechapter\quad #1\par\nobreak\vskip 1.2em}}
 \renewcommand\@makeschapterhead[1]{{\parindent\z@\raggedright\normalfont\LARGE\py@HeaderFamily
@@ -165,7 +166,8 @@ def latex_config(base: dict, front, built) -> dict:
         settings.pop(key, None)
     settings["latex_elements"] = {
         "papersize": "a4paper",
-        "pointsize": "11pt",
+        "pointsize": "10pt",
+        "sphinxsetup": "hmargin={2.2cm,2.2cm}, vmargin={2cm,2.2cm}",  # Sphinx's 1 in margins and 11 pt: 54 pages
         "maketitle": title_page(front, built),
         "preamble": PREAMBLE,
         "fncychap": "",
