@@ -227,6 +227,29 @@ def test_every_page_fits_a_phone_with_the_notice_first(site, browser):
             context.close()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_claims_table_stacks_into_cards_on_a_phone(site, browser, width):
+    base, _ = site
+    context, page, _, _ = _open(browser, base, "report/08_discussion", width=width, height=844)
+    try:
+        shape = page.evaluate("""() => { const t = document.querySelector('table.stacked');
+            const cells = [...t.querySelectorAll('tbody td')];
+            return {rows: t.querySelectorAll('tbody tr').length, cells: cells.length,
+                    full: cells.filter(c => c.getBoundingClientRect().width >= 0.9 * t.getBoundingClientRect().width)
+                               .length,
+                    labels: cells.filter(c => getComputedStyle(c, '::before').content === `"${c.dataset.label}"`).length,
+                    overflow: t.parentElement.scrollWidth - t.parentElement.clientWidth}; }""")
+    finally:
+        context.close()
+    assert shape["rows"] >= 8 and shape["cells"] == 2 * shape["rows"]  # the claims and the open question, two cells
+    assert shape["overflow"] <= 0
+    if width == 390:  # one card per claim: every cell spans the card, under its column's name
+        assert shape["full"] == shape["labels"] == shape["cells"], shape
+    else:             # a wide screen keeps the three columns
+        assert shape["full"] == shape["labels"] == 0, shape
+
+
 # WCAG 2 contrast ratio of every caption, paragraph, list item, table cell and admonition text against the background
 # it sits on (the nearest ancestor with an opaque one): the lowest few, as [ratio, element, text]
 _LOWEST_CONTRAST = """() => {

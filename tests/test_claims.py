@@ -215,6 +215,16 @@ def test_the_claims_table_names_every_column_it_prints():
                        "verdict, and the effect the seeds could detect"]
 
 
+def test_the_claims_table_gives_a_reason_repeated_from_the_row_above_once():
+    from cvae.study.findings import display_table
+
+    table = claims_table(evidence())
+    table["reason"] = ["gate failed", "gate failed", "other", "gate failed"] + list(table["reason"][4:])
+    verdicts = list(display_table(table)["verdict, and the effect the seeds could detect"])
+    assert [verdict.split(": ", 1)[1].split(". Detectable")[0] for verdict in verdicts[:4]] == [
+        "gate failed", "the same reason as the row above", "other", "gate failed"]
+
+
 def test_a_change_of_a_rate_keeps_its_interval_within_plus_minus_one_and_prints_in_percent():
     from cvae.core.spread import RATE_CHANGE, paired_difference
 

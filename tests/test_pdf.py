@@ -85,6 +85,22 @@ def test_a_table_caption_becomes_the_title_of_each_printed_part_without_its_html
     assert "Table 7.1" not in markdown  # LaTeX numbers the printed table itself
 
 
+def test_a_stacked_table_labels_every_cell_and_prints_as_the_same_table():
+    import pandas as pd
+
+    from cvae.report.chapter import table
+
+    frame = pd.DataFrame({"ours <b>": ["a & b", "c"], "verdict": ["held", "not \"testable\""]},
+                         index=pd.Index(["claim 1", "claim 2"])).rename_axis(columns="claim")
+    shown = table(frame, "Claims.", stacked=True)._repr_html_()
+    assert '<table class="dataframe stacked">' in shown
+    assert re.findall(r'data-label="([^"]*)"', shown) == ["claim", "ours &lt;b&gt;", "verdict"] * 2
+    assert '<td data-label="verdict">not &quot;testable&quot;</td>' in shown
+    (rows,) = _list_tables(html_table_to_markdown(shown, width_limit=96))  # through the PDF's own reader
+    assert rows == [["claim", "ours \\<b\\>", "verdict"], ["claim 1", "a & b", "held"],
+                    ["claim 2", "c", 'not "testable"']]
+
+
 def test_a_table_a_little_too_wide_prints_whole_in_smaller_print():
     markdown = html_table_to_markdown(_dataframe_html(6), width_limit=96)
     assert markdown.startswith("````{container} print-small\n```{list-table}") and markdown.rstrip().endswith("````")

@@ -193,10 +193,11 @@ def html(markdown_text: str):
     return _HtmlWithMarkdown(MarkdownIt("commonmark").render(markdown_text), markdown_text)
 
 
-def table(frame, caption: str) -> "CaptionedTable":
+def table(frame, caption: str, stacked: bool = False) -> "CaptionedTable":
     """A table with its caption above it (`caption`: plain text, `code` in backticks): the book numbers it
-    ("Table 7.2", `cvae.publish.sphinx_fixes` in HTML, LaTeX in the PDF)."""
-    return CaptionedTable(frame, caption)
+    ("Table 7.2", `cvae.publish.sphinx_fixes` in HTML, LaTeX in the PDF). `stacked`: on a phone each row reads as a
+    card of labelled cells (`stacked_html`), for tables of sentences that would be screens tall in narrow columns."""
+    return CaptionedTable(frame, caption, stacked)
 
 
 TABLE_CAPTION_START = '<p class="table-caption">'  # read by the HTML numbering and the PDF (cvae.publish)
@@ -205,8 +206,8 @@ TABLE_CAPTION_START = '<p class="table-caption">'  # read by the HTML numbering 
 class CaptionedTable:
     """A DataFrame (or Styler) shown with its caption: text/html is the caption paragraph then pandas' own HTML."""
 
-    def __init__(self, frame, caption: str) -> None:
-        self.frame, self.caption = frame, caption
+    def __init__(self, frame, caption: str, stacked: bool = False) -> None:
+        self.frame, self.caption, self.stacked = frame, caption, stacked
 
     def caption_html(self) -> str:
         """The caption as `<p class="table-caption">...</p>` (HTML escaped, backticks as <code>)."""
@@ -218,11 +219,32 @@ class CaptionedTable:
         return f"{TABLE_CAPTION_START}{coded}</p>"
 
     def _repr_html_(self) -> str:
-        inner = self.frame._repr_html_() if hasattr(self.frame, "_repr_html_") else self.frame.to_html()
+        if self.stacked:
+            inner = stacked_html(self.frame)
+        else:
+            inner = self.frame._repr_html_() if hasattr(self.frame, "_repr_html_") else self.frame.to_html()
         return self.caption_html() + "\n" + inner
 
     def __repr__(self) -> str:
         return f"{self.caption}\n{self.frame!r}"
+
+
+def stacked_html(frame) -> str:
+    """A DataFrame of text as `<table class="dataframe stacked">`: every cell carries its column's name as
+    `data-label`, which `_static/custom.css` shows above the cell when a phone stacks each row into a card."""
+    import html as html_module
+
+    def escape(value) -> str:
+        return html_module.escape(str(value))
+
+    corner = frame.columns.name or frame.index.name or ""
+    header = "".join(f"<th>{escape(column)}</th>" for column in frame.columns)
+    rows = []
+    for index, row in frame.iterrows():
+        cells = "".join(f'<td data-label="{escape(column)}">{escape(value)}</td>' for column, value in row.items())
+        rows.append(f'<tr><th data-label="{escape(corner)}">{escape(index)}</th>{cells}</tr>')
+    return (f'<table class="dataframe stacked">\n<thead><tr><th>{escape(corner)}</th>{header}</tr></thead>\n'
+            f'<tbody>\n' + "\n".join(rows) + "\n</tbody>\n</table>")
 
 
 class _HtmlWithMarkdown:

@@ -119,11 +119,15 @@ def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd
     if open_question is not None:
         claims = pd.concat([claims, pd.DataFrame([open_question], index=["open_question"])])
     rows = list(claims.iterrows())  # three columns, so that the table fits a printed page and a phone's width
+    reasons = [row["reason"] for _, row in rows]
+    reasons = [reasons[0]] + ["the same reason as the row above" if reason == above else reason
+                              for above, reason in zip(reasons, reasons[1:])]  # each reason said once
     return pd.DataFrame({
         "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in rows],
         "ours, and the margin": [f"{row['ours']}. Margin: {row['margin']}." for _, row in rows],
         "verdict, and the effect the seeds could detect": [
-            f"{row['verdict']}: {row['reason']}. Detectable effect: {row['detectable']}." for _, row in rows],
+            f"{row['verdict']}: {reason}. Detectable effect: {row['detectable']}." for (_, row), reason in
+            zip(rows, reasons)],
     }).set_index("claim: the original's words").rename_axis(index=None, columns="claim: the original's words")
 
 
