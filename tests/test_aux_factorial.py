@@ -17,6 +17,7 @@ from cvae.study.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown
                                       verdict)
 from cvae.study.evidence_gate import Learned
 from cvae.training.epochs import single_dataset_batches
+from study_rows import learned_columns
 
 
 def test_the_baselines_of_the_originals_validation_split():
@@ -72,7 +73,7 @@ def _rows(cell_values: dict, gain_low: dict | None = None) -> pd.DataFrame:
     for (batches, encoder), name in CELLS.items():
         for seed, noise in enumerate((-0.01, 0.0, 0.01)):
             row = {"name": name, "seed": seed, "probe_modality_accuracy": 1.0 - abs(noise) / 10,
-                   "modality_guess": GUESS, "recon_ssim_gain_low": 0.05, "conditional_class_accuracy": 0.5}
+                   "modality_guess": GUESS, **learned_columns()}
             for read in READ_NAMES:
                 cls, modality = cell_values.get((batches, encoder, read), (0.99, 0.99))
                 row[f"read_{read}_class"], row[f"read_{read}_modality"] = cls + noise, modality + noise

@@ -12,6 +12,14 @@ def test_three_significant_digits_without_exponents():
     assert significant(float("nan")) == significant(None) == "n/a"
 
 
+def test_a_rate_that_rounds_to_100_percent_prints_no_fourth_digit():
+    from cvae.core.formatting import percent
+
+    assert [percent(v) for v in (0.341, 0.0476, 0.9994, 0.99951, 1.0, 0.0)] == [
+        "34.1%", "4.8%", "99.9%", "100%", "100%", "0.0%"]
+    assert percent(1.0, 2) == "100%" and percent(0.99994, 2) == "99.99%" and percent(None) == "n/a"
+
+
 def test_a_signed_change_never_prints_a_minus_zero():
     from cvae.core.formatting import signed
 

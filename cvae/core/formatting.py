@@ -18,10 +18,12 @@ def plain(value):
 
 
 def percent(value: float | None, digits: int = 1) -> str:
-    """'34.1%' (or 'n/a' for None/NaN)."""
+    """'34.1%' (or 'n/a' for None/NaN); a rate that rounds to 100% is '100%', not '100.0%', whose fourth digit
+    would claim a precision no rate of this report has."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{100 * float(value):.{digits}f}%"
+    scaled = 100 * float(value)
+    return f"{scaled:.0f}%" if round(abs(scaled), digits) >= 100 else f"{scaled:.{digits}f}%"
 
 
 def lookup(result: dict | None, *keys):

@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
+from cvae.core import formatting
+
 CONFIDENCE = 0.95
 
 
@@ -72,19 +74,18 @@ class Spread:
 
     def text(self, digits: int = 3, percent: bool = False, unit: str = "") -> str:
         """'41.2%, 95% CI 38.0% to 44.4% over 3 seeds' style text; percent=True writes rates in %."""
-        scale, suffix = (100.0, "%") if percent else (1.0, unit)
-        fmt = f",.{digits}f"
-        mean = f"{self.mean * scale:{fmt}}{suffix}"
+        def shown(value: float) -> str:
+            return formatting.percent(value, digits) if percent else f"{value:,.{digits}f}{unit}"
+
+        mean = shown(self.mean)
         what = {"seeds": "seeds", "classes": "classes"}[self.kind]
         if self.exact_bound:
-            return (f"{mean} on every one of {self.n} {what}; 95% bound {self.low * scale:{fmt}}{suffix} to "
-                    f"{self.high * scale:{fmt}}{suffix}")
+            return f"{mean} on every one of {self.n} {what}; 95% bound {shown(self.low)} to {shown(self.high)}"
         if self.no_spread:
             return f"{mean}, identical on {self.n} {what}: no spread, no interval"
         if self.n < 2 or self.low is None:
             return f"{mean}, n = {self.n}, no interval"
-        return (f"{mean}, 95% CI {self.low * scale:{fmt}}{suffix} to {self.high * scale:{fmt}}{suffix} over "
-                f"{self.n:,} {what}")
+        return f"{mean}, 95% CI {shown(self.low)} to {shown(self.high)} over {self.n:,} {what}"
 
     def cell(self, digits: int = 3, percent: bool = False) -> str:
         """'0.412 (0.380 to 0.444)': the mean and its 95% interval for a table cell whose header names n and the

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from cvae.core.config import Config, require_paper_datasets
-from cvae.core.labels import MODALITY_OF_CLASS
+from cvae.core.labels import DATASETS, MODALITY_OF_CLASS
 from cvae.core.original import REFERENCE_RESNET18_28
 from cvae.core.paths import EVALUATION_FILE, VARIANT_METRICS_FILE, file_digest, json_digest, runs_dir, source_digest
 from cvae.data.loading import MedMNISTData, Split, load_data
@@ -216,8 +216,10 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     model = run.model("kept", device)
     recon = reconstruction_metrics(model, data.test, device, class_means_from=data.train)
     out = {key_: recon[key_]["overall"] for key_ in ("recon_mse", "recon_psnr", "recon_ssim")}
-    gain = recon["recon_ssim_gain_over_class_mean"]["overall"]  # the learning gate reads its interval over classes
+    gain = recon["recon_ssim_gain_over_class_mean"]["overall"]
     out["recon_ssim_gain"], out["recon_ssim_gain_low"] = gain["mean"], gain["low"]
+    for flag in DATASETS:  # the learning gate reads each modality's interval over its classes
+        out[f"recon_ssim_gain_low_{flag}"] = recon["recon_ssim_gain_over_class_mean"][flag]["low"]
     out["val_recon_psnr"] = reconstruction_metrics(model, data.val, device)["recon_psnr"]["overall"]  # the search's
     out.update(latent_metrics(model, data, config, settings, device, light=True))
     images, labels, modalities = generate_conditional_samples(model, settings.variant_samples_per_class,
@@ -226,6 +228,8 @@ def variant_metrics(config: Config, data: MedMNISTData | None = None, evaluator:
     out["conditional_class_accuracy"] = metric_math.accuracy(predicted, labels.numpy())
     out["conditional_modality_accuracy"] = metric_math.accuracy(np.asarray(MODALITY_OF_CLASS)[predicted],
                                                             modalities.numpy())
+    by_modality = metric_math.grouped_accuracy(predicted, labels.numpy(), modalities.numpy())
+    out.update({f"conditional_class_accuracy_{DATASETS[m]}": rate for m, rate in by_modality.items()})
     sample_features = extract_features(evaluator.model, images, device)
     out["domain_fid"] = metric_math.frechet_distance(_real_features(evaluator, data.test, device), sample_features)
     out["val_domain_fid"] = metric_math.frechet_distance(_real_features(evaluator, data.val, device), sample_features)

@@ -211,7 +211,7 @@ def latent_embedding(model: CVAE, test: Split, settings: EvaluationSettings, dev
     """PCA and t-SNE of mu for a class-balanced sample of test images (what the latent chapter's figures show) and
     how well modality and class separate in each: per class, the mean share of a point's 10 nearest neighbours in
     the 2-D embedding that have its label. Keys: latent_embedding {labels, modalities, PCA, t-SNE, pca_explained},
-    separation_2d {modality|class: {PCA|t-SNE: [per-class means]}}."""
+    separation_2d {modality|class: {PCA|t-SNE: [per-class means]}}, separation_points [points per class]."""
     from cvae.evaluation.examples import embed_2d, latent_means
 
     mu, labels, modalities = latent_means(model, test, settings.embedding_points_per_class,
@@ -226,7 +226,8 @@ def latent_embedding(model: CVAE, test: Split, settings: EvaluationSettings, dev
         for target, truth in (("modality", modalities), ("class", labels)):
             agreement = metric_math.neighbour_agreement(points, truth, NEIGHBOURS)
             separation[target][method] = metric_math.per_class_means(agreement, labels, NUM_CLASSES)
-    return {"latent_embedding": embedding, "separation_2d": separation, "separation_neighbours": NEIGHBOURS}
+    return {"latent_embedding": embedding, "separation_2d": separation, "separation_neighbours": NEIGHBOURS,
+            "separation_points": np.bincount(np.asarray(labels), minlength=NUM_CLASSES).tolist()}
 
 
 NEIGHBOURS = 10  # the k of the 2-D separation measure (cvae.study.claims: "10 nearest 2-D neighbours")

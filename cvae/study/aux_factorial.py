@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from cvae.core.formatting import percent
 from cvae.core.labels import DATASETS
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import RATE_CHANGE, Spread, over_seeds, paired_difference
@@ -110,13 +111,13 @@ def baseline_sentence(official: dict, ours: dict) -> str:
     modality, cls = official["modality"], official["class"]
     return (f"Assuming the original read its heads on its validation split ({modality['images']:,} images), a "
             f"modality head that ignores its input and guesses in the label proportions scores "
-            f"{modality['sum_of_squared_shares']:.1%} there, below the majority share of {modality['majority']:.1%}: "
+            f"{percent(modality['sum_of_squared_shares'])} there, below the majority share of {percent(modality['majority'])}: "
             f"the original's 39% matches what such a head scores. A class head guessing the same way scores "
-            f"{cls['sum_of_squared_shares']:.1%} against a majority share of {cls['majority']:.1%}, well below the "
+            f"{percent(cls['sum_of_squared_shares'])} against a majority share of {percent(cls['majority'])}, well below the "
             f"original's 34%; the per-class counts behind these two numbers are unverified, only the split totals "
             f"could be checked. On this build's "
-            f"test split the same guesses score {ours['modality']['sum_of_squared_shares']:.1%} for the modality and "
-            f"{ours['class']['sum_of_squared_shares']:.1%} for the class.")
+            f"test split the same guesses score {percent(ours['modality']['sum_of_squared_shares'])} for the modality and "
+            f"{percent(ours['class']['sum_of_squared_shares'])} for the class.")
 
 
 def cell_runs(study: pd.DataFrame) -> pd.DataFrame:
@@ -200,13 +201,13 @@ def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
         if control is not None and _above(control["modality"], guess):
             return {"verdict": "explained", "cell": list(cell),
                     "sentence": f"Explained: {describe(cell)}, the modality head reads what a guess in the "
-                                f"label proportions scores, {guess:.1%}, while a probe on mu reads the modality; "
+                                f"label proportions scores, {percent(guess)}, while a probe on mu reads the modality; "
                                 f"mixed batches read in eval mode restore it."}
         partial = partial or cell
     if partial is not None:
         return {"verdict": "partly explained", "cell": list(partial),
                 "sentence": f"Partly explained: {describe(partial)}, the modality head reads what a guess in "
-                            f"the label proportions scores, {guess:.1%}, while a probe on mu reads the modality, but "
+                            f"the label proportions scores, {percent(guess)}, while a probe on mu reads the modality, but "
                             f"mixed batches read in eval mode do not restore it."}
     open_cells = [cell for cell, heads in spreads.items()
                   if _probe_reads(heads["probe"]) and _overlaps(heads["modality"], guess)]
@@ -215,13 +216,13 @@ def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
         cell = min(open_cells, key=lambda c: spreads[c]["modality"].high - spreads[c]["modality"].low)
         modality = spreads[cell]["modality"]
         return {"verdict": "inconclusive", "cell": list(cell),
-                "sentence": f"Inconclusive: {describe(cell)}, the modality head's 95% interval, {modality.low:.1%} "
-                            f"to {modality.high:.1%} over {modality.n} seeds, reaches into the band around a guess in "
-                            f"the label proportions, {guess:.1%}, without lying inside it."}
+                "sentence": f"Inconclusive: {describe(cell)}, the modality head's 95% interval, {percent(modality.low)} "
+                            f"to {percent(modality.high)} over {modality.n} seeds, reaches into the band around a guess in "
+                            f"the label proportions, {percent(guess)}, without lying inside it."}
     return {"verdict": "not explained", "cell": None,
             "sentence": f"Not explained: in every cell where the probe reads the modality, the modality head's 95% "
                         f"interval lies outside {100 * BAND:.0f} points of a guess in the label proportions, "
-                        f"{guess:.1%}."}
+                        f"{percent(guess)}."}
 
 
 def reconstruction_sentence(rows: pd.DataFrame, guess: float, learned: bool = True) -> str:
@@ -233,12 +234,12 @@ def reconstruction_sentence(rows: pd.DataFrame, guess: float, learned: bool = Tr
     means = rows.groupby(["batches", "encoder", "read"], sort=False)[["modality_acc", "recon_ssim_gain"]].mean()
     near = means[(means["modality_acc"] - guess).abs() <= BAND]
     if near.empty:
-        return f"No cell's mean modality head lies within {100 * BAND:.0f} points of the guess, {guess:.1%}."
+        return f"No cell's mean modality head lies within {100 * BAND:.0f} points of the guess, {percent(guess)}."
     broken = near[near["recon_ssim_gain"] < 0]
     gains = ", ".join(f"{gain:+.3f}" for gain in near["recon_ssim_gain"])
     sentence = (f"In {len(near)} of {len(means)} cells the mean modality head lies within {100 * BAND:.0f} points of "
                 f"the guess, "
-                f"{guess:.1%}. Read the same way, the reconstructions of {len(broken)} of them are worse than the "
+                f"{percent(guess)}. Read the same way, the reconstructions of {len(broken)} of them are worse than the "
                 f"class-mean image, with mean SSIM gains of {gains}.")
     if learned and len(broken) == len(near):
         sentence += " On this build, every reading that brings the modality head that low also breaks the decoder."
@@ -266,7 +267,7 @@ def claims_row(study: pd.DataFrame) -> dict:
         modality, probe = spreads[cell]["modality"], spreads[cell]["probe"]
         which = "deciding" if decided.get("cell") else "closest"
         ours = (f"{which}: {describe(cell)}, modality head {modality.text(1, percent=True)}, probe "
-                f"{probe.mean:.1%}; a guess scores {guess:.1%}")
+                f"{percent(probe.mean)}; a guess scores {percent(guess)}")
         detectable = f"{detectable_text(modality, 'points')}, in the {which} cell"
     else:
         ours, detectable = "not trained", "not defined, not trained"

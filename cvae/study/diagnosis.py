@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.formatting import signed
+from cvae.core.formatting import percent, signed
 from cvae.core.spread import RATE_CHANGE, Spread, holm, over_classes, over_seeds, paired_difference
 from cvae.evaluation import metric_math
 from cvae.study.runner import seed_spread
@@ -108,9 +108,9 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
     majority = max(baselines["modality_majority"], baselines["modality_chance"])
     probe_modality = over_classes(evaluation["probe_modality_accuracy_by_class"])
     out.append(
-        f"Main run, test split, eval mode: the aux modality head reads {evaluation['aux_modality_accuracy']:.1%} "
-        f"against a majority share of {majority:.1%}; a linear probe on the same mu reads "
-        f"{probe_modality.text(1, percent=True)}; the aux class head {evaluation['aux_class_accuracy']:.1%}.")
+        f"Main run, test split, eval mode: the aux modality head reads {percent(evaluation['aux_modality_accuracy'])} "
+        f"against a majority share of {percent(majority)}; a linear probe on the same mu reads "
+        f"{probe_modality.text(1, percent=True)}; the aux class head {percent(evaluation['aux_class_accuracy'])}.")
     gap = [signed(100 * (evaluation[f"aux_{head}_accuracy_train_mode"] - evaluation[f"aux_{head}_accuracy"]))
            for head in ("modality", "class")]
     control_gap = paired_train_eval_gap(study)

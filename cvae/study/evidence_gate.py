@@ -1,14 +1,19 @@
 """The learning gate: whether a run is evidence at all, before any claim is read from it.
 
-A run is evidence only if its reconstructions keep more of each image than the image's class mean does (the lower
-end of the 95% interval over classes of the SSIM gain above 0) and, where its samples are measured, the evaluator
-finds the conditioned class in them clearly more often than chance. A claim whose runs fail it is not testable at
-this scale (`cvae.study.claims`).
+A run is evidence only if, in each modality, its reconstructions keep more of each image than the image's class mean
+does (the lower end of the 95% interval over the modality's classes of the SSIM gain above 0) and, where its samples
+are measured, the evaluator finds the conditioned class in them clearly more often than chance among the modality's
+classes (`modality_gate`). A run that learned two modalities and not the third is not evidence about the model. A
+claim whose runs fail it is not testable at this scale (`cvae.study.claims`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
+
+from cvae.core.formatting import percent
+from cvae.core.labels import DATASET_NAMES, DATASETS, PAPER
 
 GATE_SSIM_GAIN = 0.0
 GATE_CLASS_ABOVE_CHANCE = 0.05
@@ -37,6 +42,13 @@ def learning_gate(name: str, ssim_gain_low: float | None, class_accuracy: float 
     GATE_CLASS_ABOVE_CHANCE above `chance`. `reading` names how the reconstructions were read when it is not the
     usual eval mode (the aux-head factorial reads each run the way it was trained). `failing` names the run and the
     criteria it missed."""
+    details, missed = _missed(ssim_gain_low, class_accuracy, chance, reading)
+    return Learned(not missed, f"{name}: {' and '.join(details)}" if missed else "", tuple(missed), int(bool(missed)))
+
+
+def _missed(ssim_gain_low: float | None, class_accuracy: float | None, chance: float | None,
+            reading: str = "") -> tuple[list[str], list[str]]:
+    """The gate's criteria a run missed: (details with its numbers, short names)."""
     details, missed = [], []
     if ssim_gain_low is None or not ssim_gain_low > GATE_SSIM_GAIN:
         missed.append("reconstructions, read the way the run was trained, not clearly better than the class-mean "
@@ -47,9 +59,53 @@ def learning_gate(name: str, ssim_gain_low: float | None, class_accuracy: float 
                        if reading or ssim_gain_low is not None else missed[-1])
     needed = None if class_accuracy is None else chance + GATE_CLASS_ABOVE_CHANCE
     if needed is not None and not class_accuracy >= needed:
-        missed.append(f"sample class accuracy below {needed:.1%}")
-        details.append(f"sample class accuracy {class_accuracy:.1%}, needs {needed:.1%}")
-    return Learned(not missed, f"{name}: {' and '.join(details)}" if missed else "", tuple(missed), int(bool(missed)))
+        missed.append(f"sample class accuracy below {percent(needed)}")
+        details.append(f"sample class accuracy {percent(class_accuracy)}, needs {percent(needed)}")
+    return details, missed
+
+
+MODALITY_CRITERIA = ("reconstructions no better than the class-mean image",
+                     f"samples' class accuracy under chance plus {100 * GATE_CLASS_ABOVE_CHANCE:.0f} points")
+
+
+def modality_gate(name: str, gains_low: Mapping[str, float | None],
+                  class_accuracy: Mapping[str, float | None] | None = None) -> Learned:
+    """The gate for one run, modality by modality: `learning_gate`'s criteria on each modality's SSIM gain (lower 95%
+    bound over its classes, {dataset flag: bound}) and, when given, its samples' class accuracy ({flag: rate}) against
+    chance among its own classes (1/9, 1/8, 1/4). The run passes only if every modality does; `failing` names the
+    modalities that did not with their numbers, `missed` the criteria as 'criterion in Modality'."""
+    details, missed = [], []
+    for modality, flag in enumerate(DATASETS):
+        accuracy = None if class_accuracy is None else class_accuracy.get(flag)
+        chance = 1 / len(PAPER.classes_of_modality(modality))
+        found, short = _missed(gains_low.get(flag), accuracy, chance)
+        details += [f"{DATASET_NAMES[flag]} {detail}" for detail in found]
+        missed += [f"{MODALITY_CRITERIA[criterion.startswith('sample')]} in {DATASET_NAMES[flag]}"
+                   for criterion in short]
+    return Learned(not missed, f"{name}: {'; '.join(details)}" if missed else "", tuple(missed), int(bool(missed)))
+
+
+def missed_text(missed: tuple[str, ...]) -> str:
+    """The criteria runs missed, each said once, with the modalities that missed them: 'reconstructions no better than
+    the class-mean image and samples' class accuracy under chance plus 5 points, in every modality'."""
+    where: dict[str, list[str]] = {}
+    for item in missed:
+        modality = next((name for name in DATASET_NAMES.values() if item.endswith(f" in {name}")), "")
+        criterion = item[:-len(f" in {modality}")] if modality else item
+        where.setdefault(criterion, [])
+        if modality and modality not in where[criterion]:
+            where[criterion].append(modality)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for criterion, modalities in where.items():  # criteria missed in the same modalities share one clause
+        groups.setdefault(tuple(m for m in DATASET_NAMES.values() if m in modalities), []).append(criterion)
+    return "; ".join(" and ".join(criteria) + (f", in {_listed(list(modalities))}" if modalities else "")
+                     for modalities, criteria in groups.items())
+
+
+def _listed(names: list[str]) -> str:
+    if len(names) == len(DATASET_NAMES):
+        return "every modality"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def combine(gates: list[Learned]) -> Learned:
@@ -63,7 +119,8 @@ def combine(gates: list[Learned]) -> Learned:
     failed_runs = sum(gate.failed_runs for gate in failed)
     if failed_runs == 1:
         return Learned(False, failed[0].failing, missed, 1, runs)
-    return Learned(False, f"{failed_runs} of {runs} runs: {' and '.join(missed)}", missed, failed_runs, runs)
+    return Learned(False, f"{failed_runs} of {runs} runs: {missed_text(missed)}", missed, failed_runs, runs)
 
 
-__all__ = ["GATE_SSIM_GAIN", "GATE_CLASS_ABOVE_CHANCE", "Learned", "learning_gate", "combine"]
+__all__ = ["GATE_SSIM_GAIN", "GATE_CLASS_ABOVE_CHANCE", "MODALITY_CRITERIA", "Learned", "learning_gate",
+           "modality_gate", "missed_text", "combine"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.labels import DATASET_NAMES, NUM_CLASSES
+from cvae.core.formatting import percent
+from cvae.core.labels import DATASET_NAMES, DATASETS, NUM_CLASSES
 from cvae.core.spread import Spread, over_classes, rate_over_classes
 from cvae.study.claims import CLAIMS, TESTS, claims_table, sentence, verdict_counts
-from cvae.study.evidence_gate import learning_gate
+from cvae.study.evidence_gate import missed_text, modality_gate
 from cvae.study.runner import claim_evidence
 
 
@@ -22,10 +23,11 @@ def data_label(synthetic: bool) -> str:
 
 
 def main_run_gate(evaluation: dict):
-    """The learning gate of the main run (`cvae.study.evidence_gate.learning_gate`) from its evaluation."""
-    gain = (evaluation.get("recon_ssim_gain_over_class_mean") or {}).get("overall")
-    return learning_gate("main run", gain["low"] if gain else None, evaluation["conditional_class_accuracy"],
-                         1 / NUM_CLASSES)
+    """The learning gate of the main run, modality by modality (`cvae.study.evidence_gate.modality_gate`), from its
+    evaluation."""
+    gains = evaluation.get("recon_ssim_gain_over_class_mean") or {}
+    return modality_gate("main run", {flag: (gains.get(flag) or {}).get("low") for flag in DATASETS},
+                         evaluation["conditional_class_accuracy_by_modality"])
 
 
 def evidence(evaluation: dict, summary: dict, epochs: int, study: pd.DataFrame) -> dict:
@@ -44,6 +46,10 @@ def evidence(evaluation: dict, summary: dict, epochs: int, study: pd.DataFrame) 
         "aux_guess": _study_guess(study, evaluation),
         "separation": {target: {method: rate_over_classes(values) for method, values in by_method.items()}
                        for target, by_method in separation.items()},
+        "separation_counts": {target: {method: [(rate * points, points) for rate, points in
+                                                zip(values, evaluation["separation_points"])]
+                                       for method, values in by_method.items()}
+                              for target, by_method in separation.items()},
         "probe_modality": rate_over_classes(evaluation["probe_modality_accuracy_by_class"]),
         "probe_class": rate_over_classes(evaluation["probe_class_accuracy_by_class"]),
         "conditional_modality": rate_over_classes([row["modality_accuracy"] for row in per_class]),
@@ -145,7 +151,7 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
     gain_text = (f", a gain of {gain['mean']:+.3f} with 95% CI {gain['low']:+.3f} to {gain['high']:+.3f} over "
                  f"classes" if gain and gain.get("low") is not None else "")
     samples = over_classes([row["class_accuracy"] for row in evaluation["conditional_per_class"]])
-    samples_interval = (f", 95% CI {samples.low:.1%} to {samples.high:.1%} over classes"
+    samples_interval = (f", 95% CI {percent(samples.low)} to {percent(samples.high)} over classes"
                         if samples.low is not None else "")
     parts = [
         f"**{verdict_line(claims, synthetic)}**",
@@ -154,12 +160,12 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"margin fixed before this build's runs.",
         f"Reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
                                                      baseline is not None else "") + f"{gain_text}. "
-        f"The evaluator, {evaluator:.1%} accurate on held-out test images, assigns {samples.mean:.1%} of the samples "
-        f"to their class{samples_interval}, against chance at {1 / NUM_CLASSES:.1%}.",
+        f"The evaluator, {percent(evaluator)} accurate on held-out test images, assigns {percent(samples.mean)} of the samples "
+        f"to their class{samples_interval}, against chance at {percent(1 / NUM_CLASSES)}.",
     ]
     gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
     if not gate.ok:
-        parts.append(f"The main run failed the learning gate: {' and '.join(gate.missed)}"
+        parts.append(f"The main run failed the learning gate: {missed_text(gate.missed)}"
                      + (", and so did the study's smaller runs." if gated else "."))
     elif gated:
         parts.append("The study's smaller runs failed the learning gate, so the claims they decide were not tested.")
@@ -198,8 +204,8 @@ def sampling_summary(evaluation: dict) -> str:
 
     def rate(column: str, what: str, chance: float) -> str:
         spread = over_classes([row[column] for row in per_class])
-        interval = f", 95% CI {spread.low:.1%} to {spread.high:.1%} over classes" if spread.low is not None else ""
-        return f"{spread.mean:.1%} to {what}{interval}, where chance is {chance:.1%}"
+        interval = f", 95% CI {percent(spread.low)} to {percent(spread.high)} over classes" if spread.low is not None else ""
+        return f"{percent(spread.mean)} to {what}{interval}, where chance is {percent(chance)}"
 
     samples = int((evaluation.get("generation_sizes") or {}).get("samples") or 0)
     return (f"Of {samples:,} samples, the evaluator assigns "

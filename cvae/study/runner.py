@@ -25,7 +25,7 @@ from typing import Iterable
 import pandas as pd
 
 from cvae.core.config import Config, ConfigError, make_config, parse_overrides
-from cvae.core.labels import NUM_CLASSES
+from cvae.core.labels import DATASETS
 from cvae.core.loss import TERMS
 from cvae.core.machine import machine_record
 from cvae.core.paths import PROJECT_ROOT, runs_dir
@@ -34,7 +34,7 @@ from cvae.data.loading import load_data
 from cvae.evaluation.domain_evaluator import load_or_train_evaluator
 from cvae.evaluation.run_evaluation import cached_variant_metrics, variant_metrics
 from cvae.study.ablations import FACTORIAL, STANDARD, ablation_config
-from cvae.study.evidence_gate import Learned, combine, learning_gate
+from cvae.study.evidence_gate import Learned, combine, modality_gate
 from cvae.study.weight_search import RULE as SEARCH_RULE
 from cvae.study.weight_search import candidates, decide, search_table
 from cvae.training.precision import autocast_dtype, select_device
@@ -251,9 +251,15 @@ def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper", colum
 
 
 def run_gate(row: dict | pd.Series) -> Learned:
-    """The learning gate (`cvae.study.evidence_gate.learning_gate`) of one study run from its measured row."""
-    return learning_gate(f"{row['name']} seed {int(row['seed'])}", row.get("recon_ssim_gain_low"),
-                         float(row["conditional_class_accuracy"]), 1 / NUM_CLASSES)
+    """The learning gate of one study run, modality by modality (`cvae.study.evidence_gate.modality_gate`), from its
+    measured row (`recon_ssim_gain_low_<flag>`, `conditional_class_accuracy_<flag>`)."""
+    def value(column: str) -> float | None:
+        found = row.get(column)
+        return None if found is None or pd.isna(found) else float(found)
+
+    return modality_gate(f"{row['name']} seed {int(row['seed'])}",
+                         {flag: value(f"recon_ssim_gain_low_{flag}") for flag in DATASETS},
+                         {flag: value(f"conditional_class_accuracy_{flag}") for flag in DATASETS})
 
 
 def variant_gate(table: pd.DataFrame, name: str) -> Learned:
