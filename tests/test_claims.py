@@ -330,8 +330,9 @@ def test_the_best_epoch_gives_its_own_reason_even_when_the_main_run_failed_the_g
     failed = {**LEARNED, "main": Learned(False, "main run: x", ("x",), 1)}
     row = claims_table(evidence(epochs=3, best_epoch=2, learned=failed)).loc["best_epoch"]
     assert row["verdict"] == "not testable at this scale"
-    assert row["reason"].startswith("needs the original's 150-epoch schedule, which only the full profile trains; this "
-                                    "build trained 3 epochs. Even there, the KL weight grows until epoch 120")
+    assert row["reason"].startswith("the test needs the original's 150-epoch schedule, which only the full profile "
+                                    "trains; this build trained 3 epochs. Even there, the KL weight grows until epoch "
+                                    "120")
 
 
 def test_a_comparison_says_which_run_had_the_lower_loss():

@@ -101,6 +101,19 @@ def test_a_stacked_table_labels_every_cell_and_prints_as_the_same_table():
                     ["claim 2", "c", 'not "testable"']]
 
 
+def test_a_named_index_heads_its_column_in_one_header_row():
+    import pandas as pd
+
+    from cvae.report.chapter import table
+
+    frame = pd.DataFrame({"accuracy (%)": [91.0, 45.5]}, index=pd.Index(["modality", "class"], name="target"))
+    shown = table(frame, "Probes.")._repr_html_()
+    header = shown.split("<thead>")[1].split("</thead>")[0]
+    assert header.count("<tr") == 1 and re.findall(r"<th>([^<]*)</th>", header) == ["target", "accuracy (%)"]
+    (rows,) = _list_tables(html_table_to_markdown(shown, width_limit=96))
+    assert rows == [["target", "accuracy (%)"], ["modality", "91.0"], ["class", "45.5"]]
+
+
 def test_a_table_a_little_too_wide_prints_whole_in_smaller_print():
     markdown = html_table_to_markdown(_dataframe_html(6), width_limit=96)
     assert markdown.startswith("````{container} print-small\n```{list-table}") and markdown.rstrip().endswith("````")

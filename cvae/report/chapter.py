@@ -219,14 +219,26 @@ class CaptionedTable:
         return f"{TABLE_CAPTION_START}{coded}</p>"
 
     def _repr_html_(self) -> str:
+        frame = _index_name_in_header(self.frame)
         if self.stacked:
-            inner = stacked_html(self.frame)
+            inner = stacked_html(frame)
         else:
-            inner = self.frame._repr_html_() if hasattr(self.frame, "_repr_html_") else self.frame.to_html()
+            inner = frame._repr_html_() if hasattr(frame, "_repr_html_") else frame.to_html()
         return self.caption_html() + "\n" + inner
 
     def __repr__(self) -> str:
         return f"{self.caption}\n{self.frame!r}"
+
+
+def _index_name_in_header(frame):
+    """A DataFrame whose (single) index has a name shows it in the header's first cell, where pandas would add a second
+    header row holding only that name; other frames (Stylers, MultiIndex, named columns) are returned as they are."""
+    import pandas as pd
+
+    if (isinstance(frame, pd.DataFrame) and frame.index.name is not None and frame.columns.name is None
+            and frame.index.nlevels == 1 and frame.columns.nlevels == 1):
+        return frame.rename_axis(index=None, columns=frame.index.name)
+    return frame
 
 
 def stacked_html(frame) -> str:

@@ -192,8 +192,8 @@ def _best_epoch(e: dict) -> Finding:
     ours = f"epoch {e['best_epoch']} of {e['epochs']}, one run"
     if e["epochs"] != ORIGINAL_SCHEDULE_EPOCHS:
         return Finding(ours, "not testable at this scale",
-                       f"needs the original's {ORIGINAL_SCHEDULE_EPOCHS}-epoch schedule, which only the full profile "
-                       f"trains; this build trained {e['epochs']} epochs. Even there, {SCHEDULE_CONFOUND}",
+                       f"the test needs the original's {ORIGINAL_SCHEDULE_EPOCHS}-epoch schedule, which only the full "
+                       f"profile trains; this build trained {e['epochs']} epochs. Even there, {SCHEDULE_CONFOUND}",
                        "not defined for one run")
     return Finding(ours, "inconclusive", f"one run of the full profile, and the rule needs an interval over seeds; "
                    f"besides, {SCHEDULE_CONFOUND}", "not defined for one run")
