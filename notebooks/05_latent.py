@@ -144,9 +144,8 @@ chapter.glue("fig_factorial", study_plots.aux_factorial(
 (chapter.table(aux_factorial.summary_table(factorial),
                "Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on mu on the "
                "test split, as the mean over seeds with its 95% t-interval over seeds in brackets. The last column is "
-               "the mean SSIM gain of the reconstructions over the class-mean image, read the same way. The "
-               f"one-dataset cells train at {ablations.scale_text(profile, 'single_batches')}, the mixed cells at "
-               f"{ablations.scale_text(profile)}.") if len(factorial) else None)
+               "the mean SSIM gain of the reconstructions over the class-mean image, read the same way. "
+               + ablations.factorial_scale_text(profile)) if len(factorial) else None)
 
 # %% [markdown]
 # ```{glue:figure} fig_factorial

@@ -54,7 +54,7 @@ chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
               stacked=True)
 
 # %% [markdown]
-# The factorial behind the last row is in the {doc}`latent chapter <05_latent>`.
+# The factorial behind the claims table's last row, the original's open question, is in the {doc}`latent chapter <05_latent>`.
 #
 # **The rule** that gives each verdict:
 #

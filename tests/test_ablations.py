@@ -192,3 +192,13 @@ def test_the_one_dataset_cells_train_three_times_the_quick_ablation_epochs():
     assert ablation_config("single_batches_unconditioned", "quick").epochs == 36
     assert ablation_config("paper", "quick").epochs == ablation_config("encoder_unconditioned", "quick").epochs == 12
     assert ablation_config("single_batches", "smoke").epochs == ablation_config("paper", "smoke").epochs == 2
+
+
+def test_the_factorial_caption_says_a_shared_scale_once():
+    from cvae.study.ablations import factorial_scale_text, scale_text
+
+    assert factorial_scale_text("smoke") == f"Every cell trains at {scale_text('smoke')}."
+    assert factorial_scale_text("quick").startswith("The one-dataset cells train at train_per_class=300, "
+                                                    "eval_per_class=100, epochs=36,")
+    assert factorial_scale_text("quick").endswith(", the mixed cells at train_per_class=300, eval_per_class=100, "
+                                                  "epochs=12, beta_warmup_epochs=2, beta_ramp_epochs=8.")

@@ -140,11 +140,12 @@ def rate_over_classes(values_by_class: Sequence[float], kind: str = "classes") -
     return spread
 
 
-def clopper_pearson(successes: int, trials: int) -> tuple[float, float]:
-    """The exact 95% interval (low, high) of a rate from `successes` of `trials` independent draws."""
+def clopper_pearson(successes: float, trials: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The exact two-sided interval (low, high), 95% by default, of a rate from `successes` of `trials` independent
+    draws."""
     from scipy import stats
 
-    alpha = 1 - CONFIDENCE
+    alpha = 1 - confidence
     low = 0.0 if successes == 0 else float(stats.beta.ppf(alpha / 2, successes, trials - successes + 1))
     high = 1.0 if successes == trials else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
     return low, high

@@ -145,6 +145,13 @@ PREAMBLE = r"""
 \makeatother
 % the contents list the chapters only (one page instead of three)
 \setcounter{tocdepth}{0}
+% running footers name where the reader is: nothing on the pages after the contents (the abstract and introduction),
+% and a chapter's own name until its first section (a chapter without sections, References, kept the last section
+% of the chapter before it)
+\makeatletter
+\AtBeginDocument{\g@addto@macro\sphinxtableofcontents{\markboth{}{}}}
+\renewcommand\chaptermark[1]{\markboth{\thechapter\quad #1}{\thechapter\quad #1}}
+\makeatother
 % the bibliography as a plain list under the References chapter, which the PDF prints last (cvae.publish.pdf.PRINT_LAST)
 \makeatletter
 \renewenvironment{sphinxthebibliography}[1]{\list{\@biblabel{\@arabic\c@enumiv}}{\settowidth\labelwidth{\@biblabel{#1}}%

@@ -347,7 +347,9 @@ def learning_rate(epochs: Sequence[int], rates: Sequence[float], betas: Sequence
     ax.set_ylabel("learning rate", color="#1f77b4")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     twin = ax.twinx()
-    twin.plot(epochs, betas, color="#d62728", lw=1.5, ls="--", label="KL weight beta(t)")
+    # beta is one value per epoch: a step centred on each epoch, with a dot on it, never a ramp between two epochs
+    twin.step(epochs, betas, where="mid", color="#d62728", lw=1.5, ls="--", label="KL weight beta(t)")
+    twin.plot(epochs, betas, "o", color="#d62728", ms=3)
     twin.set_ylabel("beta(t)", color="#d62728")
     ax.grid(alpha=0.3)
     return fig

@@ -51,6 +51,14 @@ def scale_text(profile: str, name: str | None = None) -> str:
     return ", ".join(f"{key}={value}" for key, value in shared.items()) or "the profile's own sizes"
 
 
+def factorial_scale_text(profile: str) -> str:
+    """The aux-head factorial's scale as a caption's sentence, said once when its one-dataset and mixed cells share it."""
+    single, mixed = scale_text(profile, "single_batches"), scale_text(profile)
+    if single == mixed:
+        return f"Every cell trains at {mixed}."
+    return f"The one-dataset cells train at {single}, the mixed cells at {mixed}."
+
+
 def variant_overrides(name: str) -> dict:
     """The overrides of a named variant, or of a one-override name such as 'a_l1=0.1'; ConfigError otherwise."""
     if name in STANDARD:
@@ -112,5 +120,5 @@ def schedule_sentence(paper_metrics, plateau_metrics, patience: int) -> str:
             f"time{'s' if plateau != 1 else ''} with plateau_at_beta_max.")
 
 
-__all__ = ["learning_rate_drops", "schedule_sentence", "STANDARD", "FACTORIAL", "scale_text",
+__all__ = ["learning_rate_drops", "schedule_sentence", "STANDARD", "FACTORIAL", "scale_text", "factorial_scale_text",
            "ablation_overrides_for_profile", "variant_overrides", "ablation_config", "run_ablation", "convergence"]
