@@ -174,6 +174,10 @@ def test_markdown_special_characters_in_cells_are_escaped():
     markdown = html_table_to_markdown("<table><thead><tr><th>a|b</th><th>$x_1$</th></tr></thead>"
                                       "<tbody><tr><td>*bold*</td><td>1</td></tr></tbody></table>")
     assert "a\\|b" in markdown and "\\$x\\_1\\$" in markdown and "\\*bold\\*" in markdown
+    # a unit cell of "%" alone would start a MyST comment line and print empty
+    units = html_table_to_markdown("<table><thead><tr><th>unit</th><th>share</th></tr></thead>"
+                                   "<tbody><tr><td>%</td><td>10%</td></tr></tbody></table>")
+    assert "* - \\%\n  - 10%\n" in units
 
 
 def test_latex_ready_notebook_adds_markdown_beside_html_only():

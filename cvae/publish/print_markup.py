@@ -129,6 +129,7 @@ def _escape_cell(text: str) -> str:
     text = _escape_markdown(text)
     text = re.sub(r"^([-+])(?=\s|$|-+$)", r"\\\1", text)   # "- x", "-", "---": a list item or a rule
     text = re.sub(r"^(\d{1,9})([.)])(?=\s|$)", r"\1\\\2", text)   # "1. x": an ordered list item
+    text = re.sub(r"^%", r"\\%", text)   # "%" (a unit): MyST reads a line that starts with % as a comment
     return text or "\u00a0"
 
 
