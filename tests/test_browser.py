@@ -250,6 +250,31 @@ def test_the_claims_table_stacks_into_cards_on_a_phone(site, browser, width):
         assert shape["full"] == shape["labels"] == 0, shape
 
 
+@pytest.mark.slow
+def test_pages_load_no_icon_script_and_keep_their_icons(site, browser):
+    base, html = site
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    loaded: list[tuple[str, int]] = []
+    page.on("requestfinished", lambda request: loaded.append((request.url, request.sizes()["responseBodySize"])))
+    try:
+        page.goto(f"{base}/report/09_reproducibility.html", wait_until="load")
+        page.wait_for_timeout(500)
+        glyphs = page.evaluate("""() => [...document.querySelectorAll('.article-header-buttons i, .theme-switch')]
+            .filter(e => e.getClientRects().length).map(e => [getComputedStyle(e, '::before').content,
+                                                             getComputedStyle(e, '::before').fontFamily])""")
+    finally:
+        context.close()
+    assert not any("fontawesome.js" in url for url, _ in loaded)
+    assert not (html / "_static" / "scripts" / "fontawesome.js").exists()
+    # the header's buttons still draw their icons, from the theme's stylesheet and web font
+    drawn = [family for content, family in glyphs if content not in ("none", "normal", '""')]
+    assert len(drawn) >= 3 and all("Font Awesome" in family for family in drawn), glyphs
+    # a chapter without math loads no MathJax: 0.96 MB in all on 7 December, 2.45 MB with the icon script
+    assert not any("mathjax" in url.lower() for url, _ in loaded)
+    assert sum(size for _, size in loaded) < 1_500_000, sorted(loaded, key=lambda item: -item[1])[:5]
+
+
 # WCAG 2 contrast ratio of every caption, paragraph, list item, table cell and admonition text against the background
 # it sits on (the nearest ancestor with an opaque one): the lowest few, as [ratio, element, text]
 _LOWEST_CONTRAST = """() => {

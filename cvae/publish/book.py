@@ -160,6 +160,7 @@ def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:
     """`jupyter-book build . --config _build/_config.generated.yml -W -n --keep-going --all`; BookError with the
     warnings if it fails."""
     from cvae.publish import manifest
+    from cvae.publish.sphinx_fixes import drop_icon_script
 
     config_path = write_derived_config(root)
     read = manifest.start("html", [root / "report" / f"{source.stem}.ipynb" for source in notebook_sources()
@@ -173,6 +174,7 @@ def build_html(root: Path = PROJECT_ROOT, log=print) -> Path:
         lines = [line for line in (completed.stdout + completed.stderr).splitlines()
                  if "WARNING" in line or "ERROR" in line or "Error" in line]
         raise BookError("jupyter-book build failed:\n" + "\n".join(lines[-40:] or completed.stderr.splitlines()[-40:]))
+    drop_icon_script(root / "_build" / "html")
     manifest.record("html", read, root)
     return root / "_build" / "html"
 
