@@ -42,7 +42,7 @@ chapter.glue("abstract", chapter.html(findings.abstract(table, evaluation, run.s
 chapter.glue("claim_best_epoch", findings.verdict_sentence(table, "best_epoch", synthetic))
 chapter.glue("claims_size", chapter.md(findings.group_markdown(table, ["latent", "deep"], synthetic)))
 chapter.glue("claims_images", chapter.md(findings.group_markdown(
-    table, ["modality_clusters", "class_overlap", "reconstructions", "samples"], synthetic)))
+    table, ["modality_clusters", "class_overlap", "reconstructions", "samples", "class_conditional"], synthetic)))
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
 

@@ -57,6 +57,7 @@ def evidence(evaluation: dict, summary: dict, epochs: int, study: pd.DataFrame) 
         "modality_counts": [(round(row["modality_accuracy"] * row["samples"]), int(row["samples"]))
                             for row in per_class],
         "class_chance": 1 / NUM_CLASSES,
+        "evaluator_accuracy": evaluation["evaluator_test_accuracy_overall"],
         "recon_ssim_path": evaluation["recon_ssim"]["pathmnist"],
         "recon_ssim_gain_path": Spread.from_dict(gain) if gain else None,
     }
