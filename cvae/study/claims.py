@@ -26,7 +26,8 @@ import pandas as pd
 
 from cvae.core.formatting import percent
 from cvae.core.original import ORIGINAL
-from cvae.core.spread import CONFIDENCE, Spread, clopper_pearson
+from cvae.core.spread import Spread
+from cvae.study.class_by_class import class_by_class, every_class_detectable, rates_text
 from cvae.study.evidence_gate import GATE_CLASS_ABOVE_CHANCE, Learned, combine, missed_text
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not testable at this scale",
@@ -265,25 +266,17 @@ def _separation(target: str, test: str, claimed_above: bool) -> Callable[[dict],
         counts: dict[str, list[tuple[float, int]]] = e["separation_counts"][target]
         probe: Spread | None = e.get(f"probe_{target}")
         margin = TESTS[test].margin
-        ours = "; ".join(f"{method}: {_rates_text(by_class, claimed_above)}" for method, by_class in counts.items())
+        ours = "; ".join(f"{method}: {rates_text(by_class, claimed_above)}" for method, by_class in counts.items())
         ours = f"{target} of the 10 nearest 2-D neighbours, {ours}" + (
             f"; a linear probe on mu reads the {target} at {percent(probe.mean)}" if probe else "")
-        judged = {method: _class_by_class(by_class, margin, claimed_above) for method, by_class in counts.items()}
+        judged = {method: class_by_class(by_class, margin, claimed_above) for method, by_class in counts.items()}
         verdicts = {verdict for verdict, _ in judged.values()}
         verdict = verdicts.pop() if len(verdicts) == 1 else "inconclusive"
         reason = "; ".join(f"{method}: {why}" for method, (_, why) in judged.items())
-        detectable = "; ".join(f"{method} {_every_class_detectable(by_class, margin, claimed_above, 'points')}"
+        detectable = "; ".join(f"{method} {every_class_detectable(by_class, margin, claimed_above, 'points')}"
                                for method, by_class in counts.items())
         return Finding(ours, verdict, reason, detectable)
     return finding
-
-
-def _rates_text(counts: list[tuple[float, int]], above: bool) -> str:
-    """'97.0% over classes, lowest class 91.0% of 100 points' (the highest class when the claim is about a low rate)."""
-    rates = [right / n for right, n in counts]
-    edge = min(range(len(counts)), key=rates.__getitem__) if above else max(range(len(counts)), key=rates.__getitem__)
-    return (f"{percent(sum(rates) / len(rates))} over classes, {'lowest' if above else 'highest'} class "
-            f"{percent(rates[edge])} of {counts[edge][1]:,} points")
 
 
 def _reconstructions(e: dict) -> Finding:
@@ -300,10 +293,10 @@ def _samples(e: dict) -> Finding:
     cls: Spread = e["conditional_class"]
     counts: list[tuple[int, int]] = e["modality_counts"]
     margin = TESTS["samples"].margin
-    ours = (f"modality {_rates_text(counts, above=True).replace(' points', ' samples')}; class "
+    ours = (f"modality {rates_text(counts, above=True).replace(' points', ' samples')}; class "
             f"{cls.text(1, percent=True)}, against chance {percent(e['class_chance'])}")
-    verdict, reason = _class_by_class(counts, margin, above=True)
-    return Finding(ours, verdict, reason, _every_class_detectable(counts, margin, above=True))
+    verdict, reason = class_by_class(counts, margin, above=True)
+    return Finding(ours, verdict, reason, every_class_detectable(counts, margin, above=True))
 
 
 def _class_conditional(e: dict) -> Finding:
@@ -318,44 +311,6 @@ def _class_conditional(e: dict) -> Finding:
     side = {"reproduced": "lies wholly below", "not reproduced": "lies wholly above"}.get(verdict, "straddles")
     reason = f"the interval over classes {side} {percent(line)}" if cls.low is not None else "no interval over classes"
     return Finding(ours, verdict, reason, detectable_text(cls, "points"))
-
-
-def _class_by_class(counts: list[tuple[float, int]], margin: float, above: bool) -> tuple[str, str]:
-    """Verdict and reason of a test over classes. Reproduced: every class's exact 95% interval (`clopper_pearson` of its
-    (successes, draws)) lies on the claim's side of the margin (above it when `above`), an intersection-union test
-    that needs no correction for the number of classes. Not reproduced: some class lies wholly on the other side even
-    at the Bonferroni level over the classes, since any one of them would do. A better class never lowers the
-    verdict."""
-    bounds = [clopper_pearson(right, n) for right, n in counts]
-    corrected = [clopper_pearson(right, n, 1 - (1 - CONFIDENCE) / len(counts)) for right, n in counts]
-    wrong = sum((high < margin) if above else (low > margin) for low, high in corrected)
-    short = sum(not ((low > margin) if above else (high < margin)) for low, high in bounds)
-    beyond = "below" if above else "above"
-    if wrong:
-        return "not reproduced", (f"{wrong} of {len(counts)} classes lie wholly {beyond} {margin:.0%}, at the "
-                                  f"Bonferroni level over the {len(counts)} classes")
-    if short:
-        return "inconclusive", f"{short} of {len(counts)} classes' intervals reach {margin:.0%} or {beyond}"
-    edge = (f"the lowest from {percent(min(low for low, _ in bounds))}" if above
-            else f"the highest up to {percent(max(high for _, high in bounds))}")
-    return "reproduced", f"every class's interval lies {'above' if above else 'below'} {margin:.0%}, {edge}"
-
-
-def _every_class_detectable(counts: list[tuple[float, int]], margin: float, above: bool = True,
-                            draws: str = "samples", power: float = 0.8) -> str:
-    """How far from the margin, on the claim's side, every class would have to be for the class-by-class test to pass
-    with `power`, at the fewest draws any class has: 'every class 8.7 points above the margin, at 98.7%'."""
-    from scipy import stats
-
-    samples = min(n for _, n in counts)
-    target = margin if above else 1 - margin  # a claim of a low rate is one of a high rate of the other outcome
-    needed = next((s for s in range(samples + 1) if clopper_pearson(s, samples)[0] > target), None)
-    if needed is None:
-        return f"none: {samples} {draws} per class cannot clear {margin:.0%}"
-    per_class = power ** (1 / len(counts))  # all classes must pass
-    rate = next(p / 1000 for p in range(1, 1001) if stats.binom.sf(needed - 1, samples, p / 1000) >= per_class)
-    side, shown = ("above", rate) if above else ("below", 1 - rate)
-    return f"every class {100 * (rate - target):.1f} points {side} the margin, at {percent(shown)}"
 
 
 _FINDERS: dict[str, Callable[[dict], Finding]] = {
