@@ -12,9 +12,9 @@ from cvae.core.labels import MODALITY_OF_CLASS, NUM_CLASSES
 from cvae.core.model import CVAE
 from cvae.data.loading import Split
 from cvae.evaluation.inference import READINGS, aux_head_readings
-from cvae.study.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, factorial_rows, guess_baselines,
-                                      learned, official_baselines, reconstruction_sentence, report, run_learned,
-                                      verdict)
+from cvae.study.aux_factorial import (CELLS, READ_NAMES, checks, checks_markdown, describe, factorial_rows,
+                                      guess_baselines, learned, official_baselines, reconstruction_sentence, report,
+                                      run_learned, verdict)
 from cvae.study.evidence_gate import Learned
 from cvae.training.epochs import single_dataset_batches
 from study_rows import learned_columns
@@ -95,6 +95,9 @@ def test_the_verdict_names_the_cell_that_brings_the_modality_head_to_chance():
                                           "train mode, mixed batches, the modality head reads what a guess in the "
                                           "label proportions scores, 36.5%")
     assert verdict(factorial_rows(_rows({})), GUESS)["verdict"] == "not explained"
+    assert describe(("single", "conditioned", "train_single")) == ("trained on one-dataset batches with the "
+                                                                   "conditioned encoder, heads read in train mode on "
+                                                                   "such batches")
     # the control must restore the head: when mixed batches read in eval mode sit at chance too, it is only partly
     low_control = _rows({("single", "conditioned", "train_mixed"): (0.35, 0.37),
                          ("mixed", "conditioned", "eval"): (0.35, 0.37)})

@@ -70,6 +70,22 @@ def test_a_wide_table_is_split_by_columns_repeating_the_row_labels():
         assert sum(int(w) for w in block.split()) <= 96
 
 
+def test_a_wide_table_with_a_two_level_index_repeats_both_labels_in_each_part():
+    import pandas as pd
+
+    index = pd.MultiIndex.from_product([["mixed", "one dataset"], ["train", "eval"]], names=["batches", "read"])
+    frame = pd.DataFrame({f"column {c} (long name)": [1000.5 * (r + 1) + c for r in range(4)] for c in range(12)},
+                         index=index)
+    tables = _list_tables(html_table_to_markdown(frame.to_html(), width_limit=96))  # rowspans in pandas' HTML
+    assert len(tables) >= 2
+    for table in tables:  # every part can be read on its own: both index levels on every row
+        assert table[0][:2] == ["batches", "read"]
+        assert [row[:2] for row in table[1:]] == [["mixed", "train"], ["mixed", "eval"], ["one dataset", "train"],
+                                                  ["one dataset", "eval"]]
+    found = [int(n) for table in tables for n in re.findall(r"column (\d+)", " ".join(table[0]))]
+    assert found == list(range(12))
+
+
 def test_a_table_caption_becomes_the_title_of_each_printed_part_without_its_html_number():
     from cvae.publish.sphinx_fixes import numbered_tables
     from cvae.report.chapter import table

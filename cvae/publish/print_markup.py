@@ -21,11 +21,13 @@ RECORD_PREFIX = "application/papermill.record/"
 
 
 class _TableParser(HTMLParser):
-    """Rows of a single HTML table: [(is_header_row, [cell text, ...])], colspan/rowspan expanded."""
+    """Rows of a single HTML table: [(is_header_row, [cell text, ...])], colspan/rowspan expanded; `label_columns`:
+    for each body row, how many of its leading cells are row labels (th), e.g. 2 for a two-level pandas index."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.rows: list[tuple[bool, list[str]]] = []
+        self.label_columns: list[int] = []
         self.tables = 0
         self._section = ""
         self._row: list[str] | None = None
@@ -33,7 +35,8 @@ class _TableParser(HTMLParser):
         self._cell_is_th = False
         self._span = (1, 1)
         self._row_all_th = True
-        self._pending: dict[int, tuple[int, str]] = {}   # column -> (rows left, text) from rowspan
+        self._pending: dict[int, tuple[int, str, bool]] = {}   # column -> (rows left, text, is th) from rowspan
+        self._row_th: list[bool] = []
         self._skip = 0
 
     def handle_starttag(self, tag, attrs):
@@ -45,7 +48,7 @@ class _TableParser(HTMLParser):
         elif tag in ("thead", "tbody", "tfoot"):
             self._section = tag
         elif tag == "tr":
-            self._row, self._row_all_th = [], True
+            self._row, self._row_all_th, self._row_th = [], True, []
             self._fill_pending()
         elif tag in ("td", "th") and self._row is not None:
             self._cell, self._cell_is_th = [], tag == "th"
@@ -61,13 +64,17 @@ class _TableParser(HTMLParser):
             colspan, rowspan = self._span
             for _ in range(colspan):
                 if rowspan > 1:
-                    self._pending[len(self._row)] = (rowspan - 1, text)
+                    self._pending[len(self._row)] = (rowspan - 1, text, self._cell_is_th)
                 self._row.append(text)
+                self._row_th.append(self._cell_is_th)
                 self._fill_pending()
             self._row_all_th &= self._cell_is_th
             self._cell = None
         elif tag == "tr" and self._row is not None:
             self.rows.append((self._section == "thead", self._row))
+            if self._section != "thead":
+                self.label_columns.append(next((i for i, is_th in enumerate(self._row_th) if not is_th),
+                                               len(self._row_th)))
             self._row = None
 
     def handle_data(self, data):
@@ -76,11 +83,12 @@ class _TableParser(HTMLParser):
 
     def _fill_pending(self):
         while self._row is not None and len(self._row) in self._pending:
-            left, text = self._pending.pop(len(self._row))
+            left, text, is_th = self._pending.pop(len(self._row))
             column = len(self._row)
             self._row.append(text)
+            self._row_th.append(is_th)
             if left > 1:
-                self._pending[column] = (left - 1, text)
+                self._pending[column] = (left - 1, text, is_th)
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$#~^])")
@@ -111,14 +119,15 @@ def _cell_width(texts: list[str]) -> int:
     return max(min(width, 28), longest_word) + 2
 
 
-def _column_groups(widths: list[int], limit: int) -> list[list[int]]:
-    """Split columns 1.. into groups that fit `limit` characters with column 0 (the row label) repeated in each."""
+def _column_groups(widths: list[int], limit: int, labels: int = 1) -> list[list[int]]:
+    """Split the columns after the first `labels` (the row labels) into groups that fit `limit` characters with the
+    row labels repeated in each."""
     groups: list[list[int]] = [[]]
-    used = widths[0]
-    for column in range(1, len(widths)):
+    used = sum(widths[:labels])
+    for column in range(labels, len(widths)):
         if groups[-1] and used + widths[column] > limit:
             groups.append([])
-            used = widths[0]
+            used = sum(widths[:labels])
         groups[-1].append(column)
         used += widths[column]
     return groups
@@ -176,10 +185,12 @@ def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH)
         header_word = max((len(word) for word in header[c].split()), default=1) + 2
         widths.append(max(_cell_width([row[c] for row in body]), min(len(header[c]), 16) + 2, header_word))
     small = width_limit < sum(widths) <= width_limit * SMALL_PRINT_WIDER
-    groups = _column_groups(widths, width_limit * (SMALL_PRINT_WIDER if small else 1)) if columns > 1 else [[]]
+    labels = max(1, min(min(parser.label_columns, default=1), columns - 1))  # every index level repeats in each part
+    groups = (_column_groups(widths, width_limit * (SMALL_PRINT_WIDER if small else 1), labels) if columns > 1
+              else [[]])
     tables = []
     for part, group in enumerate(groups):
-        selected = [0] + group
+        selected = list(range(labels)) + group
         title = caption + (" (continued)" if part and caption else "")
         lines = ["```{list-table}" + (" " + title if title else ""), ":header-rows: 1", ":widths: " + " ".join(str(widths[c]) for c in selected), ""]
         for row in [header] + body:

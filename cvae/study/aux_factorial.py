@@ -177,8 +177,10 @@ def _overlaps(spread: Spread, value: float) -> bool:
 def describe(cell: tuple[str, str, str]) -> str:
     """'trained on one-dataset batches with the conditioned encoder, heads read in train mode, mixed batches'."""
     batches, encoder, read = cell
-    return (f"trained on {'one-dataset' if batches == 'single' else 'mixed'} batches with the {encoder} encoder, "
-            f"heads read in {READ_NAMES[read]}")
+    trained = "one-dataset" if batches == "single" else "mixed"
+    same = (batches, read) in (("single", "train_single"), ("mixed", "train_mixed"))  # said once, not twice
+    return (f"trained on {trained} batches with the {encoder} encoder, heads read "
+            + ("in train mode on such batches" if same else f"in {READ_NAMES[read]}"))
 
 
 def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:

@@ -139,9 +139,9 @@ RULE_STEPS = (  # the rule as the discussion lists it, one step an item
     "correction for the 21 tests. It fails only if some class lies wholly on the other side at the Bonferroni level "
     "over the classes, since any one class would decide it. A better class never lowers a verdict. A test image's "
     "share of neighbours with its label lies between 0 and 1, so it varies no more than a yes-or-no outcome with the "
-    "same mean. Neighbours in one figure are not fully independent, though, so for the separation claims the "
-    "interval is a close approximation rather than exact. These intervals come from the main run alone and leave out "
-    "the variation between training seeds.",
+    "same mean. Neighbours in one figure are not independent, though, since the map is fitted to the same points, so "
+    "for the separation claims the interval may be too narrow. These intervals come from the main run alone and "
+    "leave out the variation between training seeds.",
     "The detectable effect is the smallest true difference the spread would have found with 80% power. Where it is "
     "larger than the margin, the seeds were too few to settle the claim unless the interval lies clear of the "
     "margin.",

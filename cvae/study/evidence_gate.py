@@ -98,8 +98,8 @@ def missed_text(missed: tuple[str, ...]) -> str:
     groups: dict[tuple[str, ...], list[str]] = {}
     for criterion, modalities in where.items():  # criteria missed in the same modalities share one clause
         groups.setdefault(tuple(m for m in DATASET_NAMES.values() if m in modalities), []).append(criterion)
-    return "; ".join(" and ".join(criteria) + (f", in {_listed(list(modalities))}" if modalities else "")
-                     for modalities, criteria in groups.items())
+    return "; ".join(" and ".join(criteria) + ((", in " if len(criteria) > 1 else " in ") + _listed(list(modalities))
+                                               if modalities else "") for modalities, criteria in groups.items())
 
 
 def _listed(names: list[str]) -> str:

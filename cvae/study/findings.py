@@ -132,9 +132,10 @@ def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd
     return pd.DataFrame({
         "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in rows],
         "ours, and the margin": [f"{row['ours']}. Margin: {row['margin']}." for _, row in rows],
-        "verdict, and the effect the seeds could detect": [
-            f"{row['verdict']}: {reason}. Detectable effect: {row['detectable']}." for (_, row), reason in
-            zip(rows, reasons)],
+        "verdict, and the effect the seeds could detect": [  # no effect to detect where the data cannot test it
+            f"{row['verdict']}: {reason}." + (f" Detectable effect: {row['detectable']}."
+                                             if row["verdict"] != "not testable on this data" else "")
+            for (_, row), reason in zip(rows, reasons)],
     }).set_index("claim: the original's words").rename_axis(index=None, columns="claim: the original's words")
 
 
