@@ -157,8 +157,9 @@ def table_caption(source: str) -> str:
 
 def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH) -> str | None:
     """A pandas/Styler HTML table as one or more MyST list-tables with column widths from the content (split by
-    columns when wider than `width_limit` characters, the first column repeated in each); None unless the HTML is
-    exactly one table. Explicit widths make Sphinx's LaTeX give each column room for its longest word or number.
+    columns when wider than `width_limit` characters, the row labels, every index level, repeated in each); None
+    unless the HTML is exactly one table. Explicit widths make Sphinx's LaTeX give each column room for its longest
+    word or number.
     A caption (`cvae.report.chapter.table`) becomes each list-table's title, which LaTeX numbers."""
     caption = table_caption(source)
     source = TABLE_CAPTION.sub("", source)
