@@ -52,7 +52,7 @@ def scale_text(profile: str, name: str | None = None) -> str:
 
 
 def factorial_scale_text(profile: str) -> str:
-    """The aux-head factorial's scale as a caption's sentence, said once when its one-dataset and mixed cells share it."""
+    """The aux-head factorial's scale as a caption's sentence, said once when its cells all train at one scale."""
     single, mixed = scale_text(profile, "single_batches"), scale_text(profile)
     if single == mixed:
         return f"Every cell trains at {mixed}."

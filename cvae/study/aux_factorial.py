@@ -111,12 +111,12 @@ def baseline_sentence(official: dict, ours: dict) -> str:
     modality, cls = official["modality"], official["class"]
     return (f"Assuming the original read its heads on its validation split ({modality['images']:,} images), a "
             f"modality head that ignores its input and guesses in the label proportions scores "
-            f"{percent(modality['sum_of_squared_shares'])} there, below the majority share of {percent(modality['majority'])}: "
-            f"the original's 39% matches what such a head scores. A class head guessing the same way scores "
-            f"{percent(cls['sum_of_squared_shares'])} against a majority share of {percent(cls['majority'])}, well below the "
-            f"original's 34%; the per-class counts behind these two numbers are unverified, only the split totals "
-            f"could be checked. On this build's "
-            f"test split the same guesses score {percent(ours['modality']['sum_of_squared_shares'])} for the modality and "
+            f"{percent(modality['sum_of_squared_shares'])} there, below the majority share of "
+            f"{percent(modality['majority'])}: the original's 39% matches what such a head scores. A class head "
+            f"guessing the same way scores {percent(cls['sum_of_squared_shares'])} against a majority share of "
+            f"{percent(cls['majority'])}, well below the original's 34%; the per-class counts behind these two numbers "
+            f"are unverified, only the split totals could be checked. On this build's test split the same guesses "
+            f"score {percent(ours['modality']['sum_of_squared_shares'])} for the modality and "
             f"{percent(ours['class']['sum_of_squared_shares'])} for the class.")
 
 
@@ -209,8 +209,8 @@ def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
     if partial is not None:
         return {"verdict": "partly explained", "cell": list(partial),
                 "sentence": f"Partly explained: {describe(partial)}, the modality head reads what a guess in "
-                            f"the label proportions scores, {percent(guess)}, while a probe on mu reads the modality, but "
-                            f"mixed batches read in eval mode do not restore it."}
+                            f"the label proportions scores, {percent(guess)}, while a probe on mu reads the modality, "
+                            f"but mixed batches read in eval mode do not restore it."}
     open_cells = [cell for cell, heads in spreads.items()
                   if _probe_reads(heads["probe"]) and _overlaps(heads["modality"], guess)]
     if open_cells:
@@ -218,9 +218,10 @@ def verdict(rows: pd.DataFrame, guess: float, learned=None) -> dict:
         cell = min(open_cells, key=lambda c: spreads[c]["modality"].high - spreads[c]["modality"].low)
         modality = spreads[cell]["modality"]
         return {"verdict": "inconclusive", "cell": list(cell),
-                "sentence": f"Inconclusive: {describe(cell)}, the modality head's 95% interval, {percent(modality.low)} "
-                            f"to {percent(modality.high)} over {modality.n} seeds, reaches into the band around a guess in "
-                            f"the label proportions, {percent(guess)}, without lying inside it."}
+                "sentence": f"Inconclusive: {describe(cell)}, the modality head's 95% interval, "
+                            f"{percent(modality.low)} to {percent(modality.high)} over {modality.n} seeds, reaches "
+                            f"into the band around a guess in the label proportions, {percent(guess)}, without lying "
+                            f"inside it."}
     return {"verdict": "not explained", "cell": None,
             "sentence": f"Not explained: in every cell where the probe reads the modality, the modality head's 95% "
                         f"interval lies outside {100 * BAND:.0f} points of a guess in the label proportions, "

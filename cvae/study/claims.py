@@ -247,8 +247,8 @@ def _aux_heads(e: dict) -> Finding:
             modality.low <= high:
         verdict = "inconclusive"
         reason = (f"every seed read {modality.mean:.0%}, outside the band, but {modality.n} identical seeds bound the "
-                  f"mean only within {percent(modality.low)} to {percent(modality.high)}, which reaches into it; more seeds "
-                  "would decide it")
+                  f"mean only within {percent(modality.low)} to {percent(modality.high)}, which reaches into it; more "
+                  "seeds would decide it")
     elif low <= modality.low and modality.high <= high:
         verdict, reason = "reproduced", "the interval lies inside the band around chance"
     elif modality.high < low or modality.low > high:
@@ -259,9 +259,10 @@ def _aux_heads(e: dict) -> Finding:
 
 
 def _separation(target: str, test: str, claimed_above: bool) -> Callable[[dict], Finding]:
-    """Judged class by class, like the samples: a class's test images are independent draws, and a point's share of
-    neighbours with its label lies in [0, 1], so it varies no more than a yes-or-no outcome with the same mean and
-    the exact binomial interval over the class's points is conservative. PCA and t-SNE must agree."""
+    """Judged class by class, like the samples (`cvae.study.class_by_class`): a class's test images are independent
+    draws, and a point's share of neighbours with its label lies in [0, 1], so it varies no more than a yes-or-no
+    outcome with the same mean; but the map is fitted to the same points, so the interval may be too narrow. PCA and
+    t-SNE must agree."""
     def finding(e: dict) -> Finding:
         counts: dict[str, list[tuple[float, int]]] = e["separation_counts"][target]
         probe: Spread | None = e.get(f"probe_{target}")
@@ -369,9 +370,12 @@ def claims_table(evidence: dict) -> pd.DataFrame:
     `evidence` keys: synthetic (bool); epochs and best_epoch (1-based) of the main run; latent, deep (Spread of the
     paired relative difference of the validation loss at the final KL weight, positive = higher loss than the
     paper's model); aux_class, aux_modality (Spread over the study's seeds), aux_main {class, modality} (the main
-    run), aux_guess (what a modality head guessing in the label proportions scores); separation {modality|class: {method: Spread over classes}};
-    probe_modality, probe_class, conditional_modality, conditional_class (Spread over classes); class_chance;
-    recon_ssim_path (float) and recon_ssim_gain_path (Spread over classes); learned {run group: Learned}."""
+    run), aux_guess (what a modality head guessing in the label proportions scores); separation {modality|class:
+    {method: Spread over classes}} and separation_counts {modality|class: {method: [(agreeing neighbour share summed
+    over a class's points, points)] per class}}; probe_modality, probe_class, conditional_modality, conditional_class
+    (Spread over classes); modality_counts [(samples of the right modality, samples)] per class; class_chance;
+    evaluator_accuracy (on real test images); recon_ssim_path (float) and recon_ssim_gain_path (Spread over classes);
+    learned {run group: Learned}."""
     rows = []
     for claim in CLAIMS:
         finding, learned = assess(claim, evidence)

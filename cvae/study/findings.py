@@ -162,8 +162,8 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"margin fixed before this build's runs.",
         f"Reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
                                                      baseline is not None else "") + f"{gain_text}. "
-        f"The evaluator, {percent(evaluator)} accurate on held-out test images, assigns {percent(samples.mean)} of the samples "
-        f"to their class{samples_interval}, against chance at {percent(1 / NUM_CLASSES)}.",
+        f"The evaluator, {percent(evaluator)} accurate on held-out test images, assigns {percent(samples.mean)} of "
+        f"the samples to their class{samples_interval}, against chance at {percent(1 / NUM_CLASSES)}.",
     ]
     gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
     if not gate.ok:
@@ -206,7 +206,8 @@ def sampling_summary(evaluation: dict) -> str:
 
     def rate(column: str, what: str, chance: float) -> str:
         spread = over_classes([row[column] for row in per_class])
-        interval = f", 95% CI {percent(spread.low)} to {percent(spread.high)} over classes" if spread.low is not None else ""
+        interval = (f", 95% CI {percent(spread.low)} to {percent(spread.high)} over classes" if spread.low is not None
+                    else "")
         return f"{percent(spread.mean)} to {what}{interval}, where chance is {percent(chance)}"
 
     samples = int((evaluation.get("generation_sizes") or {}).get("samples") or 0)
