@@ -268,9 +268,13 @@ def test_the_discussion_says_a_shared_verdict_once_for_the_claims_that_share_it(
 def test_the_claims_table_names_every_column_it_prints():
     import re
 
+    import html
+
+    from cvae.report.chapter import table
     from cvae.study.findings import display_table
 
-    headers = re.findall(r"<th>([^<]*)</th>", display_table(claims_table(evidence())).to_html().split("</thead>")[0])
+    shown = table(display_table(claims_table(evidence())), "Claims.", stacked=True)._repr_html_()
+    headers = [html.unescape(cell) for cell in re.findall(r"<th>([^<]*)</th>", shown.split("</thead>")[0])]
     assert headers == ["claim: the original's words", "ours, and the margin",
                        "verdict, and the effect the seeds could detect"]
 

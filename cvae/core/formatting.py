@@ -58,6 +58,11 @@ def signed(value: float, digits: int = 1) -> str:
     return f"{round(float(value), digits) + 0.0:+.{digits}f}"
 
 
+def listed(items: list[str]) -> str:
+    """Items as a reader lists them: 'A', 'A and B', 'A, B and C'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def duration(seconds: float) -> str:
     """A wall time as a reader says it, in the largest unit that keeps it at 1 or more: '42 s', '3.5 minutes',
     '2.1 hours' (three significant digits at most)."""
@@ -69,5 +74,5 @@ def duration(seconds: float) -> str:
 
 
 __all__ = [
-    "plain", "percent", "number", "significant", "lookup", "duration", "signed",
+    "plain", "percent", "number", "significant", "lookup", "duration", "signed", "listed",
 ]

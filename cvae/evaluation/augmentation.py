@@ -8,6 +8,7 @@ import math
 import pandas as pd
 import torch
 
+from cvae.core.formatting import listed
 from cvae.core.labels import DATASETS
 from cvae.core.spread import RATE_CHANGE, over_seeds, paired_difference
 from cvae.data.loading import MedMNISTData, Split, shuffled_by_class, stratified_indices, to_uint8
@@ -127,9 +128,8 @@ def fraction_sentence(summary: pd.DataFrame) -> str:
                     if pd.notna(row["low"]) else "no interval")
         parts.append(f"{100 * row['mean']:+.1f}{' points' if first else ''} at {fraction:.0%}"
                      f"{' of the real images' if first else ''} ({interval})")
-    listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     seeds = int(gains["seeds"].min())
-    return (f"Adding the samples changed the test accuracy by {listed}, each over {seeds} seeds. "
+    return (f"Adding the samples changed the test accuracy by {listed(parts)}, each over {seeds} seeds. "
             + _fraction_reading(gains))
 
 

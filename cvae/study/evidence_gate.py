@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from cvae.core.formatting import percent
+from cvae.core.formatting import listed, percent
 from cvae.core.labels import DATASET_NAMES, DATASETS, PAPER
 
 GATE_SSIM_GAIN = 0.0
@@ -103,9 +103,7 @@ def missed_text(missed: tuple[str, ...]) -> str:
 
 
 def _listed(names: list[str]) -> str:
-    if len(names) == len(DATASET_NAMES):
-        return "every modality"
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return "every modality" if len(names) == len(DATASET_NAMES) else listed(names)
 
 
 def combine(gates: list[Learned]) -> Learned:

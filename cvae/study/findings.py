@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.formatting import percent
+from cvae.core.formatting import listed, percent
 from cvae.core.labels import DATASET_NAMES, DATASETS, NUM_CLASSES
 from cvae.core.spread import Spread, over_classes, rate_over_classes
 from cvae.study.claims import CLAIMS, TESTS, claims_table, sentence, verdict_counts
@@ -92,7 +92,7 @@ def group_markdown(claims: pd.DataFrame, keys: list[str], synthetic: bool) -> st
         if len(members) == 1:
             items.append(verdict_sentence(claims, members[0], synthetic))
             continue
-        named = _join([f"that {claims.loc[key, 'claim']}" for key in members])
+        named = listed([f"that {claims.loc[key, 'claim']}" for key in members])
         where = "" if verdict == "not testable on this data" else f" on {data_label(synthetic)}"
         why = (reason.replace("the claim is", "each claim is", 1) if reason.startswith("the claim is")
                else f"for each, {reason}")
@@ -136,7 +136,7 @@ def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd
             f"{row['verdict']}: {reason}." + (f" Detectable effect: {row['detectable']}."
                                              if row["verdict"] != "not testable on this data" else "")
             for (_, row), reason in zip(rows, reasons)],
-    }).set_index("claim: the original's words").rename_axis(index=None, columns="claim: the original's words")
+    }).set_index("claim: the original's words")  # the table shows the index's name in its one header row
 
 
 def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,
@@ -193,7 +193,7 @@ def reconstruction_summary(evaluation: dict) -> str:
     wording = {"better": "the reconstructions keep more of the individual image than its class average",
                "same": "they are indistinguishable from the class average",
                "worse": "they are further from the image than its class average is"}
-    said = [f"for {_join(names)} {wording[group]}" for group, names in groups.items() if names]
+    said = [f"for {listed(names)} {wording[group]}" for group, names in groups.items() if names]
     if said:
         sentences.append("; ".join(said)[0].upper() + "; ".join(said)[1:] + ".")
     return " ".join(sentences)
@@ -242,10 +242,6 @@ def schedule_sentence(first: int, full: int, epochs: int, best: int) -> str:
             f"first non-zero in epoch {first} and full in epoch {full}")
     return (f"In this build's schedule of {epochs} epochs, the KL weight is {when}, and the lowest validation total "
             f"came in epoch {best}.")
-
-
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 __all__ = ["data_label", "evidence", "table", "verdict_sentence", "group_markdown", "verdict_line", "abstract",
