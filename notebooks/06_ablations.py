@@ -19,7 +19,7 @@ import pandas as pd
 from cvae.core import formatting
 from cvae.core.paths import runs_dir
 from cvae.evaluation import examples
-from cvae.report import ablation_tables, chapter, explore, plots, study_plots
+from cvae.report import ablation_tables, chapter, explore, study_plots
 from cvae.study import ablations, findings, weight_search
 from cvae.study.runner import load_search_record, search_runs, seeds_text, study_seeds, variant_seeds
 
@@ -100,11 +100,12 @@ chapter.glue("search_rule", weight_search.RULE)
 chapter.glue("search_decision",
              weight_search.decision_sentence(record, base_config, findings.data_label(synthetic)))
 search = pd.DataFrame(record["table"]) if record else None
-chapter.glue("fig_sensitivity", study_plots.weight_sensitivity(search, weight_search.CRITERIA,
-                                                         weight_search.CRITERION_NAMES) if record is not None else
-             plots.placeholder_figure("no search recorded for this configuration: make search"))
-chapter.glue("sensitivity_caption", study_plots.SENSITIVITY_CAPTION if record is not None else
-             "No weight search is recorded for this configuration, so there is nothing to plot yet.")
+if record is not None:  # without a recorded search the section has its sentence and no figure
+    chapter.glue("fig_sensitivity", study_plots.weight_sensitivity(search, weight_search.CRITERIA,
+                                                             weight_search.CRITERION_NAMES))
+chapter.glue("sensitivity_figure", chapter.figure_markdown(
+    "fig_sensitivity", "fig-sensitivity", study_plots.SENSITIVITY_CAPTION + " Data: {glue:text}`data_caption:s`.")
+    if record is not None else chapter.md(""))
 (chapter.table(ablation_tables.search_display(search), "The recorded weight search: each candidate's criteria as "
                "means over seeds, and its paired change against the default with the 95% interval.")
  if record is not None else None)
@@ -112,11 +113,8 @@ chapter.glue("sensitivity_caption", study_plots.SENSITIVITY_CAPTION if record is
 # %% [markdown]
 # {glue:text}`search_decision:s`
 #
-# ```{glue:figure} fig_sensitivity
-# :name: fig-sensitivity
-#
-# {glue:text}`sensitivity_caption:s`
-# Data: {glue:text}`data_caption:s`.
+# ```{glue:md} sensitivity_figure
+# :format: myst
 # ```
 #
 # ## The other variants

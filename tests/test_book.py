@@ -51,6 +51,18 @@ def test_every_table_of_the_book_has_a_numbered_caption():
 
 
 @pytest.mark.slow
+def test_a_figure_whose_data_the_build_lacks_is_left_out_and_a_sentence_says_why():
+    from cvae.report.chapter import figure_markdown
+
+    block = figure_markdown("fig_x", "fig-x", "Caption.").data
+    assert block == "```{glue:figure} fig_x\n:name: fig-x\n\nCaption.\n```\n"
+    html, _ = smoke_book()
+    page = (html / "report" / "06_ablations.html").read_text()
+    assert "This build did not run the search around them" in page  # the smoke build records no weight search
+    assert 'id="fig-sensitivity"' not in page
+
+
+@pytest.mark.slow
 def test_second_build_retrains_and_recomputes_nothing():
     from cvae.publish.book import build_book
 

@@ -154,6 +154,18 @@ def test_html_numbers_tables_per_chapter_as_the_pdf_counts_them():
     assert chapter_numbers(toc) == {"book/method": 1, "report/01_data": 2, "report/10_performance": 3}
 
 
+def test_html_numbers_figures_per_chapter_as_the_pdf_does():
+    from cvae.publish.sphinx_fixes import figures_by_chapter
+
+    sphinx = {"book/intro": {"figure": {"logo": (1,)}},
+              "report/01_data": {"figure": {"fig-b": (3,), "fig-a": (2,)}, "code-block": {"c": (1,)}},
+              "report/02_training": {"figure": {"fig-c": (4,)}}, "book/method": {}}
+    assert figures_by_chapter(sphinx, {"book/method": 1, "report/01_data": 2, "report/02_training": 3}) == {
+        "book/intro": {"figure": {"logo": (1,)}},  # the landing page has no chapter number: left as it was
+        "report/01_data": {"figure": {"fig-a": (2, 1), "fig-b": (2, 2)}, "code-block": {"c": (1,)}},
+        "report/02_training": {"figure": {"fig-c": (3, 1)}}, "book/method": {}}
+
+
 class _FrameHtml:
     """Stands in for a DataFrame whose HTML is given."""
 
@@ -229,6 +241,35 @@ def test_glued_prose_carries_its_markdown_for_latex_and_its_html_for_the_web():
     assert converted == 0 and glue_markdown(ready) == {"abstract": "The run **reproduced** 2 of 7 claims."}
 
 
+def test_the_data_notice_prints_whole_on_the_first_page_and_as_one_line_on_every_later_one():
+    from cvae.publish.print_markup import glue_markdown, latex_ready_prose
+    from cvae.report.notices import PRINT_LINE_KEY, data_notice_line, data_notice_markdown
+
+    line = data_notice_line(True, "smoke", "abc123", built_with="profile=smoke, seed=0")
+    assert line == ("*This chapter was built on the synthetic stand-in, not medical data: config abc123, profile=smoke, "
+                    "seed=0.*")
+    assert data_notice_line(False, "quick", "abc123") == \
+        "*This chapter was built on the official MedMNIST v2 files: config abc123, profile=quick.*"
+    assert data_notice_line(False, "quick", "abc123", unofficial=["pathmnist"]) is None  # that warning stays whole
+    record = "application/papermill.record/"
+    notebook = {"cells": [{"cell_type": "code", "outputs": [
+        {"output_type": "display_data", "metadata": {PRINT_LINE_KEY: line},
+         "data": {"text/markdown": data_notice_markdown(True, "smoke", "abc123"), "text/plain": "notice"}},
+        {"output_type": "display_data", "metadata": {"scrapbook": {"name": "data_notice"}},
+         "data": {record + "text/html": '<div class="admonition warning"><p class="admonition-title">Synthetic data'
+                                        "</p><p>Body.</p></div>"}},
+        {"output_type": "display_data", "metadata": {"scrapbook": {"name": "data_notice_line"}},
+         "data": {record + "text/markdown": line}}]}]}
+    ready, converted = latex_ready_notebook(notebook)
+    assert ready["cells"][0]["outputs"][0]["data"]["text/markdown"] == line and converted == 2
+    glued = {"report/01_data": glue_markdown(ready)}
+    text = "# Page\n\n```{glue} data_notice\n:doc: /report/01_data.ipynb\n```\n\nText.\n"
+    first, _ = latex_ready_prose(text, "book/intro", glued)
+    later, _ = latex_ready_prose(text, "book/method", glued, notice_line=True)
+    assert first.startswith("# Page\n\n```{admonition} Synthetic data") and "Body." in first
+    assert later == f"# Page\n\n{line}\n\nText.\n"
+
+
 def test_cross_document_glue_of_html_in_prose_becomes_its_markdown():
     from cvae.publish.print_markup import latex_ready_prose
 
@@ -294,6 +335,14 @@ def _page_count(pdf: Path) -> int:
     return int(re.search(r"^Pages:\s+(\d+)", info, flags=re.M).group(1))
 
 
+def _printed_docnames() -> list[str]:
+    import yaml
+
+    from cvae.publish.pdf import _toc_docnames, printed_toc
+
+    return _toc_docnames(printed_toc(yaml.safe_load((PROJECT_ROOT / "_toc.yml").read_text())))
+
+
 def _captions(pages: list[str]) -> list[tuple[int, str]]:
     """(page index, caption text) of every numbered figure, in reading order."""
     found = []
@@ -345,7 +394,9 @@ def test_pdf_has_title_page_contents_figures_numbers_tables_and_references():
     # the claims table in one piece: its caption and its last row on one page, inside the text area
     claims_page = next(i for i, page in enumerate(pages) if "claims in its own words; what this build" in page)
     assert "why the heads read near chance" in pages[claims_page].split("claims in its own words")[1]
-    assert "Synthetic data" in flat  # the data notice, as an admonition
+    # the data notice whole once, on the first page after the contents, and as one line under every later chapter
+    line = "This chapter was built on the synthetic stand-in, not medical data:"
+    assert "Synthetic data" in flat and flat.count(line) == len(_printed_docnames()) - 1
     # the bibliography and the equations
     assert re.search(r"\bBibliography\b|\bReferences\b", flat)
     assert "MedMNIST" in flat and "Kingma" in flat
@@ -370,6 +421,31 @@ def _ink_outside_text(pdf: Path, page: int, png: Path) -> float:
         draw.rectangle([x0 * scale_x - 2, y0 * scale_y - 2, x1 * scale_x + 2, y1 * scale_y + 2], fill=255)
     histogram = image.histogram()
     return sum(histogram[:240]) / sum(histogram)
+
+
+@pytest.mark.slow
+def test_every_figure_has_the_same_number_on_the_web_and_in_print():
+    from bs4 import BeautifulSoup
+    from book_build import smoke_book, toc_pages
+
+    def opening(text: str) -> str:  # a caption's first words, as both outputs spell them, without mathematics
+        text = re.sub(r"\\\(.*?\\\)", " ", text).lower()
+        return " ".join(re.sub(r"[^a-z0-9 ]", "", text).split()[:5])
+
+    html, _ = smoke_book()
+    web = set()
+    for page in toc_pages():
+        soup = BeautifulSoup((html / f"{page}.html").read_text(), "html.parser")
+        for caption in soup.select("figcaption"):
+            number = caption.select_one(".caption-number")
+            if number is not None:
+                web.add((number.get_text().strip(), opening(caption.select_one(".caption-text").get_text(" "))))
+    pdf, _ = smoke_pdf()
+    printed = set()
+    for page in _pages(pdf):
+        for match in re.finditer(r"^(Fig\. ?[\d.]+): (.+?)(?:\n\s*\n|\Z)", page, flags=re.M | re.S):
+            printed.add((match.group(1).replace("Fig.", "Fig. ").replace("  ", " "), opening(match.group(2))))
+    assert len(web) >= 15 and web == printed, (sorted(web - printed), sorted(printed - web))
 
 
 @pytest.mark.slow

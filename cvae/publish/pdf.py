@@ -220,8 +220,8 @@ def stage_sources(stage: Path, report_dir: Path, root: Path = PROJECT_ROOT) -> i
         shutil.copy2(download, stage / "report" / download.name)
     for docname in docnames:
         page = stage / (docname + ".md")
-        if page.exists():
-            text, count = latex_ready_prose(page.read_text(), docname, glued)
+        if page.exists():  # the first page prints the data notice whole, the others its one line
+            text, count = latex_ready_prose(page.read_text(), docname, glued, notice_line=docname != docnames[0])
             page.write_text(text)
             converted += count
     return converted

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from cvae.report.chapter import TABLE_CAPTION_START
+from cvae.report.notices import PRINT_LINE_KEY
 
 MARKDOWN_TABLE_WIDTH = 96   # characters of a table row (cells + padding) that fit the A4 text width at \small
 SMALL_PRINT_WIDER = 1.25    # how many more fit at \scriptsize: a table up to that much wider prints whole, smaller
@@ -241,12 +242,17 @@ def _joined(value) -> str:
 
 def latex_ready_notebook(notebook: dict) -> tuple[dict, int]:
     """A copy of an executed notebook in which every HTML output also carries text/markdown (the LaTeX builder's
-    choice); returns (notebook, number of outputs converted). HTML builds are unaffected (HTML has priority)."""
+    choice), and the data notice is its one print line (`PRINT_LINE_KEY`: the book's first page prints it whole);
+    returns (notebook, number of outputs converted). HTML builds are unaffected (HTML has priority)."""
     notebook = copy.deepcopy(notebook)
     converted = 0
     for cell in notebook.get("cells", []):
         for output in cell.get("outputs", []):
             data = output.get("data", {})
+            if line := output.get("metadata", {}).get(PRINT_LINE_KEY):
+                data["text/markdown"] = line
+                converted += 1
+                continue
             for prefix in ("", RECORD_PREFIX):
                 source = data.get(prefix + "text/html")
                 if source is None or any(prefix + kind in data for kind in
@@ -274,10 +280,12 @@ def glue_markdown(notebook: dict) -> dict[str, str]:
 _CROSS_DOC_GLUE = re.compile(r"^```\{glue\} (?P<key>\S+)\n(?P<options>(?::[\w-]+:.*\n)*)```[ \t]*$", flags=re.M)
 
 
-def latex_ready_prose(text: str, page: str, glued: dict[str, dict[str, str]]) -> tuple[str, int]:
+def latex_ready_prose(text: str, page: str, glued: dict[str, dict[str, str]],
+                      notice_line: bool = False) -> tuple[str, int]:
     """Replace each cross-document `{glue}` directive of a prose page whose value is HTML (a table, a notice) by
     that value's Markdown: myst-nb renders only text/plain, HTML and images across documents, and LaTeX no HTML.
-    `glued` maps a notebook's docname (report/02_training) to `glue_markdown`; returns (text, replacements)."""
+    `glued` maps a notebook's docname (report/02_training) to `glue_markdown`; with `notice_line` the data notice
+    becomes its one print line. Returns (text, replacements)."""
     replaced = 0
 
     def substitute(match: re.Match) -> str:
@@ -288,7 +296,10 @@ def latex_ready_prose(text: str, page: str, glued: dict[str, dict[str, str]]) ->
         target = doc.group(1)
         docname = target.lstrip("/") if target.startswith("/") else str(Path(page).parent / target)
         docname = os.path.normpath(docname).removesuffix(".ipynb")
-        markdown = glued.get(docname, {}).get(match.group("key"))
+        key = match.group("key")
+        if notice_line and key == "data_notice" and "data_notice_line" in glued.get(docname, {}):
+            key = "data_notice_line"
+        markdown = glued.get(docname, {}).get(key)
         if markdown is None:
             return match.group(0)
         replaced += 1

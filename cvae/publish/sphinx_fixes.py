@@ -2,10 +2,10 @@
 
 Loaded by `_config.yml` (`sphinx: extra_extensions: [cvae.publish.sphinx_fixes]`).
 
-Tables are numbered in HTML as LaTeX numbers them in the PDF: "Table 7.2" is the second table of the book's seventh
-chapter (the chapters of `_toc.yml` in order, the landing page not counted), a table split by columns for print
-counting once per part. The chapters' tables are notebook outputs (`cvae.report.chapter.table`), which Sphinx does not
-number by itself.
+Tables and figures are numbered in HTML as LaTeX numbers them in the PDF: "Table 7.2" is the second table of the
+book's seventh chapter (the chapters of `_toc.yml` in order, the landing page not counted), a table split by columns
+for print counting once per part. The chapters' tables are notebook outputs (`cvae.report.chapter.table`), which Sphinx
+does not number by itself; its figures it numbers through the whole book ("Fig. 15"), as the toctree is not numbered.
 
 sphinx-thebe adds its inline configuration script with `app.add_js_file(None, body=...)` while the HTML builder
 already exists, so Sphinx 7.4 stores it once as filename None (in the builder) and again as filename "" (re-added
@@ -66,15 +66,42 @@ def numbered_tables(html_outputs: list[str], chapter: int | None) -> list[str]:
     return numbered
 
 
+def _book_chapters(app) -> dict[str, int]:
+    import yaml
+
+    toc_path = Path(app.srcdir) / "_toc.yml"
+    return chapter_numbers(yaml.safe_load(toc_path.read_text())) if toc_path.exists() else {}
+
+
+def figures_by_chapter(fignumbers: dict[str, dict[str, dict]], chapters: dict[str, int]) -> dict:
+    """Sphinx's figure numbers ({docname: {"figure": {id: (n,)}}}, counted through the whole book when the toctree is
+    not numbered) renumbered (c, k) as the PDF numbers them: the k-th figure of chapter c; pages without a chapter
+    number keep theirs."""
+    renumbered = {}
+    for docname, numbers in fignumbers.items():
+        figures, chapter = numbers.get("figure"), chapters.get(docname)
+        if figures and chapter:
+            order = sorted(figures, key=figures.get)
+            numbers = {**numbers, "figure": {key: (chapter, k) for k, key in enumerate(order, start=1)}}
+        renumbered[docname] = numbers
+    return renumbered
+
+
+def number_figures(app, env) -> list[str]:
+    """`env-get-updated` handler (HTML builds), run after Sphinx's own has counted the figures: "Fig. 7.2" on the web
+    as in the PDF (`figures_by_chapter`), in captions and references alike. Returns no pages to rewrite."""
+    if app.builder.format == "html":
+        env.toc_fignumbers = figures_by_chapter(env.toc_fignumbers, _book_chapters(app))
+    return []
+
+
 def number_tables(app, doctree, docname: str) -> None:
     """`doctree-resolved` handler (HTML builds): number the captioned tables of a page (`numbered_tables`)."""
     if app.builder.format != "html":
         return
-    import yaml
     from docutils import nodes
 
-    toc_path = Path(app.srcdir) / "_toc.yml"
-    chapters = chapter_numbers(yaml.safe_load(toc_path.read_text())) if toc_path.exists() else {}
+    chapters = _book_chapters(app)
     raws = [node for node in doctree.findall(nodes.raw) if "html" in node.get("format", "").split()]
     for node, source in zip(raws, numbered_tables([node.astext() for node in raws], chapters.get(docname))):
         if source != node.astext():
@@ -103,5 +130,6 @@ def drop_icon_script(html_dir: Path) -> int:
 def setup(app) -> dict:
     """Register the handlers (the scripts' after every other extension's, so their scripts are in place)."""
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)
+    app.connect("env-get-updated", number_figures, priority=900)
     app.connect("doctree-resolved", number_tables)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

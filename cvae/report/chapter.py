@@ -184,6 +184,12 @@ def md(markdown_text: str):
     return Markdown(markdown_text)
 
 
+def figure_markdown(key: str, name: str, caption: str):
+    """The glued figure `key` as a MyST figure block named `name`, glued for a page's `glue:md` (`md`): a figure the
+    page shows only when its data exist (glue "" otherwise)."""
+    return md(f"```{{glue:figure}} {key}\n:name: {name}\n\n{caption}\n```\n")
+
+
 def html(markdown_text: str):
     """MyST-free markdown rendered to an IPython HTML object (glued across pages, where only HTML, text and images
     render: the intro shows the discussion's abstract this way). It keeps its Markdown as well, which the PDF's
@@ -309,6 +315,6 @@ def evaluation(config: Config) -> dict:
 
 __all__ = [
     "REPORT_DIR_ENV", "BOOK_BUILD_ENV", "setup_notebook", "notebook_config", "ChapterContext", "open_chapter",
-    "open_data_chapter", "report_dir", "glue", "plain", "md", "html", "run_overrides", "load_runs", "evaluation",
-    "claims",
+    "open_data_chapter", "report_dir", "glue", "plain", "md", "figure_markdown", "html", "run_overrides", "load_runs",
+    "evaluation", "claims",
 ]

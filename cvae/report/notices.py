@@ -66,6 +66,19 @@ def data_notice_html(synthetic: bool, profile: str, config_hash: str, unofficial
             + "".join(paragraphs) + "</div>")
 
 
+PRINT_LINE_KEY = "cvae_print_line"  # output metadata: the notice as one line, which the PDF prints after its first page
+
+
+def data_notice_line(synthetic: bool, profile: str, config_hash: str, unofficial: Sequence[str] = (),
+                     built_with: str = "") -> str | None:
+    """The data notice as one line of Markdown for the printed chapters after the first, which carries it whole;
+    None for files that are not the official ones: that warning is printed whole on every chapter."""
+    if unofficial and not synthetic:
+        return None
+    data = "the synthetic stand-in, not medical data" if synthetic else "the official MedMNIST v2 files"
+    return f"*This chapter was built on {data}: config {config_hash}, {built_with or f'profile={profile}'}.*"
+
+
 def data_caption(synthetic: bool, unofficial: Sequence[str] = ()) -> str:
     """What a figure's images come from, for its caption: the stand-in is named as such in every caption."""
     if synthetic:
@@ -75,14 +88,20 @@ def data_caption(synthetic: bool, unofficial: Sequence[str] = ()) -> str:
 
 def show_data_notice(synthetic: bool, profile: str, config_hash: str, unofficial: Sequence[str] = (),
                      built_with: str = ""):
-    """Display the data admonition in the notebook; glue it as `data_notice` (HTML) for the prose pages and the
-    caption words as `data_caption`."""
+    """Display the data admonition in the notebook, with its print line (`data_notice_line`) in the output's
+    metadata; glue it as `data_notice` (HTML) and `data_notice_line` for the prose pages, and the caption words as
+    `data_caption`."""
     from IPython.display import HTML, Markdown, display
     from myst_nb import glue as _glue
 
+    line = data_notice_line(synthetic, profile, config_hash, unofficial, built_with)
     _glue("data_notice", HTML(data_notice_html(synthetic, profile, config_hash, unofficial)), display=False)
+    if line:
+        _glue("data_notice_line", Markdown(line), display=False)
     _glue("data_caption", data_caption(synthetic, unofficial), display=False)
-    display(Markdown(data_notice_markdown(synthetic, profile, config_hash, unofficial, built_with)))
+    display(Markdown(data_notice_markdown(synthetic, profile, config_hash, unofficial, built_with)),
+            metadata={PRINT_LINE_KEY: line} if line else None)
 
 
-__all__ = ["data_notice_parts", "data_caption", "data_notice_markdown", "data_notice_html", "show_data_notice"]
+__all__ = ["PRINT_LINE_KEY", "data_notice_parts", "data_notice_line", "data_caption", "data_notice_markdown",
+           "data_notice_html", "show_data_notice"]
