@@ -3,10 +3,17 @@ bit for bit, write complete run folders that are reused, and stay within a state
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
 from cvae.core.config import make_config
+from cvae.core.paths import PROJECT_ROOT
 from cvae.training.run_pool import default_workers, expected_cost, train_together
 from cvae.training.runs import (CONFIG_FILE, KEPT_CHECKPOINT, LAST_CHECKPOINT, METRICS_FILE, SUMMARY_FILE,
                                 check_run_files, is_finished, load_run, run_dir_for)
@@ -77,3 +84,62 @@ def test_longest_runs_start_first_and_the_smoke_profile_trains_one_at_a_time(sta
     short, deep = tiny(stand_in_dir, 0), tiny(stand_in_dir, 0).replace(extra_convs_per_stage=1)
     assert expected_cost(deep) > expected_cost(short) and expected_cost(short.replace(epochs=4)) == 2 * expected_cost(short)
     assert default_workers("smoke") == 1 and default_workers("quick") == max(1, torch.get_num_threads())
+
+
+PARENT = '''
+import os, sys, time
+from cvae.core.config import make_config
+from cvae.training.run_pool import train_together
+
+
+def wait_here(config_dict, record_balance):
+    (Path(sys.argv[2]) / f"worker-{os.getpid()}").write_text("")
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+    configs = [make_config("smoke", {"data_dir": sys.argv[1], "seed": seed}) for seed in (0, 1)]
+    train_together(configs, workers=2, progress=False, trainer=wait_here)
+'''
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie no one has reaped yet counts as stopped)."""
+    try:
+        status = open(f"/proc/{pid}/status").read()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_stop_when_the_process_that_started_them_is_killed(stand_in_dir, runs_dir, tmp_path):
+    """A build stopped by its process ID (SIGKILL: no clean-up runs) leaves no worker training: the next build would
+    find that run locked. Polls with a generous limit: this checks that the workers stop, not how fast."""
+    script, marks = tmp_path / "parent.py", tmp_path / "marks"
+    script.write_text("from pathlib import Path\n" + PARENT)
+    marks.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(stand_in_dir), str(marks)], cwd=PROJECT_ROOT,
+                              env={**os.environ, "CVAE_RUNS_DIR": str(runs_dir)})
+    try:
+        for _ in range(600):
+            workers = [int(mark.name.split("-")[1]) for mark in marks.glob("worker-*")]
+            if len(workers) == 2 or parent.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert len(workers) == 2 and parent.poll() is None, (workers, parent.poll())
+        parent.kill()
+        parent.wait()
+        for _ in range(300):
+            if not any(_alive(pid) for pid in workers):
+                break
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        parent.kill()
+        for mark in marks.glob("worker-*"):
+            try:
+                os.kill(int(mark.name.split("-")[1]), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

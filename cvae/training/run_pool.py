@@ -11,7 +11,11 @@ reductions, so the numbers equal those of the same run trained alone on one thre
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Iterable
@@ -24,6 +28,7 @@ from cvae.core.model import CVAE, count_parameters
 from cvae.data.loading import ensure_files
 from cvae.training.runs import is_finished, run_dir_for
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 # profiles whose study runs are too short to pay for starting a process (a few seconds each on two cores)
 SEQUENTIAL_PROFILES = ("smoke",)
 
@@ -39,6 +44,20 @@ def expected_cost(config: Config) -> float:
     return config.epochs * max(config.train_per_class, 1) * count_parameters(CVAE(config))
 
 
+def _die_with_parent() -> None:
+    """Worker initializer: on Linux, have the kernel stop this worker when the process that started it dies. A build
+    stopped by its process ID would otherwise leave its workers training, and the next build would find those runs
+    locked; stopped, a run resumes from its last checkpoint."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux: workers then finish their run as before
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def _train_alone(config_dict: dict, record_balance: bool) -> str:
     from cvae.training.train import train  # imported in the worker: it starts with a fresh interpreter
 
@@ -51,7 +70,7 @@ def train_together(configs: Iterable[Config], workers: int, record_balance: bool
     """Train every unfinished run of `configs` (deduplicated by config hash) `workers` at a time, each in its own
     process on one thread (in this process, one after another, when `workers` is 1); returns their run folders in
     the order given. When a run fails, the runs not yet started are cancelled, those running finish, and the error
-    is raised here."""
+    is raised here. Workers stop when this process dies (`_die_with_parent`)."""
     configs = list(configs)
     todo = {config.config_hash(): config for config in configs if not is_finished(run_dir_for(config))}
     if todo and workers <= 1:
@@ -62,7 +81,8 @@ def train_together(configs: Iterable[Config], workers: int, record_balance: bool
             ensure_files(config, progress=False)  # the stand-in is written once, here, never by two workers at once
         ordered = sorted(todo.values(), key=expected_cost, reverse=True)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe from a Jupyter kernel and threads
-        with ProcessPoolExecutor(max_workers=min(workers, len(ordered)), mp_context=context) as pool, \
+        with ProcessPoolExecutor(max_workers=min(workers, len(ordered)), mp_context=context,
+                                 initializer=_die_with_parent) as pool, \
                 tqdm(total=len(ordered), desc=f"training {len(ordered)} runs, {workers} at a time", unit="run",
                      disable=not progress) as bar:
             futures = [pool.submit(trainer, config.replace(threads=1).to_dict(), record_balance)
