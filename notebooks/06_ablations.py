@@ -84,10 +84,9 @@ chapter.table(ablation_tables.seeded_table(study),
 #
 # ## Our choice of loss weights, and what the search says about it
 #
-# The original's table of loss weights is empty ("The loss weights and training schedule are as follows:" and
-# nothing follows), so the weights of this reproduction are our choice. A search over seeds checks that choice by a
-# rule written down before it was run; it trains {glue:text}`search_runs:d` runs, so it is not part of a book build
-# (`make search PROFILE=...` runs it and this section then shows its last result):
+# The loss weights are our choice, as the original gives none ({doc}`method <../book/method>`). A search over seeds
+# checks that choice by a rule written down before it was run; it trains {glue:text}`search_runs:d` runs, so it is
+# not part of a book build (`make search PROFILE=...` runs it and this section then shows its last result):
 #
 # > {glue:text}`search_rule:s`
 

@@ -49,8 +49,9 @@ chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.dat
 # %% tags=["remove-input", "print-page"]
 chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
               f"The original's claims in its own words; what this build measured on {findings.data_label(synthetic)}, "
-              "with each claim's margin; the verdict by the rule stated with the table, with the smallest effect "
-              "the measurement could have detected at 80% power. The last row is the original's open question.",
+              "with each claim's margin; the verdict by the rule stated with the table and, where defined, the "
+              "smallest effect the measurement could detect at 80% power. The last row is the original's open "
+              "question.",
               stacked=True)
 
 # %% [markdown]

@@ -195,7 +195,7 @@ def test_the_open_question_is_the_last_row_of_the_claims_table_and_not_a_claim()
                                   "batches, modality head 37.0%, 95% CI")
     assert row["reason"].startswith("trained on one-dataset batches") and not row["reason"].endswith(".")
     # the 80%-power effect of the claims table: sd 0.01 over 3 seeds, (4.303 + 1.061) * 0.01 / sqrt(3) = 3.1 points
-    assert row["detectable"] == "about 3 points, in the deciding cell"
+    assert row["detectable"] == "about 3 points, from the spread of only 3 seeds, in the deciding cell"
     claims = pd.DataFrame([{"claim": "c", "original": '"o"', "ours": "x", "margin": "m", "verdict": "reproduced",
                             "reason": "r", "detectable": "d"}], index=["latent"])
     table = display_table(claims, row)

@@ -13,9 +13,11 @@ import shutil
 import threading
 
 import pytest
+import yaml
 from book_build import smoke_book, toc_pages
 
 from cvae.core.paths import PROJECT_ROOT
+from cvae.publish.sphinx_fixes import chapter_numbers
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
@@ -119,7 +121,7 @@ def test_every_page_loads_with_images_math_glue_and_no_errors(site, browser):
                 caption = figure.locator("figcaption").inner_text()
                 assert "synthetic stand-in" in caption, f"{page_path}: {figure_id}'s caption does not name the data"
                 figures[figure_id] = {
-                    "page": page_path, "number": int(re.search(r"\d+", number.inner_text()).group()),
+                    "page": page_path, "number": re.search(r"\d+\.\d+", number.inner_text()).group(),
                     "loaded": figure.locator("img").evaluate("i => i.complete && i.naturalWidth > 0"),
                 }
             # every image of a chapter is a numbered figure
@@ -138,8 +140,12 @@ def test_every_page_loads_with_images_math_glue_and_no_errors(site, browser):
             context.close()
     assert set(ORIGINAL_FIGURES) <= set(figures), figures
     assert all(f["loaded"] for f in figures.values()), figures
-    numbers = sorted(f["number"] for f in figures.values())
-    assert numbers == list(range(1, len(figures) + 1)), figures  # one numbering through the book
+    # numbered by chapter as in the PDF: "Fig. c.k" is the k-th figure of chapter c, k counting from 1 on each page
+    chapters = chapter_numbers(yaml.safe_load((PROJECT_ROOT / "_toc.yml").read_text()))
+    for page_path in {f["page"] for f in figures.values()}:
+        numbers = sorted((f["number"] for f in figures.values() if f["page"] == page_path),
+                         key=lambda number: int(number.split(".")[1]))
+        assert numbers == [f"{chapters[page_path]}.{k}" for k in range(1, len(numbers) + 1)], (page_path, numbers)
     # the intro's list leads from the original's Figure N to this book's number for it
     for original_number, figure_id in enumerate(ORIGINAL_FIGURES, start=1):
         item = next(item for item in items if re.match(rf"Figures? (\d and )?{original_number}\b", item)

@@ -141,8 +141,7 @@ def test_a_run_that_did_not_learn_makes_its_claim_not_testable_at_this_scale():
     assert table.loc["samples", "reason"] == "the main run failed the learning gate: x"
     several = Learned(False, "", ("reconstructions not clearly better than the class-mean image",), 4, 4)
     table = claims_table(evidence(learned={**LEARNED, "paper": several}))  # study runs are called study runs
-    assert table.loc["latent", "reason"] == ("4 of 5 study runs failed the learning gate: reconstructions not "
-                                             "clearly better than the class-mean image")
+    assert table.loc["latent", "reason"] == "4 of 5 study runs failed the learning gate on reconstructions"
     table = claims_table(evidence(synthetic=True, learned={**LEARNED, "main": Learned(False, "main run: x")}))
     assert table.loc["samples", "verdict"] == "not testable on this data"
 
@@ -168,6 +167,7 @@ def test_the_gate_holds_every_modality_to_its_own_classes():
             "reconstructions no better than the class-mean image in PathMNIST")
     assert missed_text(both) == ("samples' class accuracy under chance plus 5 points and reconstructions no better "
                                  "than the class-mean image, in PathMNIST and OCTMNIST")
+    assert missed_text(both, short=True) == "samples and reconstructions, in PathMNIST and OCTMNIST"
     every = tuple(f"{criterion} in {name}" for name in ("PathMNIST", "TissueMNIST", "OCTMNIST")
                   for criterion in ("reconstructions no better than the class-mean image", "x"))
     assert missed_text(every[:-1] + ("y in OCTMNIST",)) == (
@@ -231,7 +231,7 @@ def test_neighbour_separation_is_judged_class_by_class_so_a_better_class_never_h
             "reproduced" if right >= 96 else "inconclusive" if right >= 80 else "not reproduced"), right
     ours = table.loc["modality_clusters", "ours"]
     assert ours.startswith("modality of the 10 nearest 2-D neighbours, PCA: 100% over classes, lowest class 100% "
-                           "of 100 points; t-SNE: ")
+                           "of its 100 points; t-SNE: ")
     assert table.loc["modality_clusters", "detectable"] == ("PCA every class 8.7 points above the margin, at 98.7%; "
                                                             "t-SNE every class 8.7 points above the margin, at 98.7%")
     # 39 of 100 keep the upper bound under 50% (49.3%); all 21 classes at 28.7% do so with 80% power
@@ -254,9 +254,9 @@ def test_the_discussion_says_a_shared_verdict_once_for_the_claims_that_share_it(
     images = ["modality_clusters", "class_overlap", "reconstructions", "samples"]
     said = group_markdown(claims_table(evidence(synthetic=True)), images, synthetic=True)
     assert said.count("\n") == 0 and said.count("medical images") == 1
-    assert said == ("- The original claims that the modalities form separate clusters in the latent space, that the "
+    assert said == ("The original claims that the modalities form separate clusters in the latent space, that the "
                     "classes overlap in the latent space, that PathMNIST reconstructions work well and that samples "
-                    "of different modalities are distinguishable. These 4 claims are not testable on this data, "
+                    "of different modalities are distinguishable. None of the 4 is testable on this data, "
                     "because each claim is about medical images and this build used the synthetic stand-in.")
     table = claims_table(evidence(deep=_seeds(-0.10, 0.02)))  # different verdicts: one item each, with the numbers
     said = group_markdown(table, ["latent", "deep"], synthetic=False).split("\n")
@@ -296,6 +296,11 @@ def test_a_change_of_a_rate_keeps_its_interval_within_plus_minus_one_and_prints_
     assert wide.mean == pytest.approx(1 / 3) and (wide.low, wide.high) == (-1.0, 1.0)
     assert paired_difference([0.95, 0.1, 0.95], [0.05, 0.9, 0.05]).low < -1.0  # unbounded without RATE_CHANGE
     assert over_seeds([0.795, 0.8, 0.805]).cell(1, percent=True) == "80.0 (78.8 to 81.2)"
+    assert wide.spans_all and wide.cell(1, percent=True) == "33.3 (uninformative)"
+    assert wide.text(1, percent=True) == "33.3%; over 3 seeds the 95% CI spans every value it can take"
+    # 0.2 and 0.6 over 2 seeds: half-width 12.706 * 0.2828 / sqrt(2) = 2.54, clipped to (0, 1) on both sides
+    assert over_seeds([0.2, 0.6], (0.0, 1.0)).spans_all
+    assert not over_seeds([0.998, 1.0, 1.0], (0.0, 1.0)).spans_all  # clipped above only: still says something
 
 
 def test_zero_spread_is_not_called_certain():
@@ -311,8 +316,11 @@ def test_every_verdict_states_the_effect_its_spread_could_detect():
     spread = over_seeds([0.01, 0.03, 0.02])  # sd 0.01: (t_0.975 + t_0.8 at 2 df) * 0.01 / sqrt(3)
     assert spread.detectable() == pytest.approx((4.302653 + 1.060660) * 0.01 / 3 ** 0.5, rel=1e-5)
     table = claims_table(evidence(latent=spread))
-    assert table.loc["latent", "detectable"] == f"about {spread.detectable():.0%}" == "about 3%"
-    assert table.loc["aux_heads", "detectable"].endswith(" points")  # a rate's effect in percentage points
+    # the effect scales with an sd that 3 seeds estimate with 2 degrees of freedom: said with it
+    assert table.loc["latent", "detectable"] == f"about {spread.detectable():.0%}, from the spread of only 3 seeds"
+    assert table.loc["aux_heads", "detectable"].endswith(" points, from the spread of only 3 seeds")
+    five = claims_table(evidence(latent=over_seeds([0.01, 0.03, 0.02, 0.01, 0.03])))
+    assert five.loc["latent", "detectable"] == "about 2%"  # (2.776 + 0.941) * 0.01 / sqrt(5) = 0.0166
 
 
 def test_the_stand_in_still_gets_verdicts_on_claims_about_the_model():
@@ -324,7 +332,7 @@ def test_the_stand_in_still_gets_verdicts_on_claims_about_the_model():
     assert table.loc["aux_heads", "reason"].endswith("on the stand-in this judges the pipeline")
     # a claim about medical images gets no verdict from the stand-in, but the row still shows what it measured
     assert table.loc["modality_clusters", "ours"].startswith("modality of the 10 nearest 2-D neighbours, PCA: 99.0% "
-                                                             "over classes, lowest class 99.0% of 100 points")
+                                                             "over classes, lowest class 99.0% of its 100 points")
     assert table.loc["modality_clusters", "ours"].endswith("a linear probe on mu reads the modality at 99.5%")
     assert table.loc["modality_clusters", "reason"] == ("the claim is about medical images and this build used the "
                                                         "synthetic stand-in")

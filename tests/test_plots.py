@@ -189,7 +189,8 @@ def test_precision_table_puts_the_default_beside_fp32_with_the_relative_differen
     assert shown.loc["training time (s)", "difference"] == "-40.0%"
     same = table.assign(conditional_class_accuracy=1 / 21 - 1e-9 * (table["name"] == "paper"))
     accuracy = ablation_tables.precision_table(same, seed=0).loc["conditional class accuracy (%)"]
-    assert accuracy.tolist() == ["4.762", "4.762", "+0.0%"]  # in %, and a change that rounds to zero has no minus
+    assert accuracy.tolist() == ["4.76", "4.76", "+0.0%"]  # in %, and a change that rounds to zero has no minus
+    assert shown.loc["validation loss at the final β (per image)"].tolist()[:2] == ["101", "100"]  # 3 digits
     assert "SSIM" not in " ".join(shown.index)  # a column the table lacks is left out, not invented
     assert "status" in ablation_tables.precision_table(table[table["name"] == "paper"], seed=0).columns
 

@@ -28,6 +28,7 @@ class Spread:
     low: float | None
     high: float | None
     kind: str  # "seeds" or "classes": a t-interval over runs or over per-class values
+    spans_all: bool = False  # the interval, clipped to the values the quantity can take, covers all of them
 
     @property
     def no_spread(self) -> bool:
@@ -85,6 +86,8 @@ class Spread:
             return f"{mean}, identical on {self.n} {what}: no spread, no interval"
         if self.n < 2 or self.low is None:
             return f"{mean}, n = {self.n}, no interval"
+        if self.spans_all:
+            return f"{mean}; over {self.n:,} {what} the 95% CI spans every value it can take"
         return f"{mean}, 95% CI {shown(self.low)} to {shown(self.high)} over {self.n:,} {what}"
 
     def cell(self, digits: int = 3, percent: bool = False) -> str:
@@ -94,6 +97,8 @@ class Spread:
         mean = f"{scale * self.mean:,.{digits}f}"
         if self.low is None:
             return mean
+        if self.spans_all:
+            return f"{mean} (uninformative)"
         return f"{mean} ({scale * self.low:,.{digits}f} to {scale * self.high:,.{digits}f})"
 
 
@@ -114,9 +119,10 @@ def over_seeds(values: Sequence[float], bounds: tuple[float, float] | None = Non
 
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n)
     low, high = mean - half, mean + half
+    spans_all = bounds is not None and low <= bounds[0] and high >= bounds[1]
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
-    return Spread(mean, sd, n, low, high, kind)
+    return Spread(mean, sd, n, low, high, kind, spans_all)
 
 
 def over_classes(values_by_class: Sequence[float], bounds: tuple[float, float] | None = (0.0, 1.0)) -> Spread:

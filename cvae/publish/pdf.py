@@ -139,6 +139,8 @@ PREAMBLE = r"""
 \@namedef{sphinxclasstag_print-page}{\begin{table}[p]\let\small\scriptsize\scriptsize}
 \@namedef{endsphinxclasstag_print-page}{\end{table}}
 \makeatother
+% the landing page's headings print as line blocks (it precedes the chapters): one never ends a page alone
+\AtBeginEnvironment{DUlineblock}{\needspace{5\baselineskip}}
 % the datasets' names are never hyphenated ("PathM-NIST")
 \hyphenation{PathMNIST TissueMNIST OCTMNIST MedMNIST}
 \makeatletter

@@ -193,7 +193,8 @@ def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH)
     tables = []
     for part, group in enumerate(groups):
         selected = list(range(labels)) + group
-        title = caption + (" (continued)" if part and caption else "")
+        title = (CONTINUED if part else f"{caption} Printed in {len(groups)} parts, each with the same rows."
+                 if len(groups) > 1 else caption) if caption else ""
         lines = ["```{list-table}" + (" " + title if title else ""), ":header-rows: 1", ":widths: " + " ".join(str(widths[c]) for c in selected), ""]
         for row in [header] + body:
             lines.append("* - " + _escape_cell(row[selected[0]]))
@@ -205,6 +206,7 @@ def html_table_to_markdown(source: str, width_limit: int = MARKDOWN_TABLE_WIDTH)
     return "\n\n".join(tables) + "\n"
 
 
+CONTINUED = "Continued: more columns of the table above, the same rows."  # a printed part's title after the first
 _ADMONITION = re.compile(r'\s*<div class="admonition (\w+)">\s*<p class="admonition-title">(.*?)</p>(.*)</div>\s*',
                          flags=re.S)
 

@@ -99,7 +99,7 @@ def precision_table(study: pd.DataFrame, seed: int) -> pd.DataFrame:
             continue
         scale = 100.0 if "accuracy" in column else 1.0
         default, full = scale * float(rows.loc["paper", column]), scale * float(rows.loc["fp32", column])
-        out.append({"metric": label, "default precision": f"{default:,.4g}", "fp32": f"{full:,.4g}",
+        out.append({"metric": label, "default precision": significant(default), "fp32": significant(full),
                     "difference": f"{signed(100 * (default - full) / abs(full))}%" if full else "n/a"})
     return pd.DataFrame(out).set_index("metric")
 

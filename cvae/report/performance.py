@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from cvae.core.formatting import plain
+from cvae.core.formatting import plain, significant
 from cvae.core.original import ORIGINAL
 from cvae.core.paths import PROJECT_ROOT
 
@@ -41,15 +41,15 @@ def benchmark_table(result: dict) -> pd.DataFrame:
         "this project's loop (samples/s)": f"{result['project_samples_per_s']:,.0f}",
         "speedup": f"{result['speedup']:.2f}x",
         "FLOPs per training sample (MFLOP)": f"{result['flops_per_sample'] / 1e6:,.1f}",
-        "achieved (GFLOP/s)": f"{result['achieved_gflops']:,.1f}",
-        "fp32 matrix product (GFLOP/s)": f"{result['matmul_gflops']:,.1f}",
+        "achieved (GFLOP/s)": significant(result['achieved_gflops']),
+        "fp32 matrix product (GFLOP/s)": significant(result['matmul_gflops']),
         "utilization of the fp32 rate": f"{result['utilization']:.2f}",
         "data share of the step": f"{result['data_fraction']:.2%}",
         "measured": f"{result['date'][:16].replace('T', ' ')} UTC, {result['repeats']} x {result['steps_per_repeat']} "
                     f"steps",
     }
     if result.get("matmul_bf16_gflops"):
-        rows["bf16 matrix product (GFLOP/s)"] = f"{result['matmul_bf16_gflops']:,.1f}"
+        rows["bf16 matrix product (GFLOP/s)"] = significant(result['matmul_bf16_gflops'])
         rows["utilization of the bf16 rate"] = f"{result['utilization_vs_bf16_matmul']:.2f}"
     return pd.DataFrame({"value": rows})
 

@@ -91,7 +91,8 @@ def timing_sentence() -> str:
         return "The driver's timings are not available (the notebooks were run by hand)."
     budget = timings.get("budget_gflop")
     return (f"This machine multiplies fp32 matrices at {timings['fp32_gflops']:,.0f} GFLOP/s, measured at the start "
-            f"of the build. A stage's normalized cost is its seconds times that rate"
+            "of the build; the rate falls while other work shares the cores, so the appendix's benchmark, measured at "
+            "another time, may read differently. A stage's normalized cost is its seconds times that rate"
             + (f"; a cold build of this profile has a budget of {budget:,} GFLOP." if budget else "."))
 
 

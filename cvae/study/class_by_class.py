@@ -13,11 +13,12 @@ from cvae.core.spread import CONFIDENCE, clopper_pearson
 
 
 def rates_text(counts: list[tuple[float, int]], above: bool) -> str:
-    """'97.0% over classes, lowest class 91.0% of 100 points' (the highest class when the claim is about a low rate)."""
+    """'97.0% over classes, lowest class 91.0% of its 100 points' (the highest class when the claim is about a low
+    rate)."""
     rates = [right / n for right, n in counts]
     edge = min(range(len(counts)), key=rates.__getitem__) if above else max(range(len(counts)), key=rates.__getitem__)
     return (f"{percent(sum(rates) / len(rates))} over classes, {'lowest' if above else 'highest'} class "
-            f"{percent(rates[edge])} of {counts[edge][1]:,} points")
+            f"{percent(rates[edge])} of its {counts[edge][1]:,} points")
 
 
 def class_by_class(counts: list[tuple[float, int]], margin: float, above: bool) -> tuple[str, str]:

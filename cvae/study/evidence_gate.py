@@ -85,13 +85,16 @@ def modality_gate(name: str, gains_low: Mapping[str, float | None],
     return Learned(not missed, f"{name}: {'; '.join(details)}" if missed else "", tuple(missed), int(bool(missed)))
 
 
-def missed_text(missed: tuple[str, ...]) -> str:
+def missed_text(missed: tuple[str, ...], short: bool = False) -> str:
     """The criteria runs missed, each said once, with the modalities that missed them: 'reconstructions no better than
-    the class-mean image and samples' class accuracy under chance plus 5 points, in every modality'."""
+    the class-mean image and samples' class accuracy under chance plus 5 points, in every modality'; `short` names the
+    gate's criteria by what they read ('reconstructions and samples, in every modality'), for a table whose rule
+    states them."""
     where: dict[str, list[str]] = {}
     for item in missed:
         modality = next((name for name in DATASET_NAMES.values() if item.endswith(f" in {name}")), "")
         criterion = item[:-len(f" in {modality}")] if modality else item
+        criterion = _short_name(criterion) if short else criterion
         where.setdefault(criterion, [])
         if modality and modality not in where[criterion]:
             where[criterion].append(modality)
@@ -100,6 +103,11 @@ def missed_text(missed: tuple[str, ...]) -> str:
         groups.setdefault(tuple(m for m in DATASET_NAMES.values() if m in modalities), []).append(criterion)
     return "; ".join(" and ".join(criteria) + ((", in " if len(criteria) > 1 else " in ") + _listed(list(modalities))
                                                if modalities else "") for modalities, criteria in groups.items())
+
+
+def _short_name(criterion: str) -> str:
+    """A gate criterion by what it reads: 'reconstructions' or 'samples' (the rule states the rest)."""
+    return next((name for name in ("reconstructions", "samples") if criterion.startswith(name.rstrip("s"))), criterion)
 
 
 def _listed(names: list[str]) -> str:

@@ -83,7 +83,8 @@ def verdict_sentence(claims: pd.DataFrame, key: str, synthetic: bool) -> str:
 def group_markdown(claims: pd.DataFrame, keys: list[str], synthetic: bool) -> str:
     """The discussion's words on a group of claims, as a Markdown list: one item per claim (`verdict_sentence`),
     except that claims with the same verdict for the same reason share one item, which names them and leaves what
-    was measured to the claims table (the chapter says once that the table holds it)."""
+    was measured to the claims table (the chapter says once that the table holds it); one item alone is a
+    paragraph."""
     groups: dict[tuple[str, str], list[str]] = {}
     for key in keys:
         groups.setdefault((claims.loc[key, "verdict"], claims.loc[key, "reason"]), []).append(key)
@@ -96,9 +97,10 @@ def group_markdown(claims: pd.DataFrame, keys: list[str], synthetic: bool) -> st
         where = "" if verdict == "not testable on this data" else f" on {data_label(synthetic)}"
         why = (reason.replace("the claim is", "each claim is", 1) if reason.startswith("the claim is")
                else f"for each, {reason}")
-        items.append(f"The original claims {named}. These {len(members)} claims are {verdict}{where}, because "
-                     f"{why}.")
-    return "\n".join(f"- {item}" for item in items)
+        said = f"None of the {len(members)} is {verdict[4:]}" if verdict.startswith("not ") else \
+            f"All {len(members)} are {verdict}"
+        items.append(f"The original claims {named}. {said}{where}, because {why}.")
+    return items[0] if len(items) == 1 else "\n".join(f"- {item}" for item in items)
 
 
 def verdict_line(claims: pd.DataFrame, synthetic: bool = False) -> str:
