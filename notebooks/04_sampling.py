@@ -78,9 +78,10 @@ explore.offer(lambda: explore.sampling_widget(model, explore_class, explore_temp
 # images (`cvae.evaluation.domain_evaluator`), not Inception: the numbers compare runs of this project, not published FIDs. The floor
 # is the distance between two disjoint halves of real images, the smallest value sampling noise allows.
 # KID is an unbiased estimate (cubic polynomial kernel on the same features, unitless), so a floor near or below
-# zero means "indistinguishable". The evaluator was trained with a random half of each batch blurred, so that it
-# still recognises the class of a blurry VAE sample; the price is that these distances are less sensitive to blur
-# than a classifier trained on sharp images only would be.
+# zero means "indistinguishable". Both sizes depend on the scale of these features, so only comparisons with the
+# floor and between runs of this project carry meaning. The evaluator was trained with a random half of each batch
+# blurred, so that it still recognises the class of a blurry VAE sample; the price is that these distances are less
+# sensitive to blur than a classifier trained on sharp images only would be.
 
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)

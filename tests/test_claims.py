@@ -472,6 +472,16 @@ def test_the_kl_schedule_is_said_once_whether_it_ramps_or_jumps():
     assert "zero until epoch 3, where it takes its full value at once" in schedule_sentence(3, 3, 3, 2)
 
 
+def test_latent_and_depth_show_the_reconstruction_error_alone_beside_the_judged_loss():
+    # the loss sums its KL term over the latent dimensions: the MSE alone shows whether reconstructions differ
+    recon = over_seeds([0.10, 0.12, 0.11])  # mean +11.0%, sd 1.0%: 4.303 * 0.01 / sqrt(3) = 2.48%
+    table = claims_table(evidence(latent_recon=recon))
+    assert table.loc["latent", "ours"].endswith("; reconstruction MSE alone, not judged: +11.0%, 95% CI +8.5% to "
+                                                "+13.5%")
+    assert table.loc["latent", "verdict"] == claims_table(evidence()).loc["latent", "verdict"]  # not judged
+    assert "reconstruction MSE" not in claims_table(evidence()).loc["deep", "ours"]  # absent: nothing said
+
+
 def test_a_deeper_model_reliably_worse_is_no_better_and_the_reason_says_it_was_worse():
     worse = claims_table(evidence(deep=_seeds(0.021, 0.012, n=5)))  # +0.9% to +3.3%: worse, not merely similar
     assert worse.loc["deep", "verdict"] == "reproduced"

@@ -243,6 +243,8 @@ def seed_spread(table: pd.DataFrame, name: str, column: str) -> Spread | None:
 
 def paired_spread(table: pd.DataFrame, name: str, baseline: str = "paper", column: str = COMPARED) -> Spread | None:
     """The relative difference (name - baseline) / |baseline| of a column over the seeds both were trained at."""
+    if column not in table:
+        return None
     rows = table[table["name"].isin([name, baseline])].pivot_table(index="seed", columns="name", values=column)
     if name not in rows or baseline not in rows:
         return None
@@ -269,9 +271,12 @@ def variant_gate(table: pd.DataFrame, name: str) -> Learned:
 
 def claim_evidence(table: pd.DataFrame) -> dict:
     """The study's part of the claims' evidence: latent and deep (paired relative differences of the validation loss
-    at the final KL weight, at each run's kept checkpoint, against the paper's model), the aux heads of the paper's
+    at the final KL weight, at each run's kept checkpoint, against the paper's model, and of the test split's
+    reconstruction MSE, shown beside it), the aux heads of the paper's
     model (eval mode, test split) over seeds, and the learning gate of each variant behind a claim."""
     return {"latent": paired_spread(table, "latent64"), "deep": paired_spread(table, "deep"),
+            "latent_recon": paired_spread(table, "latent64", column="recon_mse"),
+            "deep_recon": paired_spread(table, "deep", column="recon_mse"),
             "aux_class": seed_spread(table, "paper", "aux_class_accuracy"),
             "aux_modality": seed_spread(table, "paper", "aux_modality_accuracy"),
             "learned": {name: variant_gate(table, name) for name in ("paper", "latent64", "deep")
