@@ -286,7 +286,7 @@ def test_the_claims_table_gives_a_reason_repeated_from_the_row_above_once():
     table["reason"] = ["gate failed", "gate failed", "other", "gate failed"] + list(table["reason"][4:])
     verdicts = list(display_table(table)["verdict, and the effect the seeds could detect"])
     assert [verdict.split(": ", 1)[1].split(". Detectable")[0] for verdict in verdicts[:4]] == [
-        "gate failed", "the same reason as the row above", "other", "gate failed"]
+        "gate failed", "as above", "other", "gate failed"]
 
 
 def test_a_change_of_a_rate_keeps_its_interval_within_plus_minus_one_and_prints_in_percent():
@@ -298,6 +298,8 @@ def test_a_change_of_a_rate_keeps_its_interval_within_plus_minus_one_and_prints_
     assert over_seeds([0.795, 0.8, 0.805]).cell(1, percent=True) == "80.0 (78.8 to 81.2)"
     assert wide.spans_all and wide.cell(1, percent=True) == "33.3 (uninformative)"
     assert wide.text(1, percent=True) == "33.3%; over 3 seeds the 95% CI spans every value it can take"
+    from cvae.study.diagnosis import _points
+    assert _points(wide) == "+33.3 points; over 3 seeds the 95% CI spans every change a rate can make"
     # 0.2 and 0.6 over 2 seeds: half-width 12.706 * 0.2828 / sqrt(2) = 2.54, clipped to (0, 1) on both sides
     assert over_seeds([0.2, 0.6], (0.0, 1.0)).spans_all
     assert not over_seeds([0.998, 1.0, 1.0], (0.0, 1.0)).spans_all  # clipped above only: still says something
@@ -320,6 +322,8 @@ def test_every_verdict_states_the_effect_its_spread_could_detect():
     assert table.loc["latent", "detectable"] == f"about {spread.detectable():.0%}, from the spread of only 3 seeds"
     assert table.loc["aux_heads", "detectable"].endswith(" points, from the spread of only 3 seeds")
     five = claims_table(evidence(latent=over_seeds([0.01, 0.03, 0.02, 0.01, 0.03])))
+    two = claims_table(evidence(latent=over_seeds([0.01, 0.03])))
+    assert two.loc["latent", "detectable"] == "not estimable from 2 seeds"  # 1 degree of freedom: no number
     assert five.loc["latent", "detectable"] == "about 2%"  # (2.776 + 0.941) * 0.01 / sqrt(5) = 0.0166
 
 

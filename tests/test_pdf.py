@@ -271,6 +271,15 @@ def test_the_data_notice_prints_whole_on_the_first_page_and_as_one_line_on_every
     assert later == f"# Page\n\n{line}\n\nText.\n"
 
 
+def test_the_printed_landing_page_leaves_the_author_line_to_the_title_page():
+    from cvae.publish.print_markup import without_front_line
+
+    intro = (PROJECT_ROOT / "book" / "intro.md").read_text()
+    printed = without_front_line(intro)
+    assert "front_line" in intro and "front_line" not in printed
+    assert printed.startswith("# Conditional generation") and len(intro.splitlines()) - len(printed.splitlines()) == 2
+
+
 def test_cross_document_glue_of_html_in_prose_becomes_its_markdown():
     from cvae.publish.print_markup import latex_ready_prose
 

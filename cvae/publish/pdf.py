@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from cvae.core.paths import PROJECT_ROOT
-from cvae.publish.print_markup import glue_markdown, latex_ready_notebook, latex_ready_prose
+from cvae.publish.print_markup import glue_markdown, latex_ready_notebook, latex_ready_prose, without_front_line
 
 PDF_DIR = PROJECT_ROOT / "_build" / "pdf"
 PDF_PATH = PDF_DIR / "book.pdf"
@@ -224,6 +224,7 @@ def stage_sources(stage: Path, report_dir: Path, root: Path = PROJECT_ROOT) -> i
         page = stage / (docname + ".md")
         if page.exists():  # the first page prints the data notice whole, the others its one line
             text, count = latex_ready_prose(page.read_text(), docname, glued, notice_line=docname != docnames[0])
+            text = without_front_line(text) if docname == docnames[0] else text
             page.write_text(text)
             converted += count
     return converted

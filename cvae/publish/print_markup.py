@@ -282,6 +282,14 @@ def glue_markdown(notebook: dict) -> dict[str, str]:
 _CROSS_DOC_GLUE = re.compile(r"^```\{glue\} (?P<key>\S+)\n(?P<options>(?::[\w-]+:.*\n)*)```[ \t]*$", flags=re.M)
 
 
+_FRONT_LINE = re.compile(r"^\{glue:text\}`[^`]*::front_line:s`\n+", flags=re.M)
+
+
+def without_front_line(text: str) -> str:
+    """The landing page without its line of author, course and date, which the PDF's title page already prints."""
+    return _FRONT_LINE.sub("", text)
+
+
 def latex_ready_prose(text: str, page: str, glued: dict[str, dict[str, str]],
                       notice_line: bool = False) -> tuple[str, int]:
     """Replace each cross-document `{glue}` directive of a prose page whose value is HTML (a table, a notice) by

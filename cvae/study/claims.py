@@ -186,8 +186,12 @@ def _no_interval(spread: Spread) -> str:
 
 def detectable_text(spread: Spread, unit: str = "relative") -> str:
     """The approximate smallest true effect the spread would find with 80% power: 'about 26%' of the loss, 'about 18
-    points' of a rate, 'about 0.02' of SSIM, said to rest on few seeds under 4; 'not defined ...' without a
-    spread."""
+    points' of a rate, 'about 0.02' of SSIM, said to rest on few seeds under 4; 'not estimable' from 2 seeds (the
+    approximation, (t_0.975 + t_0.8) * sd / sqrt(n), understates it at one degree of freedom); 'not defined ...'
+    without a spread."""
+    if spread.kind == "seeds" and spread.n == 2 and spread.low is not None and not spread.exact_bound:
+        # one degree of freedom: the approximation below understates the effect, and the sd is a guess
+        return "not estimable from 2 seeds"
     effect = spread.detectable()
     if effect is None:
         return "not defined without an interval" if not spread.exact_bound else "not defined without a spread"
