@@ -243,7 +243,7 @@ def gray_conversion(rgb: np.ndarray, gray: np.ndarray) -> Figure:
 @styled
 def class_counts(counts: pd.DataFrame) -> Figure:
     """Images per global class and split as grouped horizontal bars; `counts` indexed by class, columns = splits."""
-    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 0.36 * len(counts) + 1.2))
+    fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 0.24 * len(counts) + 1.0))  # print scales it to 0.38 of a page
     ax = axes[0, 0]
     counts.plot.barh(ax=ax, width=0.8, legend=False)
     ax.invert_yaxis()

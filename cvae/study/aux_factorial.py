@@ -298,7 +298,11 @@ def checks(rows: pd.DataFrame) -> list[str]:
         if len(seeds) < 2:
             continue
         spread = paired_difference(list(a[seeds]), list(b[seeds]), RATE_CHANGE)
-        interval = (f", 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f}" if spread.low is not None
+        if spread.no_spread and abs(spread.mean) < 0.0005:
+            out.append(f"{what} leaves the modality head unchanged on all {spread.n} seeds.")
+            continue
+        interval = (", with a 95% CI that spans every change a rate can make" if spread.spans_all else
+                    f", 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f}" if spread.low is not None
                     else ", no interval")
         out.append(f"{what} changes the modality head by {100 * spread.mean:+.1f} points{interval} over "
                    f"{spread.n} seeds.")
