@@ -484,6 +484,9 @@ def test_latent_and_depth_show_the_reconstruction_error_alone_beside_the_judged_
                                                 "+13.5%")
     assert table.loc["latent", "verdict"] == claims_table(evidence()).loc["latent", "verdict"]  # not judged
     assert "reconstruction MSE" not in claims_table(evidence()).loc["deep", "ours"]  # absent: nothing said
+    # mean -2.52%, sd 1%: half-width 2.484%, so the upper end is -0.036%, which rounds to zero without a minus
+    near_zero = claims_table(evidence(latent_recon=over_seeds([-0.0352, -0.0252, -0.0152])))
+    assert near_zero.loc["latent", "ours"].endswith("not judged: -2.5%, 95% CI -5.0% to +0.0%")
 
 
 def test_a_deeper_model_reliably_worse_is_no_better_and_the_reason_says_it_was_worse():

@@ -20,6 +20,12 @@ def test_a_rate_that_rounds_to_100_percent_prints_no_fourth_digit():
     assert percent(1.0, 2) == "100%" and percent(0.99994, 2) == "99.99%" and percent(None) == "n/a"
 
 
+def test_a_relative_change_in_percent_never_prints_a_minus_zero():
+    from cvae.core.formatting import signed_percent
+
+    assert [signed_percent(v) for v in (-0.0004, -0.023, 0.1, 0.0)] == ["+0.0%", "-2.3%", "+10.0%", "+0.0%"]
+
+
 def test_items_are_listed_as_a_reader_lists_them():
     from cvae.core.formatting import listed
 

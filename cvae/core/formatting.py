@@ -58,6 +58,11 @@ def signed(value: float, digits: int = 1) -> str:
     return f"{round(float(value), digits) + 0.0:+.{digits}f}"
 
 
+def signed_percent(value: float, digits: int = 1) -> str:
+    """A relative change in % with its sign, never '-0.0%': -0.0004 -> '+0.0%', -0.023 -> '-2.3%'."""
+    return f"{signed(100 * float(value), digits)}%"
+
+
 def listed(items: list[str]) -> str:
     """Items as a reader lists them: 'A', 'A and B', 'A, B and C'."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
@@ -74,5 +79,5 @@ def duration(seconds: float) -> str:
 
 
 __all__ = [
-    "plain", "percent", "number", "significant", "lookup", "duration", "signed", "listed",
+    "plain", "percent", "number", "significant", "lookup", "duration", "signed", "signed_percent", "listed",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cvae.core.config import LOSS_WEIGHTS
-from cvae.core.formatting import signed, significant
+from cvae.core.formatting import signed, signed_percent, significant
 from cvae.study.ablations import FACTORIAL, STANDARD
 from cvae.study.runner import COMPARED, SEEDED, paired_spread, run_gate, seed_spread
 from cvae.study.weight_search import CRITERIA, CRITERION_NAMES
@@ -39,8 +39,8 @@ def seeded_table(study: pd.DataFrame) -> pd.DataFrame:
         rows[name] = {
             "loss at final β": _spread_cell(seed_spread(study, name, COMPARED), 1),
             "change (95% CI)": "—" if change is None else (
-                f"{change.mean:+.1%}" + (f" ({change.low:+.1%} to {change.high:+.1%})" if change.low is not None
-                                         else "")),
+                signed_percent(change.mean) + (f" ({signed_percent(change.low)} to {signed_percent(change.high)})"
+                                               if change.low is not None else "")),
             "aux class (%)": _spread_cell(seed_spread(study, name, "aux_class_accuracy"), 1, percent=True),
             "aux modality (%)": _spread_cell(seed_spread(study, name, "aux_modality_accuracy"), 1, percent=True),
             "learned": f"{sum(run_gate(row).ok for _, row in runs.iterrows())} of {len(runs)}",

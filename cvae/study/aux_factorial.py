@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.formatting import percent
+from cvae.core.formatting import percent, signed
 from cvae.core.labels import DATASETS
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import RATE_CHANGE, Spread, over_seeds, paired_difference
@@ -302,9 +302,9 @@ def checks(rows: pd.DataFrame) -> list[str]:
             out.append(f"{what} leaves the modality head unchanged on all {spread.n} seeds.")
             continue
         interval = (", with a 95% CI that spans every change a rate can make" if spread.spans_all else
-                    f", 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f}" if spread.low is not None
+                    f", 95% CI {signed(100 * spread.low)} to {signed(100 * spread.high)}" if spread.low is not None
                     else ", no interval")
-        out.append(f"{what} changes the modality head by {100 * spread.mean:+.1f} points{interval} over "
+        out.append(f"{what} changes the modality head by {signed(100 * spread.mean)} points{interval} over "
                    f"{spread.n} seeds.")
     return out
 

@@ -24,7 +24,7 @@ from typing import Callable
 
 import pandas as pd
 
-from cvae.core.formatting import percent
+from cvae.core.formatting import percent, signed_percent
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import Spread
 from cvae.study.class_by_class import class_by_class, every_class_detectable, rates_text
@@ -226,8 +226,8 @@ def _reconstruction_alone(spread: Spread | None) -> str:
     better."""
     if spread is None or spread.low is None:
         return ""
-    return (f"; reconstruction MSE alone, not judged: {spread.mean:+.1%}, 95% CI {spread.low:+.1%} to "
-            f"{spread.high:+.1%}")
+    return (f"; reconstruction MSE alone, not judged: {signed_percent(spread.mean)}, 95% CI "
+            f"{signed_percent(spread.low)} to {signed_percent(spread.high)}")
 
 
 def _relative(key: str, claimed_above: bool, subject: str, baseline: str) -> Callable[[dict], Finding]:
@@ -237,7 +237,8 @@ def _relative(key: str, claimed_above: bool, subject: str, baseline: str) -> Cal
             return Finding("not measured", "inconclusive", "the runs were not trained in this build")
         direction = "higher" if spread.mean > 0 else "lower"
         ours = f"{subject}: loss {percent(abs(spread.mean))} {direction} than {baseline}" + (
-            f", 95% CI {spread.low:+.1%} to {spread.high:+.1%} over {spread.n} seeds" if spread.low is not None
+            f", 95% CI {signed_percent(spread.low)} to {signed_percent(spread.high)} over {spread.n} seeds"
+            if spread.low is not None
             else f", {_no_interval(spread)}") + _reconstruction_alone(e.get(f"{key}_recon"))
         margin = TESTS[key].margin if key == "latent" else -TESTS[key].margin
         verdict = read_against(spread, margin, claimed_above)

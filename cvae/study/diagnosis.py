@@ -86,12 +86,12 @@ def _sign(spread: Spread | None) -> int:
 def _points(spread: Spread) -> str:
     """A difference of rates in percentage points: '-55.4 points, 95% CI -56.9 to -53.8 over 2 seeds', or that the
     interval covers every possible change."""
-    text = f"{100 * spread.mean:+.1f} points"
+    text = f"{signed(100 * spread.mean)} points"
     if spread.low is None:
         return f"{text}, {spread.n} seeds, no interval"
     if spread.spans_all:
         return f"{text}; over {spread.n} seeds the 95% CI spans every change a rate can make"
-    return f"{text}, 95% CI {100 * spread.low:+.1f} to {100 * spread.high:+.1f} over {spread.n} seeds"
+    return f"{text}, 95% CI {signed(100 * spread.low)} to {signed(100 * spread.high)} over {spread.n} seeds"
 
 
 def _study_gate(study: pd.DataFrame):
