@@ -298,8 +298,8 @@ def test_a_change_of_a_rate_keeps_its_interval_within_plus_minus_one_and_prints_
     assert over_seeds([0.795, 0.8, 0.805]).cell(1, percent=True) == "80.0 (78.8 to 81.2)"
     assert wide.spans_all and wide.cell(1, percent=True) == "33.3 (uninformative)"
     assert wide.text(1, percent=True) == "33.3%; over 3 seeds the 95% CI spans every value it can take"
-    from cvae.study.diagnosis import _points
-    assert _points(wide) == "+33.3 points; over 3 seeds the 95% CI spans every change a rate can make"
+    assert wide.points() == "+33.3 points, with a 95% CI over 3 seeds that spans every change a rate can make"
+    assert over_seeds([0.0005, -0.0004]).points().startswith("+0.0 points, 95% CI ")  # no minus zero
     # 0.2 and 0.6 over 2 seeds: half-width 12.706 * 0.2828 / sqrt(2) = 2.54, clipped to (0, 1) on both sides
     assert over_seeds([0.2, 0.6], (0.0, 1.0)).spans_all
     assert not over_seeds([0.998, 1.0, 1.0], (0.0, 1.0)).spans_all  # clipped above only: still says something

@@ -90,6 +90,17 @@ class Spread:
             return f"{mean}; over {self.n:,} {what} the 95% CI spans every value it can take"
         return f"{mean}, 95% CI {shown(self.low)} to {shown(self.high)} over {self.n:,} {what}"
 
+    def points(self) -> str:
+        """A difference of rates in percentage points: '-55.4 points, 95% CI -56.9 to -53.8 over 2 seeds', or that
+        the interval covers every change a rate can make, or that there is none."""
+        text = f"{formatting.signed(100 * self.mean)} points"
+        if self.low is None:
+            return f"{text}, {self.n} seeds, no interval"
+        if self.spans_all:
+            return f"{text}, with a 95% CI over {self.n} seeds that spans every change a rate can make"
+        return (f"{text}, 95% CI {formatting.signed(100 * self.low)} to {formatting.signed(100 * self.high)} over "
+                f"{self.n} seeds")
+
     def cell(self, digits: int = 3, percent: bool = False) -> str:
         """'0.412 (0.380 to 0.444)': the mean and its 95% interval for a table cell whose header names n and the
         unit; percent=True writes a rate in % ('41.2 (38.0 to 44.4)' with digits=1)."""

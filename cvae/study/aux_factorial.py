@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.formatting import percent, signed
+from cvae.core.formatting import percent
 from cvae.core.labels import DATASETS
 from cvae.core.original import ORIGINAL
 from cvae.core.spread import RATE_CHANGE, Spread, over_seeds, paired_difference
@@ -301,11 +301,7 @@ def checks(rows: pd.DataFrame) -> list[str]:
         if spread.no_spread and abs(spread.mean) < 0.0005:
             out.append(f"{what} leaves the modality head unchanged on all {spread.n} seeds.")
             continue
-        interval = (", with a 95% CI that spans every change a rate can make" if spread.spans_all else
-                    f", 95% CI {signed(100 * spread.low)} to {signed(100 * spread.high)}" if spread.low is not None
-                    else ", no interval")
-        out.append(f"{what} changes the modality head by {signed(100 * spread.mean)} points{interval} over "
-                   f"{spread.n} seeds.")
+        out.append(f"{what} changes the modality head by {spread.points()}.")
     return out
 
 

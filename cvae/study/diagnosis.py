@@ -83,17 +83,6 @@ def _sign(spread: Spread | None) -> int:
     return 1 if spread.low > 0 else -1 if spread.high < 0 else 0
 
 
-def _points(spread: Spread) -> str:
-    """A difference of rates in percentage points: '-55.4 points, 95% CI -56.9 to -53.8 over 2 seeds', or that the
-    interval covers every possible change."""
-    text = f"{signed(100 * spread.mean)} points"
-    if spread.low is None:
-        return f"{text}, {spread.n} seeds, no interval"
-    if spread.spans_all:
-        return f"{text}; over {spread.n} seeds the 95% CI spans every change a rate can make"
-    return f"{text}, 95% CI {signed(100 * spread.low)} to {signed(100 * spread.high)} over {spread.n} seeds"
-
-
 def _study_gate(study: pd.DataFrame):
     """The learning gate over the control and every contrast run of the study (`cvae.study.evidence_gate.combine`)."""
     from cvae.study.evidence_gate import combine
@@ -119,7 +108,7 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
     control_gap = paired_train_eval_gap(study)
     out.append(
         f"Train mode minus eval mode (BatchNorm batch statistics, dropout): {gap[0]} points (modality) and "
-        f"{gap[1]} points (class) on the main run; on the control runs {_points(control_gap)} (modality)"
+        f"{gap[1]} points (class) on the main run; on the control runs {control_gap.points()} (modality)"
         + ("." if not learned else ": the two readings differ." if _sign(control_gap)
            else ": no difference the seeds can resolve."))
     active = evaluation["active_units"]
@@ -139,14 +128,14 @@ def findings(evaluation: dict, study: pd.DataFrame) -> list[str]:
     if (study["name"] == "encoder_unconditioned").any():
         probe_gain = contrast(study, "encoder_unconditioned", "probe_class_accuracy")
         out.append(
-            f"Labels kept out of the encoder: the class probe on mu changes by {_points(probe_gain)} against the "
+            f"Labels kept out of the encoder: the class probe on mu changes by {probe_gain.points()} against the "
             f"control" + ("." if not learned else {1: ": with the labels at the encoder, mu holds less of the class.",
                                                    -1: ": mu holds more of the class when the encoder sees the labels.",
                                                    0: ": no change the seeds can resolve."}[_sign(probe_gain)]))
     if (study["name"] == "gamma_10").any():
         class_gain = contrast(study, "gamma_10", "aux_class_accuracy")
         mse_change = contrast(study, "gamma_10", "recon_mse")
-        out.append(f"Aux weight x10 (gamma = 10): the aux class head changes by {_points(class_gain)} and the "
+        out.append(f"Aux weight x10 (gamma = 10): the aux class head changes by {class_gain.points()} and the "
                    f"reconstruction MSE by {mse_change.text(4)} against the control.")
     return out
 

@@ -107,7 +107,8 @@ def missed_text(missed: tuple[str, ...], short: bool = False) -> str:
 
 def _short_name(criterion: str) -> str:
     """A gate criterion by what it reads: 'reconstructions' or 'samples' (the rule states the rest)."""
-    return next((name for name in ("reconstructions", "samples") if criterion.startswith(name.rstrip("s"))), criterion)
+    return next((name for prefix, name in (("reconstruction", "reconstructions"), ("sample", "samples"))
+                 if criterion.startswith(prefix)), criterion)
 
 
 def _listed(names: list[str]) -> str:
