@@ -36,3 +36,19 @@ def test_no_torch_from_conda():
     _, environment = load()
     names = [d.split("=")[0] for d in environment["dependencies"] if isinstance(d, str)]
     assert "pytorch" not in names and "torch" not in names  # torch comes from pip only (mixing breaks)
+
+
+def test_progress_bars_fall_back_to_text_without_ipywidgets():
+    """`make book` installs no ipywidgets; tqdm.auto would then print a TqdmWarning under chapter headings."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; sys.modules['ipywidgets'] = None\n"
+             "from cvae.core.progress import tqdm; print(tqdm.__module__)")
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert shown.stdout.strip() == "tqdm.std"
+    with_widgets = subprocess.run([sys.executable, "-c", "from cvae.core.progress import tqdm; print(tqdm.__module__)"],
+                                  capture_output=True, text=True, check=True, cwd=ROOT)
+    import importlib.util
+    expected = "tqdm.auto" if importlib.util.find_spec("ipywidgets") else "tqdm.std"
+    assert with_widgets.stdout.strip() == expected

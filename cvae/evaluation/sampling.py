@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from cvae.core.config import ConfigError
 from cvae.core.labels import (CHANNELS, CLASS_NAMES, CLASS_OFFSETS, DATASETS, MODALITY_NAMES, MODALITY_OF_CLASS,
                               NUM_CLASSES, classes_of_modality)
+from cvae.core.progress import tqdm
 from cvae.data.loading import to_uint8
 
 MARKER_KEY = "generated_by"  # the .npz entry (a JSON string) that marks generated images

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-from tqdm.auto import tqdm
 
 from cvae.core.config import Config
 from cvae.core.model import CVAE, count_parameters
+from cvae.core.progress import tqdm
 from cvae.data.loading import ensure_files
 from cvae.training.runs import is_finished, run_dir_for
 
