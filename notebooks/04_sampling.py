@@ -102,14 +102,15 @@ chapter.glue("sampling_summary", findings.sampling_summary(evaluation))
 chapter.glue("fig_conditional", plots.per_class_accuracy(conditional, "class_accuracy", chance=1 / 21)
              if len(conditional) else plots.placeholder_figure("evaluation not available"))
 chapter.table(result_tables.per_class_table(conditional), "Per class: the share of its samples that the evaluator "
-              "labels with the class, and with the modality, they were generated for.")
+              "labels with the class, and with the modality, they were generated for, beside the share of the "
+              "class's real test images it labels with their class.")
 
 # %% [markdown]
 # ```{glue:figure} fig_conditional
 # :name: fig-conditional
 #
 # Share of the samples of each class that the evaluator, a classifier trained on this build's training images, assigns to
-# that class; colours are modalities.
+# that class; colours are modalities. Black ticks mark its accuracy on the class's real test images.
 # Data: {glue:text}`data_caption:s`.
 # ```
 #

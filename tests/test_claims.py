@@ -45,7 +45,8 @@ def evidence(**changes) -> dict:
         "probe_modality": _classes(0.995, 0.004), "probe_class": _classes(0.6, 0.1),
         "conditional_modality": _classes(0.99, 0.01), "conditional_class": _classes(0.3, 0.1),
         "modality_counts": [(100, 100)] * 20 + [(99, 100)],
-        "class_chance": 1 / 21, "evaluator_accuracy": 0.6, "recon_ssim_path": 0.61, "recon_ssim_gain_path": _classes(0.10, 0.02, 9),
+        "class_chance": 1 / 21, "evaluator_accuracy": 0.6, "class_gap": _classes(0.30, 0.05),
+        "recon_ssim_path": 0.61, "recon_ssim_gain_path": _classes(0.10, 0.02, 9),
         "learned": dict(LEARNED),
     }
     base.update(changes)
@@ -112,10 +113,10 @@ def test_quotes_are_the_originals_words():
     ("reconstructions", {"recon_ssim_gain_path": _classes(0.02, 0.01, 9)}, "not reproduced"),
     ("reconstructions", {"recon_ssim_gain_path": _classes(0.06, 0.03, 9)}, "inconclusive"),
     ("samples", {"modality_counts": [(100, 100)] * 20 + [(79, 100)]}, "not reproduced"),
-    # "remains challenging": the samples' class accuracy at least 10 points below the evaluator's on real images
-    ("class_conditional", {"conditional_class": _classes(0.47, 0.04)}, "inconclusive"),  # 43% to 51%, line at 50%
-    ("class_conditional", {"conditional_class": _classes(0.58, 0.05)}, "not reproduced"),
-    ("class_conditional", {"conditional_class": over_classes([0.3] * 21)}, "inconclusive"),  # no spread
+    # "remains challenging": real images' class accuracy at least 10 points above the samples', paired by class
+    ("class_conditional", {"class_gap": _classes(0.12, 0.04)}, "inconclusive"),  # 8 to 16 points, margin 10
+    ("class_conditional", {"class_gap": _classes(0.05, 0.03)}, "not reproduced"),  # 2 to 8 points
+    ("class_conditional", {"class_gap": over_seeds([0.3] * 21, (-1.0, 1.0), kind="classes")}, "inconclusive"),
     ("samples", {"modality_counts": [(100, 100)] * 20 + [(80, 100)]}, "inconclusive"),  # not below at 0.05 / 21
     ("samples", {"modality_counts": [(100, 100)] * 20 + [(93, 100)]}, "inconclusive"),
 ])
@@ -433,6 +434,7 @@ def test_chapter_summaries_state_what_the_numbers_show():
                                             "octmnist": gain(0.001, -0.002, 0.004)},
         "conditional_per_class": [{"modality_accuracy": 1.0 if c % 2 else 0.0, "class_accuracy": 0.5}
                                   for c in range(21)],
+        "evaluator_test_accuracy_by_class": [0.9 if c % 2 else 0.8 for c in range(21)],
         "generation_sizes": {"samples": 2100},
     }
     text = reconstruction_summary(evaluation)
@@ -443,7 +445,11 @@ def test_chapter_summaries_state_what_the_numbers_show():
     # 10 of 21 classes right: 47.6%, sd 0.5118, t(0.975, 20) 2.0860 -> +-23.3 points over classes
     assert sampling_summary(evaluation) == (
         "Of 2,100 samples, the evaluator assigns 47.6% to the modality they were conditioned on, 95% CI 24.3% to 70.9% "
-        "over classes, where chance is 33.3%, and 50.0% to their class, where chance is 4.8%.")
+        "over classes, where chance is 33.3%, and 50.0% to their class, where chance is 4.8%. It recognises the class "
+        "of 84.8% of real test images, so real images lead the samples of the same class by +34.8 points, 95% CI "
+        "+32.4 to +37.1 over 21 classes.")
+    # the lead, paired by class: 10 classes +40, 11 classes +30 points; mean 34.76, sd 5.118, half 2.086 * 5.118 /
+    # sqrt(21) = 2.33 points
 
 
 def test_an_accuracy_interval_over_seeds_stays_inside_zero_and_one():

@@ -168,6 +168,8 @@ def test_evaluate_run_on_smoke_end_to_end_and_cached(tmp_path, monkeypatch):
         assert set(FLAGS) <= set(result[key])
     assert set(FLAGS) <= set(result["tstr_accuracy_by_modality"])
     assert len(result["conditional_per_class"]) == NUM_CLASSES
+    assert len(result["evaluator_test_accuracy_by_class"]) == NUM_CLASSES
+    assert all(0.0 <= value <= 1.0 for value in result["evaluator_test_accuracy_by_class"])
     assert len(result["kl_per_dimension"]) == config.latent_dim
     assert result["synthetic_data"] is True
     # the mechanism works on the stand-in (issue 4, must-have 8): mu carries the modality, and the conditional

@@ -10,7 +10,7 @@ import torch
 
 from cvae.evaluation import metric_math
 from cvae.evaluation.domain_evaluator import (DomainClassifier, EvaluatorSettings, FeatureExtractor, extract_features,
-                                              per_dataset_accuracy, split_reference)
+                                              per_class_accuracy, per_dataset_accuracy, split_reference)
 
 
 def _features(n=400, d=16, shift=0.0, seed=0):
@@ -151,6 +151,15 @@ def test_per_dataset_accuracy_of_a_perfect_classifier_is_one():
     labels = torch.arange(21).repeat(3)
     split = Split(torch.zeros(63, 28, 28, dtype=torch.uint8), labels, torch.tensor(MODALITY_OF_CLASS)[labels])
     assert per_dataset_accuracy(labels.numpy(), split) == {"pathmnist": 1.0, "tissuemnist": 1.0, "octmnist": 1.0}
+
+
+def test_per_class_accuracy_counts_each_class_among_its_own_images():
+    labels = np.array([0, 0, 0, 0, 5, 5, 20])
+    predictions = np.array([0, 0, 0, 3, 5, 0, 20])  # class 0: 3 of 4, class 5: 1 of 2, class 20: 1 of 1
+    accuracy = per_class_accuracy(predictions, labels)
+    assert len(accuracy) == 21
+    assert (accuracy[0], accuracy[5], accuracy[20]) == (0.75, 0.5, 1.0)
+    assert accuracy[1] is None and sum(value is None for value in accuracy) == 18
 
 
 def test_finite_maps_non_finite_to_none():

@@ -95,11 +95,11 @@ class Spread:
         the interval covers every change a rate can make, or that there is none."""
         text = f"{formatting.signed(100 * self.mean)} points"
         if self.low is None:
-            return f"{text}, {self.n} seeds, no interval"
+            return f"{text}, {self.n} {self.kind}, no interval"
         if self.spans_all:
-            return f"{text}, with a 95% CI over {self.n} seeds that spans every change a rate can make"
+            return f"{text}, with a 95% CI over {self.n} {self.kind} that spans every change a rate can make"
         return (f"{text}, 95% CI {formatting.signed(100 * self.low)} to {formatting.signed(100 * self.high)} over "
-                f"{self.n} seeds")
+                f"{self.n} {self.kind}")
 
     def cell(self, digits: int = 3, percent: bool = False) -> str:
         """'0.412 (0.380 to 0.444)': the mean and its 95% interval for a table cell whose header names n and the
@@ -190,12 +190,12 @@ RATE_CHANGE = (-1.0, 1.0)  # the values a difference of two rates can take: the 
 
 
 def paired_difference(values: Sequence[float], baseline: Sequence[float],
-                      bounds: tuple[float, float] | None = None) -> Spread:
-    """value - baseline per seed, over seeds; `bounds` (RATE_CHANGE for rates) clips the interval as in
-    `over_seeds`."""
+                      bounds: tuple[float, float] | None = None, kind: str = "seeds") -> Spread:
+    """value - baseline per seed (or per class, `kind`), over the pairs; `bounds` (RATE_CHANGE for rates) clips the
+    interval as in `over_seeds`."""
     if len(values) != len(baseline):
-        raise ValueError(f"paired values need the same seeds: {len(values)} against {len(baseline)}")
-    return over_seeds([v - b for v, b in zip(values, baseline)], bounds)
+        raise ValueError(f"paired values need the same {kind}: {len(values)} against {len(baseline)}")
+    return over_seeds([v - b for v, b in zip(values, baseline)], bounds, kind)
 
 
 __all__ = ["Spread", "over_seeds", "over_classes", "rate_over_classes", "clopper_pearson", "holm",

@@ -246,6 +246,12 @@ def per_dataset_accuracy(predictions: np.ndarray, split: Split) -> dict[str, flo
             for m, flag in enumerate(DATASETS) if np.any(modalities == m)}
 
 
+def per_class_accuracy(predictions: np.ndarray, labels: np.ndarray) -> list[float | None]:
+    """21-way accuracy among the images of each global class (None for a class with no images): [NUM_CLASSES]."""
+    return [float(np.mean(predictions[labels == c] == c)) if np.any(labels == c) else None
+            for c in range(NUM_CLASSES)]
+
+
 # the modules whose code trains and applies the evaluator: a change to any of them retrains it
 EVALUATOR_MODULES = ("evaluation.domain_evaluator", "data.loading", "data.synthetic")
 
@@ -299,6 +305,7 @@ def load_or_train_evaluator(config: Config, data: MedMNISTData | None = None, se
     summary = {
         "test_accuracy": per_dataset_accuracy(test_predictions, data.test),
         "test_accuracy_overall": float(np.mean(test_predictions == data.test.labels.numpy())),
+        "test_accuracy_by_class": per_class_accuracy(test_predictions, data.test.labels.numpy()),
         "val_accuracy": per_dataset_accuracy(predict(model, data.val.images, device), data.val),
         "train_images": int(len(train_index)), "reference_images": int(len(reference_index)),
         "test_images": int(len(data.test)), "settings": settings.to_dict(),
@@ -316,5 +323,5 @@ __all__ = [
     "DomainClassifier", "FeatureExtractor", "Evaluator", "EvaluatorSettings", "REFERENCE_RESNET18_28",
     "evaluator_settings_for", "train_classifier", "predict", "extract_features", "split_reference",
     "evaluator_data_config", "evaluator_dir_for", "evaluator_hash", "load_or_train_evaluator",
-    "per_dataset_accuracy", "EVALUATOR_MODULES",
+    "per_dataset_accuracy", "per_class_accuracy", "EVALUATOR_MODULES",
 ]

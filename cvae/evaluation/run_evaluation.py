@@ -139,6 +139,7 @@ def evaluate_run(config: Config, force: bool = False, progress: bool = True) -> 
         "evaluator_test_accuracy": {**evaluator.summary["test_accuracy"],
                                     "overall": evaluator.summary["test_accuracy_overall"]},
         "evaluator_test_accuracy_overall": evaluator.summary["test_accuracy_overall"],
+        "evaluator_test_accuracy_by_class": evaluator.summary["test_accuracy_by_class"],
         "reference_resnet18_28": dict(REFERENCE_RESNET18_28),
         "evaluator": {"folder": evaluator.path.name, "settings": evaluator.settings.to_dict(),
                       "train_images": evaluator.summary["train_images"],

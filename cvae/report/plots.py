@@ -283,7 +283,8 @@ def _modality_index(modality) -> int:
 
 @styled
 def per_class_accuracy(table: pd.DataFrame, value: str = "class_accuracy", chance: float | None = None) -> Figure:
-    """Horizontal bars of one accuracy column per class (rows of `table` with `label`, `name`, `modality`); 1 axes."""
+    """Horizontal bars of one accuracy column per class (rows of `table` with `label`, `name`, `modality`), with a
+    black tick at each class's `real_class_accuracy` when the column is the class accuracy; 1 axes."""
     fig, axes = new_figure(1, 1, (PAGE_WIDTH_IN, 0.3 * len(table) + 1.3))
     ax = axes[0, 0]
     colours = [MODALITY_COLOURS[_modality_index(m)] for m in table["modality"]]
@@ -291,6 +292,9 @@ def per_class_accuracy(table: pd.DataFrame, value: str = "class_accuracy", chanc
     handles = [Patch(color=colour, label=name) for colour, name in zip(MODALITY_COLOURS, MODALITY_NAMES)]
     if chance is not None:
         handles.append(ax.axvline(chance, color="0.3", ls="--", lw=1, label=f"chance ({chance:.1%})"))
+    if value == "class_accuracy" and "real_class_accuracy" in table:
+        handles.append(ax.scatter(table["real_class_accuracy"], range(len(table)), marker="|", s=220, color="black",
+                                  linewidths=2, zorder=3, label="real test images"))
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))

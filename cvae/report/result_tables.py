@@ -45,19 +45,24 @@ def distance_table(result: dict | None) -> pd.DataFrame:
 
 
 def conditional_table(result: dict | None) -> pd.DataFrame:
-    """One row per class: label, name, modality, class_accuracy, modality_accuracy of its samples."""
+    """One row per class: label, name, modality, class_accuracy, modality_accuracy of its samples, and
+    real_class_accuracy, the evaluator's class accuracy on the class's real test images."""
     rows = lookup(result, "conditional_per_class")
-    return pd.DataFrame(rows) if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).assign(real_class_accuracy=lookup(result, "evaluator_test_accuracy_by_class"))
 
 
 def per_class_table(conditional: pd.DataFrame) -> pd.DataFrame:
-    """The conditional table for the page: class (label and name), modality, both accuracies in %, samples."""
+    """The conditional table for the page: class (label and name), modality, the samples' accuracies and the real
+    test images' class accuracy in %, samples."""
     if not len(conditional):
         return _unavailable("conditional accuracy")
     return pd.DataFrame({
         "class": [f"{label}: {name}" for label, name in zip(conditional["label"], conditional["name"])],
         "modality": conditional["modality"],
         "class acc (%)": (100 * conditional["class_accuracy"]).round(1),
+        "real images' class acc (%)": (100 * conditional["real_class_accuracy"]).round(1),
         "modality acc (%)": (100 * conditional["modality_accuracy"]).round(1),
         "samples": conditional["samples"],
     }).set_index("class")
