@@ -45,6 +45,7 @@ hyper = model_tables.hyperparameter_table(config, profile)
 architecture = model_tables.architecture_table(CVAE(config))
 chapter.glue("hyperparameter_table", chapter.table(hyper, "Every hyperparameter of this build: its value, the "
                                                   "original's, and where the value comes from."))
+ablation_tables.write_csv(hyper.reset_index(), chapter.report_dir() / "02_hyperparameters.csv")
 chapter.glue("architecture_table", chapter.table(architecture, "The model, layer by layer, from one forward pass "
                                                  "with hooks: output shape and trainable parameters."))
 chapter.glue("parameters", run.summary["parameters"])

@@ -12,7 +12,7 @@ overrides = []
 import numpy as np
 
 from cvae.core import formatting
-from cvae.report import chapter, plots, result_tables, study_plots
+from cvae.report import ablation_tables, chapter, plots, result_tables, study_plots
 from cvae.study import ablations, aux_factorial, diagnosis, findings
 
 context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
@@ -141,11 +141,15 @@ chapter.glue("factorial_reconstructions", aux_factorial.reconstruction_sentence(
 chapter.glue("fig_factorial", study_plots.aux_factorial(
     factorial, aux_factorial.ORIGINAL_HEADS, {head: ours[head]["sum_of_squared_shares"] for head in ours},
     aux_factorial.READ_NAMES) if len(factorial) else plots.placeholder_figure("the factorial was not trained"))
-(chapter.table(aux_factorial.summary_table(factorial),
+ablation_tables.write_csv(factorial, chapter.report_dir() / "05_factorial.csv")
+factorial_table = aux_factorial.summary_table(factorial) if len(factorial) else None
+
+# %% tags=["hide-input", "web-only"]
+(chapter.table(factorial_table,
                "Each cell of the factorial: the heads' accuracy and a linear probe's modality accuracy on mu on the "
                "test split, as the mean over seeds with its 95% t-interval over seeds in brackets. The last column is "
                "the mean SSIM gain of the reconstructions over the class-mean image, read the same way. "
-               + ablations.factorial_scale_text(profile)) if len(factorial) else None)
+               + ablations.factorial_scale_text(profile)) if factorial_table is not None else None)
 
 # %% [markdown]
 # ```{glue:figure} fig_factorial
@@ -157,7 +161,13 @@ chapter.glue("fig_factorial", study_plots.aux_factorial(
 # Data: {glue:text}`data_caption:s`.
 # ```
 #
-# {glue:text}`factorial_verdict:s` {glue:text}`factorial_reconstructions:s`
+# {glue:text}`factorial_verdict:s` {glue:text}`factorial_reconstructions:s` Every run of the factorial, one row
+# per cell, seed and reading with a linear probe's modality accuracy and the reconstructions' gain, is a download:
+# {download}`05_factorial.csv <05_factorial.csv>`.
+#
+# ```{only} latex
+# The printed edition leaves their table to the web edition.
+# ```
 #
 # ```{glue:md} factorial_checks
 # :format: myst

@@ -20,6 +20,10 @@ config, run = context.config, context.run
 # Engineering detail, kept out of the report's argument: how fast the training step runs on the machine that built
 # this book, what each performance switch gives, whether the default precision changes the results, and what one GPU
 # measurement showed. None of it changes a result of the report.
+#
+# ```{only} latex
+# The printed edition gives these measurements in words; the web edition also shows their tables.
+# ```
 
 # %% [markdown]
 # ## Training throughput
@@ -32,6 +36,8 @@ config, run = context.config, context.run
 benchmark = performance.benchmark(config)
 chapter.glue("benchmark_sentence", performance.benchmark_sentence(benchmark))
 chapter.glue("workers_sentence", performance.study_workers_sentence(profile, benchmark))
+
+# %% tags=["hide-input", "web-only"]
 chapter.table(performance.benchmark_table(benchmark), "The training step's throughput on this machine, against the "
               "conventional pipeline and the matrix-product rate.")
 
@@ -41,6 +47,8 @@ chapter.table(performance.benchmark_table(benchmark), "The training step's throu
 # %% tags=["hide-input"]
 switches = performance.cached_switches()
 chapter.glue("switches_sentence", performance.switches_sentence(switches))
+
+# %% tags=["hide-input", "web-only"]
 (chapter.table(performance.switch_table(switches), "Samples per second of the training loop under each performance "
                "switch, and the ratio to the fp32 NCHW baseline, from `python -m cvae bench --switches`.")
  if switches else None)
@@ -53,6 +61,8 @@ chapter.glue("switches_sentence", performance.switches_sentence(switches))
 # %% tags=["hide-input"]
 study = context.study(names=["paper", "fp32"])
 chapter.glue("precision_sentence", performance.precision_sentence(run))
+
+# %% tags=["hide-input", "web-only"]
 chapter.table(ablation_tables.precision_table(study, int(seed)), "The same variant trained in the default precision "
               "and in fp32, on the test split's criteria.")
 
@@ -64,6 +74,8 @@ chapter.table(ablation_tables.precision_table(study, int(seed)), "The same varia
 # %% tags=["hide-input"]
 gpu = performance.gpu_study()
 chapter.glue("gpu_sentence", performance.gpu_sentence(gpu))
+
+# %% tags=["hide-input", "web-only"]
 chapter.table(performance.gpu_table(gpu), "The recorded GPU study, one row per execution mode: samples per "
               "second, seconds per epoch, 150 epochs and peak memory.")
 

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from book_build import LOG
+from book_build import LOG, smoke_book
 from pdf_build import smoke_pdf
 
 from cvae.core.paths import PROJECT_ROOT
@@ -226,6 +226,18 @@ def test_latex_ready_notebook_adds_markdown_beside_html_only():
     assert "text/markdown" not in notebook["cells"][0]["outputs"][1]["data"]  # the input is not modified
 
 
+def test_cells_tagged_web_only_are_left_out_of_print():
+    from cvae.publish.print_markup import WEB_ONLY_TAG
+
+    table = {"output_type": "display_data", "data": {"text/html": _dataframe_html(2), "text/plain": "frame"}}
+    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "kept"},
+                          {"cell_type": "code", "metadata": {"tags": ["hide-input", WEB_ONLY_TAG]}, "outputs": [table]},
+                          {"cell_type": "code", "metadata": {"tags": ["hide-input"]}, "outputs": [dict(table)]}]}
+    ready, converted = latex_ready_notebook(notebook)
+    assert [cell["cell_type"] for cell in ready["cells"]] == ["markdown", "code"] and converted == 1
+    assert len(notebook["cells"]) == 3  # the web edition's notebook keeps every cell
+
+
 def test_glued_prose_carries_its_markdown_for_latex_and_its_html_for_the_web():
     from IPython.core.formatters import DisplayFormatter
 
@@ -395,7 +407,7 @@ def test_pdf_has_title_page_contents_figures_numbers_tables_and_references():
     for column in ("train / used", "train / in file", "train / official", "val / used", "test / in file",
                    "official MD5"):
         assert column in flat, column
-    assert "<IPython" not in whole and not re.search(r"object at 0x[0-9a-f]+", whole)
+    assert "<IPython" not in whole and "PosixPath(" not in whole and not re.search(r"object at 0x[0-9a-f]+", whole)
     # every table numbered and captioned: a continued table names a captioned one, and captions are many
     captioned = re.findall(r"Table (\d+\.\d+): \S", flat)
     continued = set(re.findall(r"Table (\d+\.\d+) [–-] continued", flat))
@@ -515,3 +527,31 @@ def test_pdf_has_the_abstract_and_the_claims_table():
         assert " ".join(claim.claim.split()[:6]) in flat, claim.key
     # the rule's sentence, wherever a page breaks it
     assert "about what medical images look like is not testable on this data" in flat
+
+
+@pytest.mark.slow
+def test_the_printed_edition_leaves_reference_tables_to_the_web_and_says_so():
+    """The hand-in prints the argument: the table of every setting, the factorial's table and the performance
+    appendix's tables are left to the web edition and the CSV downloads, and each place says where they went."""
+    import json
+
+    from cvae.publish.print_markup import WEB_ONLY_TAG
+
+    pdf, _ = smoke_pdf()
+    site, _ = smoke_book()
+    root = site.resolve().parent.parent
+    flat = " ".join("\n".join(_pages(pdf)).split())
+    html = (site / "book" / "method.html").read_text()
+    assert "Every hyperparameter of this build" in html and "Every hyperparameter of this build" not in flat
+    assert "The printed edition leaves this table to the web edition and the download." in flat
+    assert "The printed edition leaves this table" not in html
+    for caption in ("Each cell of the factorial:", "The training step's throughput on this machine",
+                    "The recorded GPU study"):
+        assert caption not in flat, caption
+    # what print leaves out is exactly the cells tagged for the web: the executed notebooks still hold them
+    tagged = {name: sum(WEB_ONLY_TAG in cell["metadata"].get("tags", []) for cell in
+                        json.loads((root / "report" / f"{name}.ipynb").read_text())["cells"])
+              for name in ("05_latent", "10_performance")}
+    assert tagged == {"05_latent": 1, "10_performance": 4}
+    for download in ("02_hyperparameters.csv", "05_factorial.csv"):
+        assert list((site / "_downloads").glob(f"*/{download}")), download

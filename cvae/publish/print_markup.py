@@ -15,6 +15,9 @@ from cvae.report.chapter import TABLE_CAPTION_START
 from cvae.report.notices import PRINT_LINE_KEY
 
 MARKDOWN_TABLE_WIDTH = 96   # characters of a table row (cells + padding) that fit the A4 text width at \small
+# a notebook cell with this tag is reference material the printed hand-in leaves to the web edition and the CSV
+# downloads (a table of every setting, the performance appendix's measurements); its prose says so with {only} latex
+WEB_ONLY_TAG = "web-only"
 SMALL_PRINT_WIDER = 1.25    # how many more fit at \scriptsize: a table up to that much wider prints whole, smaller
 RECORD_PREFIX = "application/papermill.record/"
 
@@ -244,11 +247,14 @@ def _joined(value) -> str:
 
 def latex_ready_notebook(notebook: dict) -> tuple[dict, int]:
     """A copy of an executed notebook in which every HTML output also carries text/markdown (the LaTeX builder's
-    choice), and the data notice is its one print line (`PRINT_LINE_KEY`: the book's first page prints it whole);
-    returns (notebook, number of outputs converted). HTML builds are unaffected (HTML has priority)."""
+    choice), the data notice is its one print line (`PRINT_LINE_KEY`: the book's first page prints it whole), and
+    cells tagged `WEB_ONLY_TAG` are left out; returns (notebook, number of outputs converted). HTML builds are
+    unaffected (HTML has priority)."""
     notebook = copy.deepcopy(notebook)
+    notebook["cells"] = [cell for cell in notebook.get("cells", [])
+                         if WEB_ONLY_TAG not in cell.get("metadata", {}).get("tags", [])]
     converted = 0
-    for cell in notebook.get("cells", []):
+    for cell in notebook["cells"]:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if line := output.get("metadata", {}).get(PRINT_LINE_KEY):
