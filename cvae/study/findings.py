@@ -176,9 +176,8 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"margin fixed before any run on MedMNIST.",
         f"Overall, reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
                                                      baseline is not None else "") + f"{gain_text}. "
-        f"Averaged over classes, an independent classifier recognises the class of {percent(evaluator)} of held-out "
-        f"test images and of {percent(samples.mean)} of the samples{samples_interval}, against chance at "
-        f"{percent(1 / NUM_CLASSES)}.",
+        f"Averaged over classes, a separate classifier recognises the class of {percent(evaluator)} of test images "
+        f"and {percent(samples.mean)} of samples{samples_interval}, against chance at {percent(1 / NUM_CLASSES)}.",
     ]
     gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
     if not gate.ok:
