@@ -51,7 +51,7 @@ chapter.table(result_tables.tstr_table(evaluation), "Test accuracy of a classifi
 # are tested on the whole real test split.
 
 # %% tags=["hide-input"]
-from cvae.evaluation.augmentation import ARM_NAMES, fraction_sentence, fraction_summary, fraction_table
+from cvae.report.augmentation_tables import ARM_NAMES, fraction_sentence, fraction_summary, fraction_table
 
 by_fraction = fraction_summary(evaluation["augmentation_by_fraction"])
 chapter.glue("fig_fractions", study_plots.fraction_curves(by_fraction[by_fraction["arm"] != "gain"], ARM_NAMES))

@@ -204,7 +204,7 @@ def test_evaluate_run_on_smoke_end_to_end_and_cached(tmp_path, monkeypatch):
 
 
 def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
-    from cvae.evaluation.augmentation import fraction_sentence, fraction_summary, fraction_table
+    from cvae.report.augmentation_tables import fraction_sentence, fraction_summary, fraction_table
 
     rows = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": value}
             for seed, (real, both) in enumerate([(0.50, 0.55), (0.52, 0.56), (0.48, 0.54)])
@@ -214,19 +214,26 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
     assert gain["mean"] == pytest.approx(0.05)  # paired: (0.05 + 0.04 + 0.06) / 3
     # sd 0.01 over 3 seeds: half-width 4.303 * 0.01 / sqrt(3) = 2.5 points
     assert fraction_sentence(summary) == (
-        "Adding the samples changed the test accuracy by +5.0 points at 1% of the real images (95% CI +2.5 to +7.5), "
-        "each over 3 seeds. The samples helped at 1% of the real images, where the interval excludes zero.")
+        "Adding the samples changed the test accuracy by +5.0 points at 1% of the real images, 95% CI +2.5 to +7.5. "
+        "Each change is over 3 seeds. The samples helped at 1% of the real images, where the interval excludes zero.")
     wild = rows + [{"fraction": 0.1, "seed": seed, "arm": arm, "overall": value}  # gains +0.9, -0.8, +0.9
                    for seed, (real, both) in enumerate([(0.05, 0.95), (0.9, 0.1), (0.05, 0.95)])
                    for arm, value in (("real_only", real), ("real_plus_synthetic", both))]
     said = fraction_sentence(fraction_summary({"rows": wild}))
-    assert "(95% CI +2.5 to +7.5) and +33.3 at 10% (-100.0 to +100.0), each" in said  # a change stays in +-100
-    assert said.endswith("each over 3 seeds. The samples helped at 1% of the real images, where the interval "
-                         "excludes zero.")
+    assert ("95% CI +2.5 to +7.5; and by +33.3 at 10%, with an interval that spans every change a rate can make. "
+            "Each") in said  # a change stays in +-100 points, and an interval that covers all of it says nothing
+    assert said.endswith("Each change is over 3 seeds. The samples helped at 1% of the real images, where the "
+                         "interval excludes zero.")
     table = fraction_table(summary)
     assert list(table.index.get_level_values("classifier")) == ["real only", "real + generated", "gain"]
     assert table.loc[("1%", "gain"), "unit"] == "points" and table.loc[("1%", "gain"), "mean"] == "+5.0"
     assert table.loc[("1%", "real only"), "mean"] == "50.0" and table.loc[("1%", "real only"), "unit"] == "%"
+    assert fraction_table(fraction_summary({"rows": wild})).loc[("10%", "gain"), "95% CI"] == "uninformative"
+    # a gain of -0.04 points is shown as +0.0, never -0.0
+    flat = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": real - (0.0004 if arm != "real_only" else 0.0)}
+            for seed, real in enumerate([0.50, 0.52, 0.48]) for arm in ("real_only", "real_plus_synthetic")]
+    assert "by +0.0 points at 1% of the real images, with no interval." in fraction_sentence(
+        fraction_summary({"rows": flat}))
 
 
 def test_the_diagnosis_says_nothing_from_runs_that_did_not_learn():

@@ -20,7 +20,7 @@ from matplotlib.text import Text
 
 from cvae.core.labels import CLASS_NAMES, MODALITY_OF_CLASS, NUM_CLASSES, class_label
 from cvae.core.loss import TERMS
-from cvae.evaluation.augmentation import ARM_NAMES
+from cvae.report.augmentation_tables import ARM_NAMES
 from cvae.report import plots, study_plots
 from cvae.study.aux_factorial import READ_NAMES
 from cvae.study.weight_search import CRITERIA, CRITERION_NAMES, GRID
