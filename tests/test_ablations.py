@@ -123,7 +123,7 @@ def test_an_accuracy_identical_on_every_seed_is_never_certain():
     table.loc[table["name"] == "paper", "aux_class_accuracy"] = 1.0  # 100% on all three: the bound over seeds
     spread = seed_spread(table, "paper", "aux_class_accuracy")
     assert spread.exact_bound and spread.high == 1.0 and spread.low == pytest.approx(0.025 ** (1 / 3))  # 0.292
-    assert "on every one of 3 seeds; 95% bound 29.2% to 100%" in spread.text(1, percent=True)
+    assert "in each of the 3 seeds, so the 95% interval is 29.2% to 100%" in spread.text(1, percent=True)
     # the bound is the worst case, a rate that is either 0% or 100%: at the bound, three 100% readings have chance 2.5%
     assert spread.low ** 3 == pytest.approx(0.025)
 

@@ -41,15 +41,21 @@ class Spread:
         return self.no_spread and self.low is not None
 
     def detectable(self, power: float = 0.8) -> float | None:
-        """Approximate smallest true effect (in the quantity's units) a two-sided 5% test on this spread finds with
-        `power`: (t_0.975 + t_power) * sd / sqrt(n), from the observed sd over seeds or classes; None without a
-        spread."""
-        from scipy import stats
+        """Smallest true effect (in the quantity's units) a two-sided 5% t-test on this spread finds with `power`,
+        from the observed sd over seeds or classes: ncp * sd / sqrt(n), with ncp solved exactly on the noncentral t
+        (the usual (t_0.975 + t_power) understates it by 16% at 1 degree of freedom); None without a spread."""
+        from scipy import optimize, stats
 
         if self.n < 2 or self.low is None or not self.sd:
             return None
-        t = stats.t.ppf(0.5 + CONFIDENCE / 2, self.n - 1) + stats.t.ppf(power, self.n - 1)
-        return float(t * self.sd / math.sqrt(self.n))
+        df = self.n - 1
+        critical = stats.t.ppf(0.5 + CONFIDENCE / 2, df)
+
+        def shortfall(ncp: float) -> float:  # power at this noncentrality, less the power asked for
+            lower = float(stats.nct.cdf(-critical, df, ncp))  # negligible here, and NaN far out in the tail
+            return float(stats.nct.sf(critical, df, ncp)) + (0.0 if math.isnan(lower) else lower) - power
+
+        return float(optimize.brentq(shortfall, 0.0, 200.0) * self.sd / math.sqrt(self.n))
 
     def p_value(self, value: float = 0.0) -> float | None:
         """Two-sided p-value of a t-test of mean == value over seeds or classes; None without a spread."""
@@ -81,9 +87,10 @@ class Spread:
         mean = shown(self.mean)
         what = {"seeds": "seeds", "classes": "classes"}[self.kind]
         if self.exact_bound:
-            return f"{mean} on every one of {self.n} {what}; 95% bound {shown(self.low)} to {shown(self.high)}"
+            return (f"{mean} in each of the {self.n} {what}, so the 95% interval is {shown(self.low)} to "
+                    f"{shown(self.high)}")
         if self.no_spread:
-            return f"{mean}, identical on {self.n} {what}: no spread, no interval"
+            return f"{mean} in each of the {self.n} {what}, which gives no interval"
         if self.n < 2 or self.low is None:
             return f"{mean}, n = {self.n}, no interval"
         if self.spans_all:

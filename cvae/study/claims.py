@@ -68,7 +68,7 @@ TESTS: dict[str, Test] = {
                     "modality", "'distinguishable' means an independent classifier tells the modalities apart, for "
                     "every class; judged class by class because samples share their class's fate"),
     "class_conditional": Test("challenging", 0.10, "real test images' class accuracy at least 10 points above the "
-                              "samples', class by class, on average", "'remains "
+                              "samples', on average over classes", "'remains "
                               "challenging' means the samples carry their class clearly less often than real images "
                               "do, by a gap a reader would notice"),
 }
@@ -187,13 +187,9 @@ def _no_interval(spread: Spread) -> str:
 
 
 def detectable_text(spread: Spread, unit: str = "relative") -> str:
-    """The approximate smallest true effect the spread would find with 80% power: 'about 26%' of the loss, 'about 18
-    points' of a rate, 'about 0.02' of SSIM, said to rest on few seeds under 4; 'not estimable' from 2 seeds (the
-    approximation, (t_0.975 + t_0.8) * sd / sqrt(n), understates it at one degree of freedom); 'not defined ...'
-    without a spread."""
-    if spread.kind == "seeds" and spread.n == 2 and spread.low is not None and not spread.exact_bound:
-        # one degree of freedom: the approximation below understates the effect, and the sd is a guess
-        return "not estimable from 2 seeds"
+    """The smallest true effect the spread would find with 80% power: 'about 26%' of the loss, 'about 18 points' of a
+    rate, 'about 0.02' of SSIM, said to rest on few seeds under 4 (the effect scales with the observed sd, which 2
+    seeds estimate with one degree of freedom); 'not defined ...' without a spread."""
     effect = spread.detectable()
     if effect is None:
         return "not defined without an interval" if not spread.exact_bound else "not defined without a spread"
@@ -201,7 +197,6 @@ def detectable_text(spread: Spread, unit: str = "relative") -> str:
         text = f"about {100 * effect:.0f} points" if effect >= 0.005 else "under 1 point"
     else:
         text = f"about {effect:.0%}" if unit == "relative" else f"about {effect:.2f}"
-    # the effect scales with the observed sd, which few seeds estimate poorly (1 degree of freedom from 2)
     return text + (f", from the spread of only {spread.n} seeds" if spread.kind == "seeds" and spread.n < 4 else "")
 
 
@@ -400,8 +395,8 @@ def claims_table(evidence: dict) -> pd.DataFrame:
     over a class's points, points)] per class}}; probe_modality, probe_class, conditional_modality, conditional_class
     (Spread over classes); modality_counts [(samples of the right modality, samples)] per class; class_chance;
     evaluator_accuracy (on real test images, mean over classes); class_gap (Spread over classes of the real images'
-    class accuracy less the samples', paired by class); recon_ssim_path (float) and recon_ssim_gain_path (Spread over classes);
-    learned {run group: Learned}."""
+    class accuracy less the samples', paired by class); recon_ssim_path (float) and recon_ssim_gain_path (Spread
+    over classes); learned {run group: Learned}."""
     rows = []
     for claim in CLAIMS:
         finding, learned = assess(claim, evidence)
