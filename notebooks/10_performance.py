@@ -60,7 +60,8 @@ chapter.glue("switches_sentence", performance.switches_sentence(switches))
 
 # %% tags=["hide-input"]
 study = context.study(names=["paper", "fp32"])
-chapter.glue("precision_sentence", performance.precision_sentence(run))
+chapter.glue("precision_sentence", performance.precision_sentence(
+    run, ablation_tables.precision_differences(study, int(seed))))
 
 # %% tags=["hide-input", "web-only"]
 chapter.table(ablation_tables.precision_table(study, int(seed)), "The same variant trained in the default precision "

@@ -112,7 +112,15 @@ def backticks(sentence: Sentence) -> str | None:
     return "literal backtick" if "`" in sentence.text else None
 
 
-RULES = (too_long, nested_parentheses, capitals, plural_s, significant_digits, backticks)
+# an engineering target belongs in the issue that set it, not in the report ("against a goal of 20x", "target 5")
+INTERNAL_TARGET = re.compile(r"\b(against a goal|goal of \d|target \d|targets? (met|missed|are unmeasured))", re.I)
+
+
+def internal_target(sentence: Sentence) -> str | None:
+    return "internal target" if INTERNAL_TARGET.search(sentence.text) else None
+
+
+RULES = (too_long, nested_parentheses, capitals, plural_s, significant_digits, backticks, internal_target)
 
 
 def duplicates(sentences: list[Sentence]) -> list[str]:

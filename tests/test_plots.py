@@ -195,6 +195,24 @@ def test_precision_table_puts_the_default_beside_fp32_with_the_relative_differen
     assert "status" in ablation_tables.precision_table(table[table["name"] == "paper"], seed=0).columns
 
 
+def test_the_precision_sentence_gives_the_largest_difference_of_a_result_and_the_time_apart():
+    from types import SimpleNamespace
+
+    from cvae.report.performance import precision_sentence
+
+    table = pd.DataFrame([{"name": "paper", "seed": 0, COMPARED: 101.0, "recon_psnr": 19.8, "train_seconds": 60.0},
+                          {"name": "fp32", "seed": 0, COMPARED: 100.0, "recon_psnr": 20.2, "train_seconds": 100.0}])
+    differences = ablation_tables.precision_differences(table, seed=0)
+    bf16 = SimpleNamespace(summary={"precision": "bf16-autocast"})
+    # PSNR -0.4 / 20.2 = -1.98%, the loss +1.0%; the time's -40% is not a result
+    assert precision_sentence(bf16, differences) == (
+        "This machine trains the default under bf16 autocast. The same variant trained in fp32 on the same profile, "
+        "scale and seed differs from it by at most 2.0%, in reconstruction PSNR (dB), over 2 criteria. This is one "
+        "seed, so the difference is not set against run-to-run noise. The default precision changed the training "
+        "time by -40.0%.")
+    assert "no native bf16" in precision_sentence(SimpleNamespace(summary={"precision": "fp32"}), differences)
+
+
 def test_epoch_table_counts_from_one_and_keeps_first_best_and_last_epochs():
     from cvae.report.model_tables import epoch_table, metrics_for_download
 

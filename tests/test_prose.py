@@ -6,8 +6,9 @@ import re
 
 import pytest
 from book_build import LOG, smoke_book, toc_pages
-from prose_check import (MAX_WORDS, Sentence, backticks, book_sentences, capitals, duplicates, nested_parentheses,
-                         page_sentences, plural_s, problems, significant_digits, split_sentences, too_long)
+from prose_check import (MAX_WORDS, Sentence, backticks, book_sentences, capitals, duplicates, internal_target,
+                         nested_parentheses, page_sentences, plural_s, problems, significant_digits, split_sentences,
+                         too_long)
 
 
 def test_each_rule_catches_its_fault_and_passes_the_careful_version():
@@ -24,6 +25,9 @@ def test_each_rule_catches_its_fault_and_passes_the_careful_version():
     assert significant_digits(Sentence("p", "FID 194.0309 and PSNR 25.5235 dB.")) == \
         "too many digits: 194.0309, 25.5235"
     assert significant_digits(Sentence("p", "FID 194.0, PSNR 25.52 dB, 1,155,993 parameters, torch 2.11.0.")) is None
+    assert internal_target(Sentence("p", "It ran 19.3x as fast, against a goal of 20x.")) == "internal target"
+    assert internal_target(Sentence("p", "Throughput 140,561 samples/s (target 5, missed).")) == "internal target"
+    assert internal_target(Sentence("p", "It ran 19.3 times as fast as the conventional pipeline.")) is None
 
 
 def test_sentences_split_after_a_full_stop_and_a_sentence_said_twice_is_named():

@@ -16,7 +16,7 @@ from cvae.report.notices import PRINT_LINE_KEY
 
 MARKDOWN_TABLE_WIDTH = 96   # characters of a table row (cells + padding) that fit the A4 text width at \small
 # a notebook cell with this tag is reference material the printed hand-in leaves to the web edition and the CSV
-# downloads (a table of every setting, the performance appendix's measurements); its prose says so with {only} latex
+# downloads (the factorial's table, the performance appendix's tables); its prose says so with {only} latex
 WEB_ONLY_TAG = "web-only"
 SMALL_PRINT_WIDER = 1.25    # how many more fit at \scriptsize: a table up to that much wider prints whole, smaller
 RECORD_PREFIX = "application/papermill.record/"

@@ -86,22 +86,31 @@ PRECISION_METRICS = {  # study column -> label in the precision comparison
 }
 
 
+def precision_differences(study: pd.DataFrame, seed: int) -> dict[str, tuple[float, float, float | None]]:
+    """{criterion: (default precision, fp32, relative difference of the default against fp32 or None)} for the
+    `paper` and `fp32` runs at the base seed, accuracies in %; empty when the fp32 run is absent."""
+    rows = study[study["seed"] == seed].set_index("name")
+    if not {"paper", "fp32"} <= set(rows.index):
+        return {}
+    out = {}
+    for column, label in PRECISION_METRICS.items():
+        if column in rows.columns:
+            scale = 100.0 if "accuracy" in column else 1.0
+            default, full = scale * float(rows.loc["paper", column]), scale * float(rows.loc["fp32", column])
+            out[label] = (default, full, (default - full) / abs(full) if full else None)
+    return out
+
+
 def precision_table(study: pd.DataFrame, seed: int) -> pd.DataFrame:
     """The `paper` (default precision) and `fp32` runs at the base seed side by side, with the relative difference of
     the default against fp32; a one-row note when the fp32 run is absent."""
-    rows = study[study["seed"] == seed].set_index("name")
-    if not {"paper", "fp32"} <= set(rows.index):
+    differences = precision_differences(study, seed)
+    if not differences:
         return pd.DataFrame({"status": ["no fp32 run in this build (the default already trains in fp32 on this "
                                         "machine, or the variant was not selected)"]})
-    out = []
-    for column, label in PRECISION_METRICS.items():
-        if column not in rows.columns:
-            continue
-        scale = 100.0 if "accuracy" in column else 1.0
-        default, full = scale * float(rows.loc["paper", column]), scale * float(rows.loc["fp32", column])
-        out.append({"metric": label, "default precision": significant(default), "fp32": significant(full),
-                    "difference": f"{signed(100 * (default - full) / abs(full))}%" if full else "n/a"})
-    return pd.DataFrame(out).set_index("metric")
+    return pd.DataFrame([{"metric": label, "default precision": significant(default), "fp32": significant(full),
+                          "difference": f"{signed(100 * relative)}%" if relative is not None else "n/a"}
+                         for label, (default, full, relative) in differences.items()]).set_index("metric")
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> Path:
@@ -111,4 +120,5 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-__all__ = ["seeded_table", "search_display", "other_variants", "precision_table", "write_csv", "PRECISION_METRICS"]
+__all__ = ["seeded_table", "search_display", "other_variants", "precision_differences", "precision_table", "write_csv",
+           "PRECISION_METRICS"]
