@@ -463,7 +463,8 @@ def test_chapter_summaries_state_what_the_numbers_show():
     # 10 of 21 classes right: 47.6%, sd 0.5118, t(0.975, 20) 2.0860 -> +-23.3 points over classes
     assert sampling_summary(evaluation) == (
         "Of 2,100 samples, the evaluator assigns 47.6% to the modality they were conditioned on, 95% CI 24.3% to 70.9% "
-        "over classes, where chance is 33.3%, and 50.0% to their class, where chance is 4.8%. It recognises the class "
+        "over classes, where chance is 33.3%, and 50.0% to their class, where chance is 4.8%. A guess among the "
+        "classes of the right modality would be right 14.3% of the time, averaged over classes. It recognises the class "
         "of 84.8% of real test images, so real images lead the samples of the same class by +34.8 points, 95% CI "
         "+32.4 to +37.1 over 21 classes. The lead differs by modality: +34.4 points in PathMNIST, +35.0 in "
         "TissueMNIST and +35.0 in OCTMNIST.")

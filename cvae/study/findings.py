@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cvae.core.formatting import listed, percent, signed
-from cvae.core.labels import DATASET_NAMES, DATASETS, NUM_CLASSES
+from cvae.core.labels import DATASET_NAMES, DATASETS, MODALITY_OF_CLASS, NUM_CLASSES, classes_of_modality
 from cvae.core.spread import RATE_CHANGE, Spread, over_classes, paired_difference, rate_over_classes
 from cvae.study.claims import CLAIMS, TESTS, claims_table, sentence, verdict_counts
 from cvae.study.evidence_gate import missed_text, modality_gate
@@ -230,9 +230,17 @@ def sampling_summary(evaluation: dict) -> str:
     samples = int((evaluation.get("generation_sizes") or {}).get("samples") or 0)
     return (f"Of {samples:,} samples, the evaluator assigns "
             f"{rate('modality_accuracy', 'the modality they were conditioned on', 1 / 3)}, and "
-            f"{rate('class_accuracy', 'their class', 1 / NUM_CLASSES)}. It recognises the class of "
+            f"{rate('class_accuracy', 'their class', 1 / NUM_CLASSES)}. A guess among the classes of the right "
+            f"modality would be right {percent(within_modality_chance())} of the time, averaged over classes. It "
+            f"recognises the class of "
             f"{percent(real_class_accuracy(evaluation).mean)} of real test images, so real images lead the samples "
             f"of the same class by {class_gap(evaluation).points()}. {_gap_by_modality(evaluation)}")
+
+
+def within_modality_chance() -> float:
+    """The class accuracy of a guess among the classes of the right modality, averaged over the 21 classes:
+    (9 * 1/9 + 8 * 1/8 + 4 * 1/4) / 21 = 3/21."""
+    return sum(1 / len(classes_of_modality(MODALITY_OF_CLASS[label])) for label in range(NUM_CLASSES)) / NUM_CLASSES
 
 
 def _gap_by_modality(evaluation: dict) -> str:
