@@ -229,6 +229,12 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
     assert table.loc[("1%", "gain"), "unit"] == "points" and table.loc[("1%", "gain"), "mean"] == "+5.0"
     assert table.loc[("1%", "real only"), "mean"] == "50.0" and table.loc[("1%", "real only"), "unit"] == "%"
     assert fraction_table(fraction_summary({"rows": wild})).loc[("10%", "gain"), "95% CI"] == "uninformative"
+    # gains +1, -1 and 0 points: sd 1 point, so 80% power needs 5.653 * 1 / sqrt(3) = 3.3 points
+    even = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": 0.5 + (gain if arm != "real_only" else 0.0)}
+            for seed, gain in enumerate([0.01, -0.01, 0.0]) for arm in ("real_only", "real_plus_synthetic")]
+    assert fraction_sentence(fraction_summary({"rows": even})).endswith(
+        "neither helped nor hurt detectably. Only a change of about 3 points or more would have been found with 80% "
+        "power.")
     # a gain of -0.04 points is shown as +0.0, never -0.0
     flat = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": real - (0.0004 if arm != "real_only" else 0.0)}
             for seed, real in enumerate([0.50, 0.52, 0.48]) for arm in ("real_only", "real_plus_synthetic")]

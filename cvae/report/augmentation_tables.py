@@ -14,7 +14,8 @@ ARM_NAMES = {"real_only": "real only", "real_plus_synthetic": "real + generated"
 def fraction_summary(result: dict, column: str = "overall") -> pd.DataFrame:
     """From `augmentation_by_fraction`'s result: per (fraction, arm) the mean test accuracy over seeds with its 95%
     interval, and per fraction the paired gain (real plus generated minus real only) in rows with `arm` 'gain';
-    `spans_all` marks an interval that covers every value it can take."""
+    `spans_all` marks an interval that covers every value it can take, `detectable` the smallest true change the
+    seeds would find with 80% power (`Spread.detectable`; None without a spread)."""
     rows = pd.DataFrame(result["rows"])
     out = []
     for fraction, part in rows.groupby("fraction"):
@@ -23,7 +24,8 @@ def fraction_summary(result: dict, column: str = "overall") -> pd.DataFrame:
         spreads = {arm: over_seeds(values, (0.0, 1.0)) for arm, values in by_arm.items()}  # test accuracies
         spreads["gain"] = paired_difference(by_arm["real_plus_synthetic"], by_arm["real_only"], RATE_CHANGE)
         out += [{"fraction": fraction, "arm": arm, "mean": spread.mean, "low": spread.low, "high": spread.high,
-                 "seeds": spread.n, "spans_all": spread.spans_all} for arm, spread in spreads.items()]
+                 "seeds": spread.n, "spans_all": spread.spans_all, "detectable": spread.detectable()}
+                for arm, spread in spreads.items()]
     return pd.DataFrame(out)
 
 
@@ -56,7 +58,10 @@ def _fraction_reading(gains: pd.DataFrame) -> str:
     helped = [f"{f:.0%}" for f, row in gains.iterrows() if pd.notna(row["low"]) and row["low"] > 0]
     hurt = [f"{f:.0%}" for f, row in gains.iterrows() if pd.notna(row["high"]) and row["high"] < 0]
     if not helped and not hurt:
-        return "No interval excludes zero, so on this build the samples neither helped nor hurt detectably."
+        detectable = [100 * value for value in gains["detectable"] if pd.notna(value)]
+        reach = (f" Only a change of about {min(detectable):.0f} points or more would have been found with 80% "
+                 f"power." if detectable else "")
+        return "No interval excludes zero, so on this build the samples neither helped nor hurt detectably." + reach
     said = ([f"helped at {', '.join(helped)}"] if helped else []) + ([f"hurt at {', '.join(hurt)}"] if hurt else [])
     return f"The samples {' and '.join(said)} of the real images, where the interval excludes zero."
 

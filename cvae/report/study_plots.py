@@ -179,8 +179,8 @@ def aux_factorial(rows: pd.DataFrame, original: Mapping[str, float], guess: Mapp
         ax.set_ylabel(f"{head} head (%)")
         ax.set_ylim(0, 102)
         ax.grid(alpha=0.3, axis="y")
-    axes[-1, 0].set_xticks(range(len(cells)), [f"{'one-dataset' if batches == 'single' else 'mixed'} batches\n{encoder}"
-                                              for batches, encoder in cells])
+    ticks = [f"{'one-dataset' if batches == 'single' else 'mixed'}\nbatches\n{encoder}" for batches, encoder in cells]
+    axes[-1, 0].set_xticks(range(len(cells)), ticks)  # three lines each: four cells side by side fit the width
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False)
     return fig

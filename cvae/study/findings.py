@@ -172,7 +172,7 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
     samples_interval = f", 95% CI {percent(samples.low)} to {percent(samples.high)}" if samples.low is not None else ""
     parts = [
         f"**{verdict_line(claims, synthetic)}**",
-        f"We retrained the original's conditional VAE on {data}, {train_images:,} training images for {epochs} "
+        f"We retrained the original's conditional VAE once on {data}, {train_images:,} training images for {epochs} "
         f"epochs with profile `{profile}`, and compared variants over {seeds} seeds. Each claim has a margin fixed "
         f"before any run on MedMNIST.",
         f"Overall, reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
