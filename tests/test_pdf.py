@@ -226,6 +226,16 @@ def test_latex_ready_notebook_adds_markdown_beside_html_only():
     assert "text/markdown" not in notebook["cells"][0]["outputs"][1]["data"]  # the input is not modified
 
 
+def test_the_build_reports_the_page_count_xelatex_wrote():
+    from cvae.publish.pdf import printed_pages
+
+    log = ("Transcript written on x.\nOutput written on book.xdv (3 pages, 100 bytes).\n"
+           "Output written on book.pdf (38 pages).\n")
+    assert printed_pages(log) == 38  # latexmk runs xelatex several times: the last count is the PDF's
+    assert printed_pages("Output written on book.pdf (1 page).") == 1
+    assert printed_pages("! LaTeX Error: nothing written") is None
+
+
 def test_cells_tagged_web_only_are_left_out_of_print():
     from cvae.publish.print_markup import WEB_ONLY_TAG
 
@@ -386,6 +396,7 @@ def test_pdf_has_title_page_contents_figures_numbers_tables_and_references():
     # change that adds pages back fails here
     assert len(pages) == _page_count(pdf) and 15 <= len(pages) <= 40
     LOG.append(f"[pdf test] {len(pages)} pages, {pdf.stat().st_size / 1e6:.1f} MB, built in {seconds:.0f} s")
+    assert any(f"({len(pages)} pages, " in line for line in LOG if line.startswith("[pdf] ")), LOG  # the build says it
     front = load_front_matter()
     title = " ".join(pages[0].split())
     for text in (front.title, front.author_line, front.course, front.date, "Synthetic data."):

@@ -248,6 +248,12 @@ def _toc_docnames(toc: dict) -> list[str]:
     return names
 
 
+def printed_pages(log_text: str) -> int | None:
+    """The PDF's page count as xelatex reports it in its log ('Output written on book.pdf (38 pages)'), or None."""
+    found = re.findall(r"^Output written on \S+ \((\d+) pages?", log_text, flags=re.M)
+    return int(found[-1]) if found else None
+
+
 def _latex_problems(log_text: str) -> list[str]:
     """Undefined references/citations and missing images reported in a LaTeX log."""
     patterns = (r"LaTeX Warning: (Reference|Citation|Hyper reference) .* undefined.*",
@@ -312,9 +318,11 @@ def build_pdf(root: Path = PROJECT_ROOT, report_dir: Path | None = None, log=pri
     shutil.copy2(produced, temporary)
     os.replace(temporary, target)
     manifest.record("pdf", read, root)
-    log(f"[pdf] {target} ({target.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - tick:.0f} s)")
+    pages = printed_pages(log_text)
+    log(f"[pdf] {target} ({f'{pages} pages, ' if pages else ''}{target.stat().st_size / 1e6:.1f} MB, "
+        f"{time.perf_counter() - tick:.0f} s)")
     return target
 
 
-__all__ = ["PRINT_LAST", "printed_toc", "build_pdf", "missing_tex_tools", "require_tex", "title_page", "tex_escape", "latex_config",
-           "stage_sources", "PDF_PATH", "TEX_PACKAGES", "APT_INSTALL"]
+__all__ = ["PRINT_LAST", "printed_toc", "printed_pages", "build_pdf", "missing_tex_tools", "require_tex", "title_page",
+           "tex_escape", "latex_config", "stage_sources", "PDF_PATH", "TEX_PACKAGES", "APT_INSTALL"]
