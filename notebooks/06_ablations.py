@@ -163,7 +163,7 @@ chapter.glue("fig_ablation_curves", study_plots.overlaid_curves({name: r.metrics
 # %% tags=["hide-input"]
 chapter.glue("fig_ablation_samples", study_plots.variant_samples(examples.variant_strips(loaded, seed=seed)))
 
-# %% [markdown]
+# %% [markdown] tags=["web-only"]
 # ## Explore the study
 #
 # Any variant can be set beside the paper's model over any number of seeds. {numref}`fig-explore` shows the
@@ -181,7 +181,7 @@ chapter.glue("fig_ablation_samples", study_plots.variant_samples(examples.varian
 # Data: {glue:text}`data_caption:s`.
 # ```
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "web-only"]
 explore_seed_count = int(explore_seeds) or study_seeds(profile)
 explore.offer(lambda: explore.study_widget(profile, explore_variants, explore_seed_count, int(seed), extra,
                                            config.data_dir or None),

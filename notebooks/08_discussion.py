@@ -35,6 +35,7 @@ synthetic = bool(run.summary["synthetic_data"])
 table = chapter.claims(config, run, study)
 chapter.glue("claims_rule", chapter.md(claim_rules.rule_markdown()))
 chapter.glue("margins", chapter.md(findings.margins_markdown()))
+chapter.glue("intervals", chapter.md(claim_rules.intervals_markdown()))
 chapter.glue("data_label", findings.data_label(synthetic))
 chapter.glue("abstract", chapter.html(findings.abstract(table, evaluation, run.summary, config.epochs, profile,
                                                         run.summary["sizes"]["train"],
@@ -66,6 +67,12 @@ chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
 # The margins, and why each was chosen before the runs:
 #
 # ```{glue:md} margins
+# :format: myst
+# ```
+#
+# How each interval in this book is computed:
+#
+# ```{glue:md} intervals
 # :format: myst
 # ```
 #

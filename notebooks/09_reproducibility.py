@@ -10,6 +10,7 @@ overrides = []
 
 # %% tags=["remove-input"]
 from cvae.report import chapter, provenance
+from cvae.study import rule_history
 
 context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 config, run = context.config, context.run
@@ -24,7 +25,8 @@ chapter.glue("config_hash", config.config_hash())
 # 1. the profile, the configuration hash and the command;
 # 2. the data files and their MD5 checksums against the official release;
 # 3. package versions and hardware;
-# 4. wall time per stage of the build, normalised by this machine's matrix-multiply rate.
+# 4. wall time per stage of the build, normalised by this machine's matrix-multiply rate;
+# 5. when each verdict rule and margin was written, and each later change.
 #
 # How fast the training step runs, what each performance switch gives and what the GPU measurement showed are in
 # {doc}`10_performance`.
@@ -63,6 +65,17 @@ chapter.table(provenance.environment_table(run), "The software and the machine t
 chapter.glue("timing_sentence", provenance.timing_sentence())
 chapter.table(provenance.timing_table(run), "Seconds per stage of this book build, each also normalized by "
               "this machine's fp32 matmul rate, and the run's recorded training time.")
+
+# %% [markdown]
+# ## When the rules were written
+#
+# {glue:text}`medmnist_note:s` Each rule states only what it decides; this table dates each change to a rule or a
+# margin and says what prompted it.
+
+# %% tags=["hide-input"]
+chapter.glue("medmnist_note", rule_history.MEDMNIST_NOTE)
+chapter.table(rule_history.history_table(), "Each change to a verdict rule or margin, with its commit in this "
+              "project's history.")
 
 # %% [markdown]
 # ## Summary

@@ -41,9 +41,6 @@ chapter.glue("workers_sentence", performance.study_workers_sentence(profile, ben
 chapter.table(performance.benchmark_table(benchmark), "The training step's throughput on this machine, against the "
               "conventional pipeline and the matrix-product rate.")
 
-# %% [markdown]
-# ## What each switch gives
-
 # %% tags=["hide-input"]
 switches = performance.cached_switches()
 chapter.glue("switches_sentence", performance.switches_sentence(switches))

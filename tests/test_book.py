@@ -58,7 +58,7 @@ def test_a_figure_whose_data_the_build_lacks_is_left_out_and_a_sentence_says_why
     assert block == "```{glue:figure} fig_x\n:name: fig-x\n\nCaption.\n```\n"
     html, _ = smoke_book()
     page = (html / "report" / "06_ablations.html").read_text()
-    assert "This build did not run the search around them" in page  # the smoke build records no weight search
+    assert "This build did not run the search around our defaults" in page  # the smoke build records no weight search
     assert 'id="fig-sensitivity"' not in page
 
 

@@ -240,14 +240,28 @@ def test_neighbour_separation_is_judged_class_by_class_so_a_better_class_never_h
     assert table.loc["class_overlap", "detectable"].startswith("PCA every class 21.3 points below the margin, at 28.7%")
 
 
-def test_the_margins_are_the_ones_the_rule_says_were_fixed_on_6_december():
-    # changing a margin must also change MARGINS_FIXED, which the rule prints beside the table
+def test_the_margins_are_the_ones_the_dated_history_says_were_fixed():
+    # changing a margin must also add a row to cvae.study.rule_history, which the reproducibility chapter shows
     from cvae.study.claims import MARGINS_FIXED
+    from cvae.study.rule_history import RULE_CHANGES, history_table
 
     assert {key: test.margin for key, test in TESTS.items()} == {
         "best_epoch": 0.9, "latent": 0.02, "deep": 0.05, "aux_heads": 0.05, "modality_clusters": 0.90,
         "class_overlap": 0.50, "reconstructions": 0.05, "samples": 0.90, "class_conditional": 0.10}
-    assert MARGINS_FIXED in RULE and "15fd6c2" in MARGINS_FIXED and "89f5704" in MARGINS_FIXED
+    assert MARGINS_FIXED in RULE and "reproducibility chapter dates each margin" in MARGINS_FIXED
+    commits = [change.commit for change in RULE_CHANGES]
+    assert commits[:2] == ["15fd6c2", "89f5704"] and "70bc335" in commits  # the margins, the head, the last row's
+    assert all(len(commit) == 7 and int(commit, 16) >= 0 for commit in commits) and len(set(commits)) == len(commits)
+    assert history_table().shape == (len(RULE_CHANGES), 3)
+
+
+def test_the_rule_and_the_interval_list_say_no_history_and_name_every_interval_the_book_uses():
+    from cvae.study.claims import INTERVALS, intervals_markdown, rule_markdown
+
+    assert "commit" not in rule_markdown() and "December" not in rule_markdown()
+    assert [line.split(":")[0] for line in intervals_markdown().split("\n")] == [
+        "- Over seeds", "- Over classes", "- Within a class", "- Many tests at once", "- Notation"]
+    assert "leave out the variation between training seeds" in INTERVALS[1]
 
 
 def test_the_discussion_says_a_shared_verdict_once_for_the_claims_that_share_it():
@@ -403,8 +417,9 @@ def test_sentences_state_the_tables_verdict_in_plain_type():
     assert "NOT" not in text and "straddles" not in text
     # a claim about images names the data once, in its reason
     images = sentence(table, "samples", "the synthetic stand-in")
-    assert images.startswith("Samples of different modalities are distinguishable: not testable on this data, because "
-                             "the claim is about medical images and this build used the synthetic stand-in. Measured: ")
+    # a claim the data could not test leaves its numbers to the table: they are not evidence
+    assert images == ("Samples of different modalities are distinguishable: not testable on this data, because the "
+                      "claim is about medical images and this build used the synthetic stand-in.")
 
 
 def test_the_json_report_carries_what_the_readme_names():

@@ -213,6 +213,19 @@ def test_the_precision_sentence_gives_the_largest_difference_of_a_result_and_the
     assert "no native bf16" in precision_sentence(SimpleNamespace(summary={"precision": "fp32"}), differences)
 
 
+def test_the_switch_sentence_names_the_largest_gain_or_that_this_build_did_not_measure_it():
+    from cvae.report.performance import switches_sentence
+
+    result = {"repeats": 3, "steps": 6, "device_name": "a 2-core CPU", "date": "2026-12-08T01:00:00+00:00",
+              "rows": [{"switch": "baseline", "relative_to_baseline": 1.0},
+                       {"switch": "channels_last", "relative_to_baseline": 1.234},
+                       {"switch": "bf16", "relative_to_baseline": 0.9}]}
+    said = switches_sentence(result)
+    assert "medians of 3 rounds of 6 steps, on a 2-core CPU on 2026-12-08." in said
+    assert "The largest gain, 1.23 times the baseline's samples per second, came from channels_last." in said
+    assert switches_sentence(None).startswith("This build did not measure what each performance switch gives")
+
+
 def test_epoch_table_counts_from_one_and_keeps_first_best_and_last_epochs():
     from cvae.report.model_tables import epoch_table, metrics_for_download
 

@@ -84,10 +84,11 @@ def test_one_weight_changes_at_most_the_one_better_on_more_criteria():
     assert decide(search_table(tie, base)) == {}  # two weights tie: none changes
 
 
-def test_the_decision_is_worded_as_our_choice():
+def test_the_decision_names_our_defaults_once():
     base = make_config("quick")
-    assert decision_sentence(None, base, "the synthetic stand-in").startswith(
-        "The defaults (a_l1 = 0.1, a_perc = 0.5, beta_max = 0.1, gamma = 1) are our choice. This build did not run")
+    assert decision_sentence(None, base, "the synthetic stand-in") == (
+        "This build did not run the search around our defaults, a_l1 = 0.1, a_perc = 0.5, beta_max = 0.1, gamma = 1, "
+        "so they stand untested.")
     record = {"decision": {}, "date": "2026-12-06T18:00:00+00:00", "machine": {"processor": "x86_64"}, "seeds": 3}
     text = decision_sentence(record, base, "the synthetic stand-in")
     assert "A search over 3 seeds on the synthetic stand-in, recorded on 2026-12-06 on a machine with x86_64 found" in text

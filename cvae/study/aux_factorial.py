@@ -58,16 +58,11 @@ RULE = (
     "Explained by a cell when it meets the success criterion. Partly explained when a cell's modality head is inside "
     "the band with the probe reading the modality, but the control does not restore it. Inconclusive when no cell "
     "does either, but a cell's interval reaches into the band with the probe reading the modality. Not explained "
-    "when every such interval lies outside the band. The inconclusive outcome was added after an independent review of"
-    " the quick build on the synthetic stand-in. There a cell's mean lay inside the band and its interval crossed the "
-    "band's edge, which the rule had called not explained. Intervals are t-intervals over seeds. A run is evidence "
-    "only if its reconstructions, read the way it was trained, beat the class-mean image. That is, the lower end of "
-    "the 95% interval over classes of the SSIM gain lies above 0, in eval mode for mixed batches and in train mode on "
+    "when every such interval lies outside the band. Intervals are t-intervals over seeds. A run is evidence only if "
+    "its reconstructions, read the way it was trained, beat the class-mean image. That is, the lower end of the 95% "
+    "interval over classes of the SSIM gain lies above 0, in eval mode for mixed batches and in train mode on "
     "one-dataset batches for the others. One run that fails makes the whole experiment not testable at this scale. "
-    "This replaces the rule written first, which read every run in eval mode and also asked for class-true samples. "
-    "The first quick build, also on the stand-in, showed that eval mode breaks any model trained on one-dataset "
-    "batches, whose batch statistics it replaces by a mix of the three datasets, so that rule could never pass the "
-    "cells under test."
+    "The reproducibility chapter dates the two changes this rule went through."
 )
 # the reading that matches how a cell was trained: where its learning gate is read
 TRAINED_READING = {"mixed": "eval", "single": "train_single"}

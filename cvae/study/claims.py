@@ -109,47 +109,45 @@ CLAIMS: tuple[Claim, ...] = (
           '"class-conditional generation remains challenging"', ("main",), about_images=True),
 )
 
-# when the margins of TESTS were fixed, said beside the rule; a test pins the margins so a change must update this
-MARGINS_FIXED = ("on 6 December 2026 in commit 15fd6c2, after test builds on the synthetic stand-in and before any "
-                 "run on real MedMNIST; none has run yet, as the machines that built this project cannot download "
-                 "it. The modality head's test took its present form the same day, in commit 89f5704. On 7 "
-                 "December the samples' test and then the two neighbour tests became class by class, with the same "
-                 "margins, and the claim that class-conditional generation remains challenging got its row and "
-                 "margin, still before any run on MedMNIST")
+# said beside the rule; the dated list of every change is cvae.study.rule_history, which a test ties to the margins
+MARGINS_FIXED = ("before any run on real MedMNIST, which none of this project's machines could download; the "
+                 "reproducibility chapter dates each margin and each later change")
 
 RULE_STEPS = (  # the rule as the discussion lists it, one step an item
-    "Each claim has a test, a margin and a number of seeds, set in the code before this build's runs; the table lists "
-    f"them. The margins were fixed {MARGINS_FIXED}. The latent chapter names the two later changes to the aux-head "
-    "factorial's rule.",
+    "Each claim has a test, a margin and a number of seeds, set in the code before this build's runs and listed in "
+    f"the table. The margins were fixed {MARGINS_FIXED}.",
     "A claim about what medical images look like is not testable on this data when the build used the synthetic "
     "stand-in.",
-    "A claim whose runs failed the learning gate, or whose test needs the original's 150-epoch schedule, is not "
-    "testable at this scale. The gate holds a run to each modality on its own. In every modality, its "
-    "reconstructions must beat the class-mean image, the 95% interval over that modality's classes of the SSIM gain "
-    "lying above 0. The evaluator must also find the conditioned class in its samples at least "
-    f"{100 * GATE_CLASS_ABOVE_CHANCE:.0f} percentage points above chance among that modality's classes, as measured: "
-    "this second criterion reads the rate itself, not an interval. The "
-    "aux-head factorial reads reconstructions alone, pooled over modalities, as it was specified.",
-    "Otherwise the 95% interval of our measurement is read against the margin. The claim is reproduced when the "
-    "interval lies wholly on the claim's side, not reproduced when it lies wholly on the other side, and "
-    "inconclusive when it straddles the margin or when there is no interval.",
-    "Comparisons of runs are paired by seed and use the validation loss at the final KL weight of each run's kept "
+    "A claim is not testable at this scale when its test needs the original's 150-epoch schedule, or when a run "
+    "behind it did not learn. A run has learned when, in each modality, its reconstructions beat the class-mean "
+    "image, the 95% interval of the SSIM gain over that modality's classes lying above 0. In each modality the "
+    f"evaluator must also find the conditioned class in its samples at least {100 * GATE_CLASS_ABOVE_CHANCE:.0f} "
+    "points more often than chance among that modality's classes, a rate read as measured, without an interval. "
+    "The aux-head factorial reads the reconstructions alone, pooled over modalities.",
+    "Otherwise the claim is reproduced when the 95% interval of our measurement lies wholly on the claim's side of "
+    "the margin, not reproduced when it lies wholly on the other side, and inconclusive when it straddles the margin "
+    "or there is no interval.",
+    "Comparisons of runs are paired by seed and use the validation loss at the final KL weight, at each run's kept "
     "checkpoint.",
-    "A rate claimed for every class, of samples or of test images, is judged class by class, because outcomes "
-    "cluster by class. The claim that class-conditional generation remains challenging is about the model as a "
-    "whole, so it reads the gap between real test images and samples of the same class, averaged over the classes "
-    "with a t-interval over the classes. A "
-    "class's samples, or its test images, are independent draws, so each class gets an exact 95% interval over its "
-    "own draws. The claim holds only if every class's interval lies on its side of the margin, which needs no "
-    "correction for the 21 tests. It fails only if some class lies wholly on the other side at the Bonferroni level "
-    "over the classes, since any one class would decide it. A better class never lowers a verdict. A test image's "
-    "share of neighbours with its label lies between 0 and 1, so it varies no more than a yes-or-no outcome with the "
-    "same mean. Neighbours in one figure are not independent, though, since the map is fitted to the same points, so "
-    "for the separation claims the interval may be too narrow. These intervals come from the main run alone and "
-    "leave out the variation between training seeds.",
-    "The detectable effect is the smallest true difference the spread would have found with 80% power. Where it is "
-    "larger than the margin, the seeds were too few to settle the claim unless the interval lies clear of the "
-    "margin.",
+    "A rate claimed for every class holds only if every class's interval lies on the claim's side of the margin. It "
+    "fails if some class lies wholly on the other side at the Bonferroni level over the classes. A better class "
+    "never lowers a verdict.",
+    "The detectable effect is the smallest true difference the seeds or classes would have found with 80% power. "
+    "Where it exceeds the margin, the data were too few to settle the claim unless the interval lies clear of it.",
+)
+INTERVALS = (  # how each kind of interval in the book is computed, listed once in the discussion
+    "Over seeds: a t-interval over the runs' values, or over their paired differences when runs are compared. "
+    "These carry the variation between training seeds.",
+    "Over classes: a t-interval over the 21 per-class values, for a number that sums up the model, such as the SSIM "
+    "gain or the samples' class accuracy. Images of one class are not independent, so the class is the unit. These "
+    "come from the main run alone and leave out the variation between training seeds.",
+    "Within a class: an exact Clopper-Pearson interval over that class's samples or test images. A test image's "
+    "share of neighbours with its label is treated like a yes-or-no outcome with the same mean, which overstates "
+    "its variance. Neighbours in one map are fitted together, though, so these intervals may be too narrow.",
+    "Many tests at once: Holm's correction over the contrasts of the aux heads and over the weight search's "
+    "candidates and criteria; Bonferroni over the classes for a claim about every class.",
+    "Notation: every interval is a 95% interval. In a table, 1.23 (1.10 to 1.36) is a mean and its interval, and "
+    "1.23 ± 0.04 is a mean and the standard deviation over seeds.",
 )
 RULE = " ".join(RULE_STEPS)
 
@@ -157,6 +155,11 @@ RULE = " ".join(RULE_STEPS)
 def rule_markdown() -> str:
     """The rule as a numbered Markdown list (`RULE_STEPS`), as the discussion shows it."""
     return "\n".join(f"{number}. {step}" for number, step in enumerate(RULE_STEPS, 1))
+
+
+def intervals_markdown() -> str:
+    """How each kind of interval is computed (`INTERVALS`), as a Markdown list for the discussion."""
+    return "\n".join(f"- {kind}" for kind in INTERVALS)
 
 
 @dataclass(frozen=True)
@@ -426,12 +429,15 @@ def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
 
 def sentence(table: pd.DataFrame, key: str, data_label: str) -> str:
     """Two sentences stating a claim's verdict from the table: '<Claim>: not reproduced on <data>, because <reason>.
-    Measured: <ours>.' The only way the book words a verdict."""
+    Measured: <ours>.' The only way the book words a verdict. A claim the data could not test leaves its
+    measurement to the table, since it is not evidence either way."""
     row = table.loc[key]
     claim = row["claim"][0].upper() + row["claim"][1:]
     verdict = row["verdict"] if row["verdict"] == "not testable on this data" else f"{row['verdict']} on {data_label}"
-    return f"{claim}: {verdict}, because {row['reason']}. Measured: {row['ours']}."
+    measured = "" if row["verdict"].startswith("not testable") else f" Measured: {row['ours']}."
+    return f"{claim}: {verdict}, because {row['reason']}.{measured}"
 
 
-__all__ = ["CLAIMS", "Claim", "Finding", "RULE", "RULE_STEPS", "rule_markdown", "TESTS", "Test", "VERDICTS",
-           "assess", "claims_report", "claims_table", "detectable_text", "read_against", "sentence", "verdict_counts"]
+__all__ = ["CLAIMS", "Claim", "Finding", "INTERVALS", "RULE", "RULE_STEPS", "rule_markdown", "intervals_markdown",
+           "TESTS", "Test", "VERDICTS", "assess", "claims_report", "claims_table", "detectable_text", "read_against",
+           "sentence", "verdict_counts"]

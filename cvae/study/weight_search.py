@@ -174,8 +174,7 @@ def decision_sentence(record: dict | None, base: Config, data_label: str) -> str
     machine, seeds) and its decision, or how to run it when none is recorded."""
     defaults = ", ".join(f"{w} = {getattr(base, w):g}" for w in GRID)
     if record is None:
-        return (f"The defaults ({defaults}) are our choice. This build did not run the search around them; "
-                "make search PROFILE=... trains it over three seeds, and this section then shows its result.")
+        return f"This build did not run the search around our defaults, {defaults}, so they stand untested."
     decision = record["decision"]
     machine = record.get("machine_text") or f"a machine with {record['machine']['processor']}"
     when = f"A search over {record['seeds']} seeds on {data_label}, recorded on {record['date'][:10]} on {machine}"
@@ -185,7 +184,7 @@ def decision_sentence(record: dict | None, base: Config, data_label: str) -> str
         said = "no candidate beats the default on any criterion without losing on another, so the rule keeps them"
     else:
         said = "the rule would change " + ", ".join(f"{w} to {v:g}" for w, v in decision.items())
-    sentence = f"The defaults ({defaults}) are our choice. {when} found that {said}."
+    sentence = f"Our defaults are {defaults}. {when} found that {said}."
     if decision and record.get("data_source") == "synthetic":
         sentence += (f" {_gains(record)} We depart from the rule, fixed before the search, and keep the defaults: the"
                      " search ran on synthetic images, a default for medical images should be decided on medical"
