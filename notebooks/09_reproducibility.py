@@ -75,7 +75,7 @@ chapter.table(provenance.timing_table(run), "Seconds per stage of this book buil
 # %% tags=["hide-input"]
 chapter.glue("medmnist_note", rule_history.MEDMNIST_NOTE)
 chapter.table(rule_history.history_table(), "Each change to a verdict rule or margin, with its commit in this "
-              "project's history.")
+              "project's history.", stacked=True)
 
 # %% [markdown]
 # ## Summary

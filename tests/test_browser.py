@@ -321,6 +321,18 @@ def test_the_verdict_line_is_on_the_intros_first_screen(site, browser, width, he
 
 
 @pytest.mark.slow
+def test_glued_sentences_read_in_plain_type(site, browser):
+    base, _ = site
+    context, page, _, _ = _open(browser, base, "report/08_discussion")
+    try:
+        weights = page.evaluate("""() => [...document.querySelectorAll('article.bd-article p > span.pasted-text')]
+            .map(e => getComputedStyle(e).fontWeight)""")
+        assert len(weights) >= 4 and set(weights) == {"400"}, weights  # the verdicts, the schedule, the seeds
+    finally:
+        context.close()
+
+
+@pytest.mark.slow
 def test_text_keeps_its_contrast_in_both_themes(site, browser):
     base, _ = site
     for scheme in ("light", "dark"):

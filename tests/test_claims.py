@@ -252,7 +252,8 @@ def test_the_margins_are_the_ones_the_dated_history_says_were_fixed():
     commits = [change.commit for change in RULE_CHANGES]
     assert commits[:2] == ["15fd6c2", "89f5704"] and "70bc335" in commits  # the margins, the head, the last row's
     assert all(len(commit) == 7 and int(commit, 16) >= 0 for commit in commits) and len(set(commits)) == len(commits)
-    assert history_table().shape == (len(RULE_CHANGES), 3)
+    assert history_table().shape == (len(RULE_CHANGES), 2)
+    assert history_table().index[0] == "15fd6c2, 6 December 2026"
 
 
 def test_the_rule_and_the_interval_list_say_no_history_and_name_every_interval_the_book_uses():
