@@ -67,10 +67,11 @@ chapter.table(counts, "Images per dataset and split: those this run uses, those 
 #
 # ## Class balance
 #
-# The subset keeps at most the profile's number of images per class, so small classes keep all their images.
+# {glue:text}`class_balance:s`
 
 # %% tags=["hide-input"]
 per_class = data_tables.class_count_table(data)
+chapter.glue("class_balance", data_tables.class_balance_sentence(per_class, context.config.train_per_class))
 chapter.glue("fig_class_counts", plots.class_counts(per_class))
 
 # %% [markdown]

@@ -166,7 +166,7 @@ factorial_table = aux_factorial.summary_table(factorial) if len(factorial) else 
 # {download}`05_factorial.csv <05_factorial.csv>`.
 #
 # ```{only} latex
-# The printed edition leaves their table to the web edition.
+# The web edition also shows these runs as a table.
 # ```
 #
 # ```{glue:md} factorial_checks

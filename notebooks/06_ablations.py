@@ -159,9 +159,15 @@ chapter.glue("fig_ablation_curves", study_plots.overlaid_curves({name: r.metrics
 # seed (rows).
 # Data: {glue:text}`data_caption:s`.
 # ```
+#
+# {glue:text}`condition_sentence:s`
 
 # %% tags=["hide-input"]
-chapter.glue("fig_ablation_samples", study_plots.variant_samples(examples.variant_strips(loaded, seed=seed)))
+strips = examples.variant_strips(loaded, seed=seed)
+chapter.glue("fig_ablation_samples", study_plots.variant_samples(strips))
+main_strip = examples.variant_strips({"main": run}, seed=seed)["main"]
+chapter.glue("condition_sentence", ablation_tables.condition_sentence(
+    {name: examples.condition_spread(strip) for name, strip in strips.items()}, examples.condition_spread(main_strip)))
 
 # %% [markdown] tags=["web-only"]
 # ## Explore the study
@@ -192,5 +198,5 @@ explore.offer(lambda: explore.study_widget(profile, explore_variants, explore_se
 # ## Summary
 #
 # The runs behind the original's two claims are compared above over seeds; their verdicts are in the
-# {doc}`discussion <08_discussion>`. The loss weights are our choice, and the search section says what a search over
-# seeds found about them.
+# {doc}`discussion <08_discussion>`. The loss weights are our choice; the search section says whether this build
+# tested them.

@@ -24,8 +24,8 @@ config, run = context.config, context.run
 # ## Overview
 #
 # This chapter puts the original report's claims beside what this build measured and judges each by one rule. The
-# claims table and its rule come first, then one section per group of claims, then the limits of this reproduction.
-# The sections give each verdict and its reason; the table holds what was measured for every claim.
+# claims table comes first, then the rule, the margins and how the intervals are computed. One section per group of
+# claims then says why each verdict fell as it did, and the last section states the limits of this reproduction.
 
 # %% tags=["hide-input"]
 evaluation = chapter.evaluation(config)
@@ -47,30 +47,34 @@ chapter.glue("claims_images", chapter.md(findings.group_markdown(
 front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
 
+# %% [markdown]
+# ## The claims
+#
+# The table's verdicts follow the rule below, and the sections after it give each verdict's reason. The factorial
+# behind the last row is in the {doc}`latent chapter <05_latent>`.
+
 # %% tags=["remove-input", "print-page"]
 chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
               f"The original's claims in its own words; what this build measured on {findings.data_label(synthetic)}, "
-              "with each claim's margin; the verdict by the rule stated with the table and, where defined, the "
-              "smallest effect the measurement could detect at 80% power. The last row is the original's open "
-              "question.",
+              "with each claim's margin; the verdict and, where defined, the smallest effect the measurement could "
+              "detect at 80% power. The last row is the original's open question, why its auxiliary heads read near "
+              "chance.",
               stacked=True)
 
 # %% [markdown]
-# The factorial behind the claims table's last row, the original's open question, is in the {doc}`latent chapter <05_latent>`.
-#
-# **The rule** that gives each verdict:
+# ## The rule
 #
 # ```{glue:md} claims_rule
 # :format: myst
 # ```
 #
-# The margins, and why each was chosen before the runs:
+# ## The margins, and why each was chosen
 #
 # ```{glue:md} margins
 # :format: myst
 # ```
 #
-# How each interval in this book is computed:
+# ## How the intervals are computed
 #
 # ```{glue:md} intervals
 # :format: myst
@@ -133,8 +137,8 @@ chapter.glue("diagnosis_summary", findings.verdict_sentence(table, "aux_heads", 
 #
 # ## Limits of this reproduction
 #
-# - The loss weights are our choice: the original's table is missing. A search over seeds, on the validation split,
-#   says what it can about that choice ({doc}`06_ablations`).
+# - The loss weights are our choice: the original's table is missing. {doc}`06_ablations` says whether this build
+#   ran the search over seeds that tests that choice.
 # - The `quick` profile trains on a stratified subset for fewer epochs than the original's 150; only the `full`
 #   profile matches its data and schedule.
 # - Domain FID and KID are measured in an in-project classifier's feature space, so they rank runs of this project

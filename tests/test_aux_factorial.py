@@ -204,7 +204,7 @@ def test_the_open_question_is_the_last_row_of_the_claims_table_and_not_a_claim()
     assert len(table) == 2 and table.index[-1].startswith("why the heads read near chance: \"It is not clear")
     verdicts = table["verdict, and the effect the seeds could detect"]
     assert verdicts.iloc[-1].startswith("explained: trained on one-dataset batches")
-    assert verdicts.iloc[0] == "reproduced: r. Detectable effect: d." and list(table.columns) == [
+    assert verdicts.iloc[0] == "reproduced. Detectable effect: d." and list(table.columns) == [
         "ours, and the margin", "verdict, and the effect the seeds could detect"]
     assert table.iloc[0]["ours, and the margin"] == "x. Margin: m."
     assert len(display_table(claims)) == 1

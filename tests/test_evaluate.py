@@ -233,8 +233,12 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
     even = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": 0.5 + (gain if arm != "real_only" else 0.0)}
             for seed, gain in enumerate([0.01, -0.01, 0.0]) for arm in ("real_only", "real_plus_synthetic")]
     assert fraction_sentence(fraction_summary({"rows": even})).endswith(
-        "neither helped nor hurt detectably. Only a change of about 3 points or more would have been found with 80% "
-        "power.")
+        "neither helped nor hurt detectably. With 80% power the seeds would have found a change of about 3 points at "
+        "1% of the real images.")
+    # each share of the real images has its own spread, so each states its own detectable change
+    two = even + [{**row, "fraction": 0.1, "overall": 0.5 + 3 * (row["overall"] - 0.5)} for row in even]
+    assert fraction_sentence(fraction_summary({"rows": two})).endswith(
+        "a change of about 3 points at 1% of the real images and 10 at 10%.")
     # a gain of -0.04 points is shown as +0.0, never -0.0
     flat = [{"fraction": 0.01, "seed": seed, "arm": arm, "overall": real - (0.0004 if arm != "real_only" else 0.0)}
             for seed, real in enumerate([0.50, 0.52, 0.48]) for arm in ("real_only", "real_plus_synthetic")]

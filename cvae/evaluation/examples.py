@@ -75,7 +75,14 @@ def variant_strips(runs: dict, seed: int = 0) -> dict[str, np.ndarray]:
             for name, run in runs.items()}
 
 
+def condition_spread(strip: np.ndarray) -> float:
+    """How much one model's samples change with the condition: the per-pixel standard deviation across a strip of one
+    sample per class ((21, 28, 28), values in [0, 1]), averaged over the pixels; near 0 when every class decodes to
+    nearly the same image."""
+    return float(np.asarray(strip, dtype=np.float64).std(axis=0).mean())
+
+
 __all__ = [
     "latent_means", "embed_2d", "reconstruction_examples", "generated_by_class",
-    "real_by_class", "pathmnist_rgb_examples", "variant_strips",
+    "real_by_class", "pathmnist_rgb_examples", "variant_strips", "condition_spread",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from cvae.core.formatting import signed
+from cvae.core.formatting import listed, signed
 from cvae.core.spread import RATE_CHANGE, over_seeds, paired_difference
 
 ARM_NAMES = {"real_only": "real only", "real_plus_synthetic": "real + generated", "gain": "gain"}
@@ -58,9 +58,13 @@ def _fraction_reading(gains: pd.DataFrame) -> str:
     helped = [f"{f:.0%}" for f, row in gains.iterrows() if pd.notna(row["low"]) and row["low"] > 0]
     hurt = [f"{f:.0%}" for f, row in gains.iterrows() if pd.notna(row["high"]) and row["high"] < 0]
     if not helped and not hurt:
-        detectable = [100 * value for value in gains["detectable"] if pd.notna(value)]
-        reach = (f" Only a change of about {min(detectable):.0f} points or more would have been found with 80% "
-                 f"power." if detectable else "")
+        # each share has its own spread, so each its own detectable change
+        detectable = [f"{100 * value:.0f} at {fraction:.0%}" for fraction, value in gains["detectable"].items()
+                      if pd.notna(value)]
+        if detectable:
+            detectable[0] = detectable[0].replace(" at ", " points at ", 1) + " of the real images"
+        reach = (" With 80% power the seeds would have found a change of about " + listed(detectable) + "."
+                 if detectable else "")
         return "No interval excludes zero, so on this build the samples neither helped nor hurt detectably." + reach
     said = ([f"helped at {', '.join(helped)}"] if helped else []) + ([f"hurt at {', '.join(hurt)}"] if hurt else [])
     return f"The samples {' and '.join(said)} of the real images, where the interval excludes zero."

@@ -45,6 +45,20 @@ def class_count_table(data: MedMNISTData) -> pd.DataFrame:
     return pd.DataFrame(columns, index=index)
 
 
+def class_balance_sentence(per_class: pd.DataFrame, train_cap: int) -> str:
+    """What the training column of `class_count_table` shows, in one sentence: every class at the same count, or how
+    many classes the profile's cap (`train_per_class`, 0 = none) cut and how many keep all their images."""
+    counts = per_class["train"]
+    if counts.min() == counts.max():
+        return f"Every class has {counts.iloc[0]:,} training images."
+    spread = f"Training images per class range from {counts.min():,} to {counts.max():,}"
+    if not train_cap:
+        return spread + ", as in the files."
+    capped = int((counts >= train_cap).sum())
+    return (f"{spread}: the subset keeps at most {train_cap:,} per class, which cuts {capped} of the "
+            f"{len(counts)} classes, and the other {len(counts) - capped} keep all their images.")
+
+
 __all__ = [
-    "dataset_table", "class_count_table",
+    "dataset_table", "class_count_table", "class_balance_sentence",
 ]

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from cvae.core.formatting import plain, signed_percent, significant
+from cvae.core.formatting import plain, significant
 from cvae.core.original import ORIGINAL
 from cvae.core.paths import PROJECT_ROOT
 
@@ -117,8 +117,8 @@ def switches_sentence(result: dict | None) -> str:
 
 def precision_sentence(run, differences: dict[str, tuple[float, float, float | None]]) -> str:
     """Whether the default precision changes the results, in words: the largest relative difference between the
-    default and fp32 over the result criteria of `differences` (`cvae.report.ablation_tables.precision_differences`),
-    and the change in training time."""
+    default and fp32 over the result criteria of `differences` (`cvae.report.ablation_tables.precision_differences`).
+    Their training times are left out: one run each, and the first run of a build also pays start-up costs."""
     from cvae.report.ablation_tables import PRECISION_METRICS
 
     if run.summary.get("precision") != "bf16-autocast":
@@ -130,12 +130,11 @@ def precision_sentence(run, differences: dict[str, tuple[float, float, float | N
     if not relative:
         return "This machine trains the default under bf16 autocast; this build trained no fp32 run to compare."
     largest = max(relative, key=relative.get)
-    time_change = differences.get(timing, (0, 0, None))[2]
+    # the two runs' wall times are not compared: the first run of a build also pays its start-up costs
     return (f"This machine trains the default under bf16 autocast. The same variant trained in fp32 on the same "
             f"profile, scale and seed differs from it by at most {100 * relative[largest]:.1f}%, in {largest}, over "
-            f"{len(relative)} criteria. This is one seed, so the difference is not set against run-to-run noise."
-            + (f" The default precision changed the training time by {signed_percent(time_change)}."
-               if time_change is not None else ""))
+            f"{len(relative)} criteria. This is one seed, so the difference is not set against run-to-run noise. "
+            f"What each precision does to speed is the switch study's measurement, not these two runs'.")
 
 
 def gpu_study() -> dict | None:

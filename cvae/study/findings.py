@@ -124,7 +124,7 @@ def verdict_line(claims: pd.DataFrame, synthetic: bool = False) -> str:
     parts = [f"{n} {verdict}" for verdict, n in counts.items() if n or verdict in ("reproduced", "not reproduced")]
     line = f"{len(claims)} claims of the original: " + ", ".join(parts) + "."
     if synthetic:
-        line += " On the synthetic stand-in these verdicts test the pipeline and say nothing about MedMNIST."
+        line += " On the stand-in these verdicts test the pipeline, not MedMNIST."
     return line
 
 
@@ -137,21 +137,19 @@ def margins_markdown() -> str:
 
 def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd.DataFrame:
     """The claims table for reading, indexed by the claim with the original's words: ours with the margin, and the
-    verdict with its reason and the detectable effect. `open_question` (`cvae.study.aux_factorial.claims_row`) adds
-    the original's open question as a last row, not counted among its claims."""
+    verdict with the detectable effect. The reasons are the discussion's sections, said once there. `open_question`
+    (`cvae.study.aux_factorial.claims_row`) adds the original's open question as a last row, not counted among its
+    claims; no section discusses it, so its row keeps its reason."""
     if open_question is not None:
         claims = pd.concat([claims, pd.DataFrame([open_question], index=["open_question"])])
     rows = list(claims.iterrows())  # three columns, so that the table fits a printed page and a phone's width
-    reasons = [row["reason"] for _, row in rows]
-    reasons = [reasons[0]] + ["as above" if reason == above else reason
-                              for above, reason in zip(reasons, reasons[1:])]  # each reason said once
     return pd.DataFrame({
         "claim: the original's words": [f"{row['claim']}: {row['original']}" for _, row in rows],
         "ours, and the margin": [f"{row['ours']}. Margin: {row['margin']}." for _, row in rows],
         "verdict, and the effect the seeds could detect": [  # no effect to detect where the data cannot test it
-            f"{row['verdict']}: {reason}." + (f" Detectable effect: {row['detectable']}."
-                                             if row["verdict"] != "not testable on this data" else "")
-            for (_, row), reason in zip(rows, reasons)],
+            row["verdict"] + (f": {row['reason']}" if key == "open_question" else "") + "."
+            + (f" Detectable effect: {row['detectable']}." if row["verdict"] != "not testable on this data" else "")
+            for key, row in rows],
     }).set_index("claim: the original's words")  # the table shows the index's name in its one header row
 
 
@@ -166,20 +164,20 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
     evaluator = real_class_accuracy(evaluation).mean
     gate = main_run_gate(evaluation)
     gain = (evaluation.get("recon_ssim_gain_over_class_mean") or {}).get("overall")
-    gain_text = (f", a gain of {gain['mean']:+.3f}, 95% CI {gain['low']:+.3f} to {gain['high']:+.3f} over "
-                 f"classes" if gain and gain.get("low") is not None else "")
+    gain_text = (f", a gain of {signed(gain['mean'], 3)}, 95% CI {signed(gain['low'], 3)} to "
+                 f"{signed(gain['high'], 3)} over classes" if gain and gain.get("low") is not None else "")
     samples = over_classes([row["class_accuracy"] for row in evaluation["conditional_per_class"]])
     samples_interval = f", 95% CI {percent(samples.low)} to {percent(samples.high)}" if samples.low is not None else ""
     parts = [
         f"**{verdict_line(claims, synthetic)}**",
         f"We retrained the original's conditional VAE once on {data}, {train_images:,} training images for {epochs} "
-        f"epochs with profile `{profile}`, and compared variants over {seeds} seeds. Each claim has a margin fixed "
-        f"before any run on MedMNIST.",
+        f"epochs with profile `{profile}`, and compared variants over {seeds} seeds. Margins were fixed before any "
+        f"run on MedMNIST.",
         f"Overall, reconstructions reach SSIM {ssim:.3f}" + (f" against {baseline:.3f} for each image's class mean" if
                                                      baseline is not None else "") + f"{gain_text}. "
         f"Averaged over classes, a separate classifier recognises the class of {percent(samples.mean)} of "
         f"samples{samples_interval}, and of {percent(evaluator)} of test images, against chance at "
-        f"{percent(1 / NUM_CLASSES)}.",
+        f"{percent(within_modality_chance())} within the right modality.",
     ]
     gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
     if not gate.ok:

@@ -28,10 +28,11 @@ RULE_CHANGES = (
     RuleChange("6 December", "89f5704", "the modality head's test became the original's: within 5 points of a guess "
                "in the label proportions", "the original's 39% is what such a guess scores on its validation mix"),
     RuleChange("6 December", "149335b", "the aux-head factorial reads each run's learning gate the way the run was "
-               "trained, and no longer asks for class-true samples", "the first quick build showed that eval mode "
-               "breaks any model trained on one-dataset batches, so the first rule could never pass those cells"),
+               "trained, and no longer asks for class-true samples", "the first quick build, on the stand-in, showed "
+               "that eval mode breaks any model trained on one-dataset batches, so the first rule could never pass "
+               "those cells"),
     RuleChange("7 December", "23b96e3", "the aux-head factorial got its inconclusive outcome", "a reviewer of the "
-               "quick build found a cell whose interval crossed the band's edge called not explained"),
+               "quick build on the stand-in found a cell whose interval crossed the band's edge called not explained"),
     RuleChange("7 December", "11b5402", "the samples' test became class by class, with the same margin",
                "samples cluster by class, so they are not independent draws"),
     RuleChange("7 December", "c6fe79f", "the two neighbour tests became class by class, with the same margins, and "
