@@ -300,7 +300,7 @@ def test_the_variant_samples_sentence_counts_the_strips_that_do_not_change_with_
     assert condition_spread(flat) == 0.0
     assert condition_spread(varied) == pytest.approx(np.std(np.arange(21) / 20))  # 0.303
     said = ablation_tables.condition_sentence({"paper": 0.01, "deep": 0.2, "fp32": 0.049}, 0.303)
-    assert said == ("The main run's samples vary by 0.303 in pixel standard deviation across the 21 classes, on a 0 to 1 "
-                    "scale. Of the 3 variants, 2 vary by less than 0.05: their decoders give nearly one image whatever "
+    assert said == ("The main run's samples vary by 0.303 in pixel standard deviation across the 21 classes, on a 0 to "
+                    "1 scale. Of the 3 variants, 2 vary by less than 0.05: their decoders give nearly one image whatever "
                     "the class, as their uniform strips show.")
     assert ablation_tables.condition_sentence({"paper": 0.2}, 0.3).endswith("so each decodes the classes apart.")

@@ -26,7 +26,8 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     "encoder_conditioned": ("yes", "original", "the embeddings enter the encoder too (see the latent chapter)"),
     "perceptual_seed": ("unseeded", "reproduction", "the frozen random CNN is seeded so runs repeat"),
     "a_mse": ("missing", "reproduction", "per-sample sum over 784 pixels: the Gaussian log-likelihood term"),
-    "a_l1": ("missing", "reproduction", "our choice: an earlier one-seed search on the stand-in moved it from 0.5 (the method chapter)"),
+    "a_l1": ("missing", "reproduction",
+             "our choice: an earlier one-seed search on the stand-in moved it from 0.5 (the method chapter)"),
     "a_perc": ("missing", "reproduction", "half weight on the sum over 32x7x7 frozen-CNN features"),
     "beta_max": ("missing", "reproduction", "unit-weight pixel sums imply sigma^2 = 0.5; beta < 1 tightens it"),
     "beta_warmup_epochs": ("20", "original", "beta = 0 while t <= this (epoch e trains with t = e - 1, so beta is "
