@@ -59,6 +59,7 @@ for key in ("epochs", "batch_size", "beta_warmup_epochs", "beta_ramp_epochs", "l
 # %% [markdown]
 # ## Loss per epoch
 #
+# ````{container} print-tall
 # ```{glue:figure} fig_loss
 # :name: fig-loss
 #
@@ -68,6 +69,7 @@ for key in ("epochs", "batch_size", "beta_warmup_epochs", "beta_ramp_epochs", "l
 # checkpoint's epoch.
 # Data: {glue:text}`data_caption:s`.
 # ```
+# ````
 
 # %% tags=["hide-input"]
 metrics = run.metrics

@@ -577,3 +577,18 @@ def test_the_printed_edition_leaves_reference_tables_to_the_web_and_says_so():
     assert tagged == {"05_latent": 1, "10_performance": 4}
     for download in ("02_hyperparameters.csv", "05_factorial.csv"):
         assert list((site / "_downloads").glob(f"*/{download}")), download
+
+
+@pytest.mark.slow
+def test_the_loss_curves_print_taller_than_other_figures_so_their_labels_stay_readable():
+    # eight panels in four rows: at the 0.38 text-height cap of other figures they printed 2.9 in wide
+    pdf, _ = smoke_pdf()
+    pages = _pages(pdf)
+    (page,) = [index + 1 for index, caption in _captions(pages) if "the original’s Figure 1" in caption
+               or "the original's Figure 1" in caption]
+    listing = subprocess.run([_poppler("pdfimages"), "-list", "-f", str(page), "-l", str(page), str(pdf)],
+                             capture_output=True, text=True, check=True).stdout.splitlines()[2:]
+    (row,) = [line.split() for line in listing if line.split()[2] == "image"]
+    height_in, ppi = int(row[4]) / int(row[13]), int(row[13])
+    text_height_in = (297 - 20 - 22) / 25.4  # A4 less the vmargin of cvae.publish.pdf
+    assert 0.5 * text_height_in <= height_in <= 0.53 * text_height_in and ppi >= 200, (height_in, ppi)

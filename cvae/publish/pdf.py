@@ -138,6 +138,10 @@ PREAMBLE = r"""
 % after it fills the page it would have left half empty
 \@namedef{sphinxclasstag_print-page}{\begin{table}[p]\let\small\scriptsize\scriptsize}
 \@namedef{endsphinxclasstag_print-page}{\end{table}}
+% a figure inside a "print-tall" container (the eight panels of the loss curves) may take 0.52 of the text height, so
+% that its width, which the height cap sets for a tall figure, leaves its labels readable
+\@namedef{sphinxclassprint-tall}{\spx@image@maxheight=0.52\textheight}
+\@namedef{endsphinxclassprint-tall}{}
 \makeatother
 % the landing page's headings print as line blocks (it precedes the chapters): one never ends a page alone
 \AtBeginEnvironment{DUlineblock}{\needspace{5\baselineskip}}
