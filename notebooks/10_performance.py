@@ -22,7 +22,7 @@ config, run = context.config, context.run
 # measurement showed. None of it changes a result of the report.
 #
 # ```{only} latex
-# The printed edition gives these measurements in words; the web edition also shows their tables.
+# The web edition also shows these measurements as tables.
 # ```
 
 # %% [markdown]

@@ -105,8 +105,8 @@ def switch_table(result: dict) -> pd.DataFrame:
 def switches_sentence(result: dict | None) -> str:
     """Where the switch study comes from (machine and date), or how to produce it."""
     if result is None:
-        return ("This build did not measure what each performance switch gives, since that study takes minutes: "
-                "make bench measures it on this machine, and the next build shows it here.")
+        return ("This build did not measure what each performance switch gives, since that study takes minutes; "
+                "make bench measures it.")
     best = max(result["rows"], key=lambda row: row["relative_to_baseline"])
     return (f"The switch study times each switch alone on top of a naive fp32 loop with the default memory layout, "
             f"round-robin in one run of python -m cvae bench --switches: batch 256, medians of {result['repeats']} "
