@@ -24,7 +24,7 @@ config, run = context.config, context.run
 # ## Overview
 #
 # This chapter puts the original report's claims beside what this build measured and judges each by one rule. The
-# claims table comes first, then the rule, the margins and how the intervals are computed. One section per group of
+# rule, the margins and how the intervals are computed come first, then the claims table. One section per group of
 # claims then says why each verdict fell as it did, and the last section states the limits of this reproduction.
 
 # %% tags=["hide-input"]
@@ -48,20 +48,6 @@ front = load_front_matter()
 chapter.glue("front_line", f"{front.author_line} · {front.course} · {front.date}")
 
 # %% [markdown]
-# ## The claims
-#
-# The table's verdicts follow the rule below, and the sections after it give each verdict's reason. The factorial
-# behind the last row is in the {doc}`latent chapter <05_latent>`.
-
-# %% tags=["remove-input", "print-page"]
-chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
-              f"The original's claims in its own words; what this build measured on {findings.data_label(synthetic)}, "
-              "with each claim's margin; the verdict and, where defined, the smallest effect the measurement could "
-              "detect at 80% power. The last row is the original's open question, why its auxiliary heads read near "
-              "chance.",
-              stacked=True)
-
-# %% [markdown]
 # ## The rule
 #
 # ```{glue:md} claims_rule
@@ -79,7 +65,22 @@ chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
 # ```{glue:md} intervals
 # :format: myst
 # ```
+
+# %% [markdown]
+# ## The claims
 #
+# The table's verdicts follow the rule above, and the sections after the table give each verdict's reason. The
+# factorial behind its last row is in the {doc}`latent chapter <05_latent>`.
+
+# %% tags=["remove-input", "print-page"]
+chapter.table(findings.display_table(table, aux_factorial.claims_row(study)),
+              f"The original's claims in its own words; what this build measured on {findings.data_label(synthetic)}, "
+              "with each claim's margin; the verdict and, where defined, the smallest effect the measurement could "
+              "detect at 80% power. The last row is the original's open question, why its auxiliary heads read near "
+              "chance.",
+              stacked=True)
+
+# %% [markdown]
 # ## The best epoch and the KL schedule
 
 # %% tags=["hide-input"]
@@ -111,11 +112,11 @@ chapter.glue("diagnosis_summary", findings.verdict_sentence(table, "aux_heads", 
 # %% [markdown]
 # {glue:text}`diagnosis_summary:s`
 #
-# Two mechanisms could push such heads towards chance. The condition enters the decoder, so the latent code only
-# needs what the condition does not say {cite:p}`sohn2015cvae,kingma2014semi`, and $\mu$ may carry little class
-# information. But the condition enters the encoder too, which can just as well copy the label into $\mu$. And heads
-# with dropout and batch normalisation read in training mode, or an aux loss of a few nats beside summed pixel
-# losses, lower the reported accuracy. The {doc}`latent chapter <05_latent>` tests both on runs over
+# Two kinds of cause could push such heads towards chance: what $\mu$ carries, and how the heads are trained and
+# read. The condition enters the decoder, so the latent code only needs what the condition does not say
+# {cite:p}`sohn2015cvae,kingma2014semi`, and $\mu$ may carry little class information. But the condition enters the
+# encoder too, which can just as well copy the label into $\mu$. As for the heads, dropout and batch normalisation
+# read in training mode, or an aux loss of a few nats beside summed pixel losses, lower the reported accuracy. The {doc}`latent chapter <05_latent>` tests both on runs over
 # {glue:text}`diagnosis_seeds:d` seeds. Whatever it finds is a property of this pipeline, not a statement about the
 # original's code, which is not available.
 #

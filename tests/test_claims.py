@@ -260,8 +260,10 @@ def test_the_rule_and_the_interval_list_say_no_history_and_name_every_interval_t
     from cvae.study.claims import INTERVALS, intervals_markdown, rule_markdown
 
     assert "commit" not in rule_markdown() and "December" not in rule_markdown()
-    assert [line.split(":")[0] for line in intervals_markdown().split("\n")] == [
-        "- Over seeds", "- Over classes", "- Within a class", "- Many tests at once", "- Notation"]
+    assert [" ".join(line.split()[:4]) for line in intervals_markdown().split("\n")] == [
+        "- Over seeds: a", "- Over classes: a", "- Within a class:", "- Many tests at", "- A rate that",
+        "- Notation: every interval"]
+    assert "100% in each of 2 seeds gives 15.8% to 100%" in INTERVALS[4]  # 0.025 ** (1 / 2) = 0.158
     assert "leave out the variation between training seeds" in INTERVALS[1]
 
 

@@ -222,8 +222,10 @@ def test_augmentation_gain_is_stated_in_percentage_points_with_its_interval():
     said = fraction_sentence(fraction_summary({"rows": wild}))
     assert ("95% CI +2.5 to +7.5; and by +33.3 at 10%, with an interval that spans every change a rate can make. "
             "Each") in said  # a change stays in +-100 points, and an interval that covers all of it says nothing
-    assert said.endswith("Each change is over 3 seeds. The samples helped at 1% of the real images, where the "
-                         "interval excludes zero.")
+    assert ("Each change is over 3 seeds. The samples helped at 1% of the real images, where the interval excludes "
+            "zero.") in said
+    assert said.endswith("below its 50.0% with 1%: with a fixed number of training steps it did not use the extra "
+                         "images, so these gains say little about augmentation.")  # real only: 33.3% at 10%
     table = fraction_table(summary)
     assert list(table.index.get_level_values("classifier")) == ["real only", "real + generated", "gain"]
     assert table.loc[("1%", "gain"), "unit"] == "points" and table.loc[("1%", "gain"), "mean"] == "+5.0"
@@ -340,3 +342,19 @@ def test_the_diagnosis_counts_the_seeds_its_contrasts_share_with_the_control():
     more_control = study[study["name"] == "paper"].assign(seed=lambda t: t["seed"] + 3)  # the claims' extra seeds
     assert diagnosis.contrast_seeds(pd.concat([study, more_control])) == 3
     assert diagnosis.contrast_seeds(study[study["name"] == "paper"]) == 0
+
+
+def test_the_augmentation_sentence_warns_when_more_real_images_did_not_help_the_real_only_classifier():
+    from cvae.report.augmentation_tables import fraction_sentence, fraction_summary
+
+    def rows(accuracies):
+        return [{"fraction": fraction, "seed": seed, "arm": arm, "overall": accuracy + 0.01 * seed}
+                for fraction, accuracy in accuracies.items() for seed in range(3)
+                for arm in ("real_only", "real_plus_synthetic")]
+
+    rising = fraction_sentence(fraction_summary({"rows": rows({0.01: 0.3, 0.1: 0.5, 1.0: 0.7})}))
+    assert "say little about augmentation" not in rising
+    falling = fraction_sentence(fraction_summary({"rows": rows({0.01: 0.3, 0.1: 0.42, 1.0: 0.4})}))
+    assert falling.endswith("The real-only classifier scored 41.0% with 100% of the real images, below its 43.0% "
+                            "with 10%: with a fixed number of training steps it did not use the extra images, so "
+                            "these gains say little about augmentation.")

@@ -116,6 +116,7 @@ PREAMBLE = r"""
 % fncychap banner: about 15 pages fewer), unless less than 0.15 of that page is left (0.33 broke pages that were
 % nearly empty: the smoke PDF had 46 pages with 0.15, 48 with 0.33)
 \usepackage{needspace}
+\usepackage{placeins}
 \makeatletter
 \renewcommand\chapter{\par\needspace{0.15\textheight}\addvspace{2\baselineskip}\global\@topnum\z@\@afterindentfalse
   \secdef\@chapter\@schapter}
@@ -134,10 +135,11 @@ PREAMBLE = r"""
 \@namedef{endsphinxclasstag_print-small}{}
 \@namedef{sphinxclassprint-small}{\let\small\scriptsize\scriptsize}
 \@namedef{endsphinxclassprint-small}{}
-% a cell tagged "print-page" (the claims table) prints small on a page of its own, a float: the text before and
-% after it fills the page it would have left half empty
+% a cell tagged "print-page" (the claims table) prints small on a page of its own, a float: the text before it fills
+% the page it would have left half empty, and a barrier after it keeps the next section after it (the table had
+% floated into the middle of the margins' list, two sections on)
 \@namedef{sphinxclasstag_print-page}{\begin{table}[p]\let\small\scriptsize\scriptsize}
-\@namedef{endsphinxclasstag_print-page}{\end{table}}
+\@namedef{endsphinxclasstag_print-page}{\end{table}\FloatBarrier}
 % a figure inside a "print-tall" container (the eight panels of the loss curves) may take 0.52 of the text height, so
 % that its width, which the height cap sets for a tall figure, leaves its labels readable
 \@namedef{sphinxclassprint-tall}{\spx@image@maxheight=0.52\textheight}

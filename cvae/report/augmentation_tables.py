@@ -50,7 +50,19 @@ def fraction_sentence(summary: pd.DataFrame) -> str:
     parts = [_gain_text(row, fraction, position == 0) for position, (fraction, row) in enumerate(gains.iterrows())]
     joined = parts[0] if len(parts) == 1 else "; ".join(parts[:-1]) + "; and " + parts[-1]
     return (f"Adding the samples changed the test accuracy {joined}. Each change is over {int(gains['seeds'].min())} "
-            f"seeds. " + _fraction_reading(gains))
+            f"seeds. " + _fraction_reading(gains) + _undertrained(summary))
+
+
+def _undertrained(summary: pd.DataFrame) -> str:
+    """A warning when the real-only classifier scored lower with all of its share of real images than with a smaller
+    share: at a fixed number of training steps it had not learned what more data offers, so the gains say little."""
+    real = summary[summary["arm"] == "real_only"].set_index("fraction")["mean"].sort_index()
+    smaller = real.iloc[:-1]
+    if smaller.empty or real.iloc[-1] >= smaller.max():
+        return ""
+    return (f" The real-only classifier scored {100 * real.iloc[-1]:.1f}% with {real.index[-1]:.0%} of the real "
+            f"images, below its {100 * smaller.max():.1f}% with {smaller.idxmax():.0%}: with a fixed number of "
+            f"training steps it did not use the extra images, so these gains say little about augmentation.")
 
 
 def _fraction_reading(gains: pd.DataFrame) -> str:

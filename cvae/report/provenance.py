@@ -86,15 +86,14 @@ def timing_table(run) -> pd.DataFrame:
 
 
 def timing_sentence() -> str:
-    """The machine rate the timings are normalized by, and the budget of this profile's cold build."""
+    """The machine rate the timings are normalized by (the driver keeps the profile's budget to itself: a book states
+    no internal targets)."""
     timings = read_timings()
     if not timings.get("fp32_gflops"):
         return "The driver's timings are not available (the notebooks were run by hand)."
-    budget = timings.get("budget_gflop")
     return (f"This machine multiplies fp32 matrices at {timings['fp32_gflops']:,.0f} GFLOP/s, measured at the start "
             "of the build; the rate falls while other work shares the cores, so the appendix's benchmark, measured at "
-            "another time, may read differently. A stage's normalized cost is its seconds times that rate"
-            + (f"; a cold build of this profile has a budget of {budget:,} GFLOP." if budget else "."))
+            "another time, may read differently. A stage's normalized cost is its seconds times that rate.")
 
 
 __all__ = [

@@ -49,7 +49,8 @@ TESTS: dict[str, Test] = {
     "best_epoch": Test("well before the end", 0.9, "best epoch before 90% of the schedule",
                        "'best results after 79 epochs' of 150 is 53%; the last tenth is what 'the end' means"),
     "latent": Test("clearly lower", 0.02, "latent 64's loss at least 2% above latent 128's",
-                   "'reduces significantly' asks for a gain a reader would act on; 2% of the loss is the smallest"),
+                   "'reduces significantly' asks for a gain a reader would act on, and we take 2% of the loss as the "
+                   "smallest such gain"),
     "deep": Test("no better", 0.05, "the deeper model's loss not more than 5% below the original's",
                  "the original concludes that its network already has enough capacity, which needs the deeper model "
                  "to be no better by more than a gain worth four times the parameters; a worse one supports it too"),
@@ -146,6 +147,9 @@ INTERVALS = (  # how each kind of interval in the book is computed, listed once 
     "its variance. Neighbours in one map are fitted together, though, so these intervals may be too narrow.",
     "Many tests at once: Holm's correction over the contrasts of the aux heads and over the weight search's "
     "candidates and criteria; Bonferroni over the classes for a claim about every class.",
+    "A rate that is 100% in every seed or class has no spread. Its lower bound is the mean rate at which all of "
+    "them would read 100% with probability 2.5%, so 100% in each of 2 seeds gives 15.8% to 100%; 0% mirrors it. "
+    "Intervals of a rate are cut at 0 and 100%, and with 2 seeds a t-interval is wide: its critical value is 12.7.",
     "Notation: every interval is a 95% interval. In a table, 1.23 (1.10 to 1.36) is a mean and its interval, and "
     "1.23 ± 0.04 is a mean and the standard deviation over seeds.",
 )
