@@ -116,9 +116,9 @@ chapter.glue("diagnosis_summary", findings.verdict_sentence(table, "aux_heads", 
 # read. The condition enters the decoder, so the latent code only needs what the condition does not say
 # {cite:p}`sohn2015cvae,kingma2014semi`, and $\mu$ may carry little class information. But the condition enters the
 # encoder too, which can just as well copy the label into $\mu$. As for the heads, dropout and batch normalisation
-# read in training mode, or an aux loss of a few nats beside summed pixel losses, lower the reported accuracy. The {doc}`latent chapter <05_latent>` tests both on runs over
-# {glue:text}`diagnosis_seeds:d` seeds. Whatever it finds is a property of this pipeline, not a statement about the
-# original's code, which is not available.
+# read in training mode, or an aux loss of a few nats beside summed pixel losses, lower the reported accuracy. The
+# {doc}`latent chapter <05_latent>` tests both on runs over {glue:text}`diagnosis_seeds:d` seeds. Whatever it finds
+# is a property of this pipeline, not a statement about the original's code, which is not available.
 #
 # ## Latent size and depth
 #
