@@ -240,6 +240,18 @@ def test_neighbour_separation_is_judged_class_by_class_so_a_better_class_never_h
     assert table.loc["class_overlap", "detectable"].startswith("PCA every class 21.3 points below the margin, at 28.7%")
 
 
+def test_the_aux_head_row_says_when_its_interval_is_too_wide_to_ever_show_near_chance():
+    # 90.5% +- 6.1 over 2 seeds: t(0.975, 1) = 12.71, half-width 54.6 points, cut at 100%: 35.9% to 100%
+    from cvae.core.spread import rate_over_classes
+
+    wide = rate_over_classes([0.862, 0.948], kind="seeds")
+    assert wide.high == 1.0 and round(100 * wide.low) == 36
+    row = claims_table(evidence(aux_modality=wide)).loc["aux_heads"]
+    assert row["detectable"].endswith(f"; the interval spans {100 * (1.0 - wide.low):.0f} points and the band 10, so "
+                                      "at this spread even a head exactly at the guess could not be called near chance")
+    assert "band" not in claims_table(evidence(aux_modality=_seeds(0.40, 0.03))).loc["aux_heads", "detectable"]
+
+
 def test_the_margins_are_the_ones_the_dated_history_says_were_fixed():
     # changing a margin must also add a row to cvae.study.rule_history, which the reproducibility chapter shows
     from cvae.study.claims import MARGINS_FIXED

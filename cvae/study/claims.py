@@ -281,7 +281,12 @@ def _aux_heads(e: dict) -> Finding:
         verdict, reason = "not reproduced", "the interval lies outside the band around chance"
     else:
         verdict, reason = "inconclusive", "the interval straddles the band's edge"
-    return Finding(ours, verdict, reason, detectable_text(modality, "points"))
+    # the claim holds only inside the band, so an interval wider than the band can never show it, whatever the head
+    narrow_enough = modality.low is None or modality.high - modality.low <= high - low
+    band = "" if narrow_enough else (
+        f"; the interval spans {100 * (modality.high - modality.low):.0f} points and the band "
+        f"{100 * (high - low):.0f}, so at this spread even a head exactly at the guess could not be called near chance")
+    return Finding(ours, verdict, reason, detectable_text(modality, "points") + band)
 
 
 def _separation(target: str, test: str, claimed_above: bool) -> Callable[[dict], Finding]:
