@@ -129,6 +129,8 @@ def test_hyperparameter_table_lists_every_field_with_its_source():
     assert table.loc["a_mse", "source"] == "reproduction" and table.loc["a_mse", "original"] == "missing"
     assert table.loc["lr", "source"] == "original"
     assert table.loc["epochs", "source"] == "profile smoke" and table.loc["epochs", "this run"] == "3"
+    uncapped = model_tables.hyperparameter_table(make_config("smoke", {"train_per_class": 0, "eval_per_class": 0}))
+    assert uncapped.loc["train_per_class", "this run"] == "all" == uncapped.loc["eval_per_class", "this run"]
 
 
 def test_data_notice_is_titled_for_each_kind_of_data():

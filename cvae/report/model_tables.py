@@ -125,6 +125,8 @@ def hyperparameter_table(config: Config, profile: str | None = None) -> pd.DataF
         shown = ",".join(map(str, value)) if isinstance(value, tuple) else (value if value != "" else "(default)")
         if f.name == "data_dir" and value:
             shown = _folder_for_reader(value)
+        elif f.name in ("train_per_class", "eval_per_class") and value == 0:  # 0 is the field's "no cap"
+            shown = "all"
         rows.append({"setting": f.name, "this run": str(shown), "original": original, "source": source, "why": why})
     return pd.DataFrame(rows).set_index("setting")
 
