@@ -250,6 +250,9 @@ def test_the_aux_head_row_says_when_its_interval_is_too_wide_to_ever_show_near_c
     assert row["detectable"].endswith(f"; the interval spans {100 * (1.0 - wide.low):.0f} points and the band 10, so "
                                       "at this spread even a head exactly at the guess could not be called near chance")
     assert "band" not in claims_table(evidence(aux_modality=_seeds(0.40, 0.03))).loc["aux_heads", "detectable"]
+    # 100% on each of 5 seeds bounds the mean above 47.8%, wholly outside the band: decided, no warning
+    identical = claims_table(evidence(aux_modality=rate_over_classes([1.0] * 5, kind="seeds"))).loc["aux_heads"]
+    assert identical["verdict"] == "not reproduced" and "band" not in identical["detectable"]
 
 
 def test_the_margins_are_the_ones_the_dated_history_says_were_fixed():

@@ -281,8 +281,10 @@ def _aux_heads(e: dict) -> Finding:
         verdict, reason = "not reproduced", "the interval lies outside the band around chance"
     else:
         verdict, reason = "inconclusive", "the interval straddles the band's edge"
-    # the claim holds only inside the band, so an interval wider than the band can never show it, whatever the head
-    narrow_enough = modality.low is None or modality.high - modality.low <= high - low
+    # the claim holds only inside the band, so an interval from a spread wider than the band can never show it, whatever
+    # the head; a decided verdict, or a bound from identical seeds, needs no such warning
+    narrow_enough = (modality.low is None or modality.exact_bound or verdict != "inconclusive"
+                     or modality.high - modality.low <= high - low)
     band = "" if narrow_enough else (
         f"; the interval spans {100 * (modality.high - modality.low):.0f} points and the band "
         f"{100 * (high - low):.0f}, so at this spread even a head exactly at the guess could not be called near chance")
