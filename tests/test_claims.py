@@ -556,3 +556,24 @@ def test_a_deeper_model_reliably_worse_is_no_better_and_the_reason_says_it_was_w
                                            "better' allows but 'very similar' does not")
     around_zero = claims_table(evidence(deep=_seeds(0.021, 0.046)))
     assert around_zero.loc["deep", "reason"] == "the interval lies wholly above -5%"
+
+
+def test_the_abstract_names_the_claims_whose_study_runs_failed_the_gate():
+    from cvae.study.findings import abstract
+
+    gain = {"mean": 0.1, "sd": 0.02, "n": 9, "low": 0.05, "high": 0.15, "kind": "classes"}
+    evaluation = {
+        "synthetic_data": True, "recon_ssim": {"overall": 0.6}, "recon_ssim_class_mean_baseline": {"overall": 0.5},
+        "recon_ssim_gain_over_class_mean": {flag: gain for flag in (*DATASETS, "overall")},
+        "conditional_per_class": [{"class_accuracy": 0.5} for _ in range(21)],
+        "conditional_class_accuracy_by_modality": {flag: 0.9 for flag in DATASETS},
+        "evaluator_test_accuracy_by_class": [0.8] * 21,
+    }
+    table = claims_table(evidence(synthetic=True, deep=_seeds(0.0, 0.02)))
+    table.loc["deep", "verdict"] = "not testable at this scale"
+    said = abstract(table, evaluation, {}, 30, "quick", 21000, 5)
+    assert said.endswith("The study's runs behind the depth claim failed the learning gate, so that claim was not "
+                         "tested.")
+    table.loc["latent", "verdict"] = "not testable at this scale"
+    assert abstract(table, evaluation, {}, 30, "quick", 21000, 5).endswith(
+        "behind the latent-size claim and the depth claim failed the learning gate, so those claims were not tested.")

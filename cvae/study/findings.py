@@ -153,6 +153,10 @@ def display_table(claims: pd.DataFrame, open_question: dict | None = None) -> pd
     }).set_index("claim: the original's words")  # the table shows the index's name in its one header row
 
 
+# the claims the study's smaller runs decide, as the abstract names them when those runs fail the learning gate
+STUDY_CLAIM_NAMES = {"latent": "the latent-size claim", "deep": "the depth claim", "aux_heads": "the modality-head claim"}
+
+
 def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int, profile: str,
              train_images: int, seeds: int) -> str:
     """The abstract (MyST markdown, at most 150 words): the verdict line first, then what was trained and the
@@ -179,12 +183,14 @@ def abstract(claims: pd.DataFrame, evaluation: dict, summary: dict, epochs: int,
         f"samples{samples_interval}, and of {percent(evaluator)} of test images, against chance at "
         f"{percent(within_modality_chance())} within the right modality.",
     ]
-    gated = [key for key in ("latent", "deep", "aux_heads") if claims.loc[key, "verdict"] == "not testable at this scale"]
+    gated = [STUDY_CLAIM_NAMES[key] for key in STUDY_CLAIM_NAMES
+             if claims.loc[key, "verdict"] == "not testable at this scale"]
     if not gate.ok:
         parts.append(f"The main run failed the learning gate: {missed_text(gate.missed)}."
-                     + (" The study's smaller runs failed it too." if gated else ""))
+                     + (f" The study's runs behind {listed(gated)} failed it too." if gated else ""))
     elif gated:
-        parts.append("The study's smaller runs failed the learning gate, so the claims they decide were not tested.")
+        parts.append(f"The study's runs behind {listed(gated)} failed the learning gate, so "
+                     + ("that claim was" if len(gated) == 1 else "those claims were") + " not tested.")
     return "\n\n".join(parts)
 
 
