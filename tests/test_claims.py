@@ -577,3 +577,6 @@ def test_the_abstract_names_the_claims_whose_study_runs_failed_the_gate():
     table.loc["latent", "verdict"] = "not testable at this scale"
     assert abstract(table, evaluation, {}, 30, "quick", 21000, 5).endswith(
         "behind the latent-size claim and the depth claim failed the learning gate, so those claims were not tested.")
+    table.loc["aux_heads", "verdict"] = "not testable at this scale"
+    assert abstract(table, evaluation, {}, 30, "quick", 21000, 5).endswith(
+        "The study's runs failed the learning gate, so its three claims were not tested.")
