@@ -358,3 +358,14 @@ def test_the_augmentation_sentence_warns_when_more_real_images_did_not_help_the_
     assert falling.endswith("The real-only classifier scored 41.0% with 100% of the real images, below its 43.0% "
                             "with 10%: with a fixed number of training steps it did not use the extra images, so "
                             "these gains say little about augmentation.")
+
+
+def test_the_shares_where_the_samples_hurt_are_listed_as_a_reader_lists_them():
+    from cvae.report.augmentation_tables import fraction_sentence, fraction_summary
+
+    rows = [{"fraction": fraction, "seed": seed, "arm": arm,
+             "overall": 0.5 + 0.01 * seed + 0.1 * fraction
+             - (0.05 + 0.005 * seed if arm != "real_only" and fraction > 0.05 else 0)}
+            for fraction in (0.01, 0.1, 1.0) for seed in range(3) for arm in ("real_only", "real_plus_synthetic")]
+    assert "The samples hurt at 10% and 100% of the real images, where the interval excludes zero." in (
+        fraction_sentence(fraction_summary({"rows": rows})))

@@ -78,7 +78,7 @@ def _fraction_reading(gains: pd.DataFrame) -> str:
         reach = (" With 80% power the seeds would have found a change of about " + listed(detectable) + "."
                  if detectable else "")
         return "No interval excludes zero, so on this build the samples neither helped nor hurt detectably." + reach
-    said = ([f"helped at {', '.join(helped)}"] if helped else []) + ([f"hurt at {', '.join(hurt)}"] if hurt else [])
+    said = ([f"helped at {listed(helped)}"] if helped else []) + ([f"hurt at {listed(hurt)}"] if hurt else [])
     return f"The samples {' and '.join(said)} of the real images, where the interval excludes zero."
 
 
