@@ -15,7 +15,7 @@ from cvae.publish.front_matter import load_front_matter
 from cvae.report import chapter
 from cvae.study import aux_factorial
 from cvae.study import claims as claim_rules
-from cvae.study import diagnosis, findings
+from cvae.study import diagnosis, findings, interval_methods
 
 context = chapter.open_chapter(profile, seed, data_source, data_dir, overrides)
 config, run = context.config, context.run
@@ -35,7 +35,7 @@ synthetic = bool(run.summary["synthetic_data"])
 table = chapter.claims(config, run, study)
 chapter.glue("claims_rule", chapter.md(claim_rules.rule_markdown()))
 chapter.glue("margins", chapter.md(findings.margins_markdown()))
-chapter.glue("intervals", chapter.md(claim_rules.intervals_markdown()))
+chapter.glue("intervals", chapter.md(interval_methods.intervals_markdown()))
 chapter.glue("data_label", findings.data_label(synthetic))
 chapter.glue("abstract", chapter.html(findings.abstract(table, evaluation, run.summary, config.epochs, profile,
                                                         run.summary["sizes"]["train"],

@@ -272,7 +272,8 @@ def test_the_margins_are_the_ones_the_dated_history_says_were_fixed():
 
 
 def test_the_rule_and_the_interval_list_say_no_history_and_name_every_interval_the_book_uses():
-    from cvae.study.claims import INTERVALS, intervals_markdown, rule_markdown
+    from cvae.study.claims import rule_markdown
+    from cvae.study.interval_methods import INTERVALS, intervals_markdown
 
     assert "commit" not in rule_markdown() and "December" not in rule_markdown()
     assert [" ".join(line.split()[:4]) for line in intervals_markdown().split("\n")] == [

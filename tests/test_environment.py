@@ -50,5 +50,6 @@ def test_progress_bars_fall_back_to_text_without_ipywidgets():
     with_widgets = subprocess.run([sys.executable, "-c", "from cvae.core.progress import tqdm; print(tqdm.__module__)"],
                                   capture_output=True, text=True, check=True, cwd=ROOT)
     import importlib.util
-    expected = "tqdm.auto" if importlib.util.find_spec("ipywidgets") else "tqdm.std"
+    # with ipywidgets, tqdm.auto outside a notebook kernel is its asyncio text bar (the widget needs a kernel)
+    expected = "tqdm.asyncio" if importlib.util.find_spec("ipywidgets") else "tqdm.std"
     assert with_widgets.stdout.strip() == expected

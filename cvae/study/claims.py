@@ -136,34 +136,12 @@ RULE_STEPS = (  # the rule as the discussion lists it, one step an item
     "The detectable effect is the smallest true difference the seeds or classes would have found with 80% power. "
     "Where it exceeds the margin, the data were too few to settle the claim unless the interval lies clear of it.",
 )
-INTERVALS = (  # how each kind of interval in the book is computed, listed once in the discussion
-    "Over seeds: a t-interval over the runs' values, or over their paired differences when runs are compared. "
-    "These carry the variation between training seeds.",
-    "Over classes: a t-interval over the 21 per-class values, for a number that sums up the model, such as the SSIM "
-    "gain or the samples' class accuracy. Images of one class are not independent, so the class is the unit. These "
-    "come from the main run alone and leave out the variation between training seeds.",
-    "Within a class: an exact Clopper-Pearson interval over that class's samples or test images. A test image's "
-    "share of neighbours with its label is treated like a yes-or-no outcome with the same mean, which overstates "
-    "its variance. Neighbours in one map are fitted together, though, so these intervals may be too narrow.",
-    "Many tests at once: Holm's correction over the contrasts of the aux heads and over the weight search's "
-    "candidates and criteria; Bonferroni over the classes for a claim about every class.",
-    "A rate that is 100% in every seed or class has no spread. Its lower bound is the mean rate at which all of "
-    "them would read 100% with probability 2.5%, so 100% in each of 2 seeds gives 15.8% to 100%; 0% mirrors it. "
-    "Intervals of a rate are cut at 0 and 100%, and with 2 seeds a t-interval is wide: its critical value is 12.7.",
-    "Notation: every interval is a 95% interval. In a table, 1.23 (1.10 to 1.36) is a mean and its interval, and "
-    "1.23 ± 0.04 is a mean and the standard deviation over seeds.",
-)
 RULE = " ".join(RULE_STEPS)
 
 
 def rule_markdown() -> str:
     """The rule as a numbered Markdown list (`RULE_STEPS`), as the discussion shows it."""
     return "\n".join(f"{number}. {step}" for number, step in enumerate(RULE_STEPS, 1))
-
-
-def intervals_markdown() -> str:
-    """How each kind of interval is computed (`INTERVALS`), as a Markdown list for the discussion."""
-    return "\n".join(f"- {kind}" for kind in INTERVALS)
 
 
 @dataclass(frozen=True)
@@ -449,6 +427,6 @@ def sentence(table: pd.DataFrame, key: str, data_label: str) -> str:
     return f"{claim}: {verdict}, because {row['reason']}.{measured}"
 
 
-__all__ = ["CLAIMS", "Claim", "Finding", "INTERVALS", "RULE", "RULE_STEPS", "rule_markdown", "intervals_markdown",
+__all__ = ["CLAIMS", "Claim", "Finding", "RULE", "RULE_STEPS", "rule_markdown",
            "TESTS", "Test", "VERDICTS", "assess", "claims_report", "claims_table", "detectable_text", "read_against",
            "sentence", "verdict_counts"]
