@@ -89,7 +89,7 @@ chapter.glue("original_heads", report_original_heads())
 chapter.glue("train_seconds", run.summary["train_seconds"])
 chapter.glue("train_time", formatting.duration(run.summary["train_seconds"]))
 chapter.glue("samples_per_second", run.summary["median_train_samples_per_s"])
-chapter.glue("device", {"cpu": "the CPU", "cuda": "a GPU"}.get(run.summary["device"], run.summary["device"]))
+chapter.glue("device", formatting.device_words(run.summary["device"]))
 ablation_tables.write_csv(model_tables.metrics_for_download(metrics), chapter.report_dir() / "02_metrics.csv")
 chapter.table(model_tables.epoch_table(metrics, best, kept_epoch=kept), "The first, the best, the kept and the last "
               "epochs: losses per image, validation accuracies of the heads in %.")

@@ -165,9 +165,8 @@ chapter.glue("fig_ablation_curves", study_plots.overlaid_curves({name: r.metrics
 # %% tags=["hide-input"]
 strips = examples.variant_strips(loaded, seed=seed)
 chapter.glue("fig_ablation_samples", study_plots.variant_samples(strips))
-main_strip = examples.variant_strips({"main": run}, seed=seed)["main"]
 chapter.glue("condition_sentence", ablation_tables.condition_sentence(
-    {name: examples.condition_spread(strip) for name, strip in strips.items()}, examples.condition_spread(main_strip)))
+    strips, examples.variant_strips({"main": run}, seed=seed)["main"]))
 
 # %% [markdown] tags=["web-only"]
 # ## Explore the study

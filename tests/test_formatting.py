@@ -64,3 +64,9 @@ def test_durations_read_in_the_largest_unit_that_keeps_them_at_one_or_more():
 
     assert [duration(s) for s in (4.26, 12.0, 59.4, 60.0, 210.0, 3599.0, 7560.0)] == [
         "4 s", "12 s", "59 s", "1.0 minutes", "3.5 minutes", "60 minutes", "2.1 hours"]
+
+
+def test_a_device_reads_as_a_sentence_names_it():
+    from cvae.core.formatting import device_words
+
+    assert [device_words(d) for d in ("cpu", "cuda", "mps")] == ["the CPU", "a GPU", "mps"]

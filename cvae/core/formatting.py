@@ -63,6 +63,11 @@ def signed_percent(value: float, digits: int = 1) -> str:
     return f"{signed(100 * float(value), digits)}%"
 
 
+def device_words(device: str) -> str:
+    """A torch device as a sentence names it: 'cpu' -> 'the CPU', 'cuda' -> 'a GPU', anything else as given."""
+    return {"cpu": "the CPU", "cuda": "a GPU"}.get(device, device)
+
+
 def listed(items: list[str]) -> str:
     """Items as a reader lists them: 'A', 'A and B', 'A, B and C'."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cvae.core.config import LOSS_WEIGHTS
 from cvae.core.formatting import signed, signed_percent, significant
+from cvae.evaluation.examples import condition_spread
 from cvae.study.ablations import FACTORIAL, STANDARD
 from cvae.study.runner import COMPARED, SEEDED, paired_spread, run_gate, seed_spread
 from cvae.study.weight_search import CRITERIA, CRITERION_NAMES
@@ -116,9 +118,11 @@ def precision_table(study: pd.DataFrame, seed: int) -> pd.DataFrame:
 NEAR_CONSTANT = 0.05  # a strip whose pixels vary less than this across the 21 classes looks like one gray tile
 
 
-def condition_sentence(spreads: dict[str, float], main_spread: float) -> str:
-    """What the variants' sample strips show, from `cvae.evaluation.examples.condition_spread` of each (name ->
-    spread) and of the main run: how many decode nearly one image whatever the class, beside the main run."""
+def condition_sentence(strips: dict[str, np.ndarray], main_strip: np.ndarray) -> str:
+    """What the variants' sample strips show (`cvae.evaluation.examples.variant_strips`: name -> (21, 28, 28)): how
+    many decode nearly one image whatever the class (`condition_spread` below NEAR_CONSTANT), beside the main run."""
+    spreads = {name: condition_spread(strip) for name, strip in strips.items()}
+    main_spread = condition_spread(main_strip)
     flat = [name for name, spread in spreads.items() if spread < NEAR_CONSTANT]
     main = (f"The main run's samples vary by {main_spread:.3f} in pixel standard deviation across the 21 classes, "
             f"on a 0 to 1 scale.")
